@@ -15,7 +15,13 @@ import numpy as np
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-__all__ = ["pack_fields", "simulate_stream", "unpack_fields", "vcd_context"]
+__all__ = [
+    "pack_fields",
+    "simulate_stream",
+    "simulate_streams",
+    "unpack_fields",
+    "vcd_context",
+]
 
 
 def pack_fields(fields: list[tuple[np.ndarray, int]]) -> np.ndarray:
@@ -58,6 +64,99 @@ def vcd_context(sim: Simulator, name: str):
     return sim.write_vcd(str(Path(directory) / f"{name}.vcd"))
 
 
+def simulate_streams(
+    dut,
+    inputs: dict[str, list[int]],
+    outputs: dict[str, int],
+    *,
+    backpressure: int | None = None,
+    name: str = "stream",
+    max_cycles: int | None = None,
+) -> tuple[dict[str, list[int]], int]:
+    """Drive several input streams and collect several output streams in one simulation.
+
+    Parameters
+    ----------
+    dut : Elaboratable
+        Has stream ports named by the keys of ``inputs`` and ``outputs``.
+    inputs : dict of port name -> sequence of int
+        Raw payloads to send on each input stream, in order.
+    outputs : dict of port name -> int
+        How many payloads to collect from each output stream.
+    backpressure : int, optional
+        Seed for random stalls: each producer idles and each consumer drops ``ready`` on about a
+        third of the cycles. ``None`` streams at full rate.
+    name : str
+        VCD file name stem (VCDs are written only if ``PALHDL_VCD`` is set).
+    max_cycles : int, optional
+        Raise ``TimeoutError`` instead of hanging if the outputs have not all arrived by then
+        (default ``4 * (inputs + outputs) + 1000``).
+
+    Returns
+    -------
+    (dict of port name -> list of int, int)
+        The collected raw payloads and the number of clock cycles until the last one arrived.
+    """
+    total = sum(len(v) for v in inputs.values()) + sum(outputs.values())
+    limit = max_cycles if max_cycles is not None else 4 * total + 1000
+    rng = np.random.default_rng(backpressure) if backpressure is not None else None
+    results: dict[str, list[int]] = {port: [] for port in outputs}
+    cycles = 0
+
+    def producer(port_name, payloads):
+        port = getattr(dut, port_name)
+
+        async def process(ctx):
+            for payload in payloads:
+                while rng is not None and rng.random() < 1 / 3:
+                    ctx.set(port.valid, 0)
+                    await ctx.tick()
+                ctx.set(port.payload.as_value(), int(payload))
+                ctx.set(port.valid, 1)
+                await ctx.tick().until(port.ready)
+            ctx.set(port.valid, 0)
+
+        return process
+
+    def consumer(port_name, count):
+        port = getattr(dut, port_name)
+
+        async def process(ctx):
+            nonlocal cycles
+            payload_value = port.payload.as_value()
+            collected = results[port_name]
+            waited = 0
+            while len(collected) < count:
+                ready = rng is None or rng.random() >= 1 / 3
+                ctx.set(port.ready, ready)
+                _, _, valid, payload = await ctx.tick().sample(port.valid, payload_value)
+                waited += 1
+                if ready and valid:
+                    collected.append(payload)
+                if waited > limit:
+                    raise TimeoutError(
+                        f"{name}: {port_name} produced {len(collected)} of {count} payloads "
+                        f"in {waited} cycles"
+                    )
+            ctx.set(port.ready, 0)
+            cycles = max(cycles, waited)
+
+        return process
+
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    for port_name, payloads in inputs.items():
+        sim.add_testbench(producer(port_name, payloads))
+    for port_name, count in outputs.items():
+        sim.add_testbench(consumer(port_name, count))
+    with vcd_context(sim, name):
+        sim.run()
+    return results, cycles
+
+
 def simulate_stream(
     dut,
     payloads,
@@ -70,21 +169,8 @@ def simulate_stream(
 ) -> np.ndarray:
     """Push raw input payloads through a stream-to-stream component, return raw outputs.
 
-    Parameters
-    ----------
-    dut : wiring.Component
-        Has an input stream ``dut.<input_port>`` and an output stream ``dut.<output_port>``
-        producing exactly one output per input, in order.
-    payloads : 1-D array_like of int
-        Raw input payload values (see :func:`pack_fields`).
-    backpressure : int, optional
-        Seed for random stalls: the producer idles and the consumer drops ``ready`` on about a
-        third of the cycles each. ``None`` streams at full rate.
-    name : str
-        VCD file name stem (VCDs are written only if ``PALHDL_VCD`` is set).
-    max_cycles : int, optional
-        Fail instead of hanging if the outputs have not all arrived by then
-        (default ``4 * len(payloads) + 1000``).
+    ``dut.<input_port>`` and ``dut.<output_port>`` are streams with exactly one output per
+    input, in order; see :func:`simulate_streams` for the other parameters.
 
     Returns
     -------
@@ -92,44 +178,12 @@ def simulate_stream(
         Raw output payloads (Python ints), one per input.
     """
     payloads = [int(p) for p in np.asarray(payloads, dtype=object).ravel()]
-    i_port = getattr(dut, input_port)
-    o_port = getattr(dut, output_port)
-    limit = max_cycles if max_cycles is not None else 4 * len(payloads) + 1000
-    rng = np.random.default_rng(backpressure) if backpressure is not None else None
-    results: list[int] = []
-
-    async def producer(ctx):
-        for payload in payloads:
-            while rng is not None and rng.random() < 1 / 3:
-                ctx.set(i_port.valid, 0)
-                await ctx.tick()
-            ctx.set(i_port.payload.as_value(), payload)
-            ctx.set(i_port.valid, 1)
-            await ctx.tick().until(i_port.ready)
-        ctx.set(i_port.valid, 0)
-
-    async def consumer(ctx):
-        cycles = 0
-        payload_value = o_port.payload.as_value()
-        while len(results) < len(payloads):
-            ready = rng is None or rng.random() >= 1 / 3
-            ctx.set(o_port.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(o_port.valid, payload_value)
-            if ready and valid:
-                results.append(payload)
-            cycles += 1
-            if cycles > limit:
-                raise TimeoutError(
-                    f"{name}: only {len(results)} of {len(payloads)} outputs after {cycles} cycles"
-                )
-
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    with vcd_context(sim, name):
-        sim.run()
-    return np.array(results, dtype=object)
+    results, _ = simulate_streams(
+        dut,
+        {input_port: payloads},
+        {output_port: len(payloads)},
+        backpressure=backpressure,
+        name=name,
+        max_cycles=max_cycles,
+    )
+    return np.array(results[output_port], dtype=object)

@@ -1,0 +1,198 @@
+"""Tiled matrix multiplication on the systolic array.
+
+Tiling (splitting ``A @ B`` into array-sized tiles, padding, reassembling) is independent of the
+transport that moves tiles through an array: :class:`PysimTransport` runs the RTL in Amaranth's
+simulator; the board host link (a later issue) is another transport with the same
+``run(tiles)`` method.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from palhdl.sim import golden
+from palhdl.sim.format import MacConfig, PALFormat
+
+__all__ = [
+    "MatmulStats",
+    "PysimTransport",
+    "Tile",
+    "assemble",
+    "matmul",
+    "split_tiles",
+]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One array-sized block of ``A @ B``: ``a`` is ``(rows, K)``, ``b`` is ``(K, cols)``.
+
+    ``row0``/``col0`` place it in the result; padding rows/columns hold zero operands.
+    """
+
+    row0: int
+    col0: int
+    a: np.ndarray
+    b: np.ndarray
+    a_scales: np.ndarray
+    b_scales: np.ndarray
+
+
+@dataclass
+class MatmulStats:
+    """What a tiled matmul cost.
+
+    Attributes
+    ----------
+    cycles : int
+        Clock cycles the transport took (first beat to last result).
+    macs : int
+        Useful multiply-accumulates, ``M * K * N``.
+    tiles : int
+        Tiles streamed.
+    peak_macs_per_cycle : int
+        ``rows * cols``.
+    seconds : float
+        Wall time of the transport.
+    """
+
+    cycles: int = 0
+    macs: int = 0
+    tiles: int = 0
+    peak_macs_per_cycle: int = 1
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def utilisation(self) -> float:
+        """Useful MACs per cycle as a fraction of ``rows * cols``."""
+        return self.macs / (self.cycles * self.peak_macs_per_cycle) if self.cycles else 0.0
+
+    @property
+    def cycles_per_second(self) -> float:
+        return self.cycles / self.seconds if self.seconds else 0.0
+
+
+def split_tiles(a, b, a_scales, b_scales, *, rows: int, cols: int) -> list[Tile]:
+    """Cut ``a (M, K)`` and ``b (K, N)`` into tiles of ``rows x cols`` outputs, zero-padded."""
+    m, k = a.shape
+    n = b.shape[1]
+    tiles = []
+    for row0 in range(0, m, rows):
+        for col0 in range(0, n, cols):
+            a_tile = np.zeros((rows, k), dtype=a.dtype)
+            b_tile = np.zeros((k, cols), dtype=b.dtype)
+            sa = np.zeros(rows, dtype=np.int64)
+            sb = np.zeros(cols, dtype=np.int64)
+            a_part = a[row0 : row0 + rows]
+            b_part = b[:, col0 : col0 + cols]
+            a_tile[: len(a_part)] = a_part
+            b_tile[:, : b_part.shape[1]] = b_part
+            sa[: len(a_part)] = a_scales[row0 : row0 + rows]
+            sb[: b_part.shape[1]] = b_scales[col0 : col0 + cols]
+            tiles.append(Tile(row0, col0, a_tile, b_tile, sa, sb))
+    return tiles
+
+
+def assemble(tiles: list[Tile], results: list, shape: tuple[int, int]):
+    """Place per-tile ``(rows, cols)`` results (arrays, or dicts of arrays) into ``shape``."""
+    m, n = shape
+    first = results[0]
+    if isinstance(first, dict):
+        return {name: assemble(tiles, [r[name] for r in results], shape) for name in first}
+    out = np.zeros((m, n), dtype=first.dtype)
+    for tile, result in zip(tiles, results, strict=True):
+        height = min(result.shape[0], m - tile.row0)
+        width = min(result.shape[1], n - tile.col0)
+        out[tile.row0 : tile.row0 + height, tile.col0 : tile.col0 + width] = result[:height, :width]
+    return out
+
+
+def _field_offsets(layout) -> dict:
+    return {name: (f.offset, f.shape) for name, f in layout}
+
+
+def _pack_lanes(values, offset: int, elem_width: int) -> int:
+    mask = (1 << elem_width) - 1
+    raw = 0
+    for index, value in enumerate(values):
+        raw |= (int(value) & mask) << (offset + index * elem_width)
+    return raw
+
+
+class PysimTransport:
+    """Runs tiles through a :class:`~palhdl.hdl.systolic.SystolicArray` in Amaranth's simulator.
+
+    Parameters
+    ----------
+    array : SystolicArray
+        A freshly constructed array (it is elaborated once per :meth:`run`).
+    backpressure : int, optional
+        Seed for random stalls on all three streams (``None``: full rate).
+    """
+
+    def __init__(self, array, *, backpressure: int | None = None):
+        self.array = array
+        self.backpressure = backpressure
+
+    def _beats(self, tiles: list[Tile]):
+        a_layout = self.array.a.payload.shape()
+        b_layout = self.array.b.payload.shape()
+        a_data, a_scale, a_last = (a_layout[n] for n in ("data", "scale", "last"))
+        b_data, b_scale = (b_layout[n] for n in ("data", "scale"))
+        a_elem = a_data.shape.elem_shape
+        b_elem = b_data.shape.elem_shape
+        a_width = _shape_width(a_elem)
+        b_width = _shape_width(b_elem)
+        scale_width = self.array.scale_bits
+        a_beats, b_beats = [], []
+        for tile in tiles:
+            k = tile.a.shape[1]
+            a_scale_raw = _pack_lanes(tile.a_scales, a_scale.offset, scale_width)
+            b_scale_raw = _pack_lanes(tile.b_scales, b_scale.offset, scale_width)
+            for index in range(k):
+                raw = _pack_lanes(tile.a[:, index], a_data.offset, a_width) | a_scale_raw
+                if index == k - 1:
+                    raw |= 1 << a_last.offset
+                a_beats.append(raw)
+                b_beats.append(_pack_lanes(tile.b[index], b_data.offset, b_width) | b_scale_raw)
+        return a_beats, b_beats
+
+    def run(self, tiles: list[Tile]) -> tuple[list[np.ndarray], MatmulStats]:
+        """Stream all tiles; return per-tile raw lane values ``(rows, cols)`` (object ints)."""
+        from palhdl.sim.rtl import simulate_streams
+
+        array = self.array
+        a_beats, b_beats = self._beats(tiles)
+        lane_width = _shape_width(array.c.payload.shape()["data"].shape.elem_shape)
+        started = time.perf_counter()
+        outputs, cycles = simulate_streams(
+            array,
+            {"a": a_beats, "b": b_beats},
+            {"c": len(tiles) * array.rows},
+            backpressure=self.backpressure,
+            name="systolic",
+        )
+        seconds = time.perf_counter() - started
+        mask = (1 << lane_width) - 1
+        rows_out = np.array(
+            [[(raw >> (j * lane_width)) & mask for j in range(array.cols)] for raw in outputs["c"]],
+            dtype=object,
+        )
+        per_tile = [rows_out[t * array.rows : (t + 1) * array.rows] for t in range(len(tiles))]
+        stats = MatmulStats(
+            cycles=cycles,
+            tiles=len(tiles),
+            peak_macs_per_cycle=array.rows * array.cols,
+            seconds=seconds,
+        )
+        return per_tile, stats
+
+
+def _shape_width(shape) -> int:
+    from amaranth.hdl import Shape
+
+    return Shape.cast(shape).width
