@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, unsigned
 from amaranth.lib import data
+
 from palhdl.sim.format import PALFormat
 
 __all__ = ["PALLayout", "PALView"]

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from palhdl.sim import golden
-from palhdl.sim.format import MacConfig, PALFormat
+from palhdl.sim.format import MacConfig, PALFormat, pal8
 
 __all__ = [
     "MatmulStats",
     "PysimTransport",
     "Tile",
     "assemble",
+    "decode_lanes",
     "matmul",
     "split_tiles",
 ]
@@ -196,3 +197,122 @@ def _shape_width(shape) -> int:
     from amaranth.hdl import Shape
 
     return Shape.cast(shape).width
+
+
+def decode_lanes(lane_shape, raw: np.ndarray):
+    """Raw lane integers to numbers: a dict of sign-extended int64 fields for a record lane
+    (accumulator fields and scale), else an int64 array of bit patterns (PAL codes, float32)."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+
+    from palhdl.hdl.layout import PALLayout
+
+    raw = np.asarray(raw, dtype=object)
+    if isinstance(lane_shape, data.StructLayout) and not isinstance(lane_shape, PALLayout):
+        fields = {}
+        for name, member in lane_shape:
+            shape = Shape.cast(member.shape)
+            value = (raw >> member.offset) & ((1 << shape.width) - 1)
+            if shape.signed:
+                value = np.where(value >= 1 << (shape.width - 1), value - (1 << shape.width), value)
+            fields[name] = value.astype(np.int64)
+        return fields
+    return raw.astype(np.int64)
+
+
+def matmul(
+    a,
+    b,
+    *,
+    fmt: PALFormat | None = None,
+    config: MacConfig | None = None,
+    rows: int = 4,
+    cols: int = 4,
+    output: str = "float32",
+    adaptive: bool = True,
+    pipelined: bool = False,
+    backpressure: int | None = None,
+    transport=None,
+):
+    """Multiply ``a (M, K) @ b (K, N)`` on a simulated PAL systolic array.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Float arrays (quantised here, with per-row / per-column adaptive scales when
+        ``adaptive``) or integer arrays of PAL codes (used as they are, scales 0).
+    fmt : PALFormat, optional
+        Operand format (default ``pal8``; taken from ``config`` when that is given).
+    config : MacConfig, optional
+        Accumulator configuration (default ``MacConfig(fmt)``).
+    rows, cols : int
+        Array geometry (1..64).
+    output : {"float32", "pal", "raw"}
+        Readout: float32 values, PAL codes, or a dict of raw accumulator fields.
+    pipelined : bool
+        Pipeline the PE product term (latency 3) and readouts.
+    backpressure : int, optional
+        Seed for random stalls on every stream of the simulated array.
+    transport : object with ``run(tiles)``, optional
+        Where tiles run; default a :class:`PysimTransport` of a new array.
+
+    Returns
+    -------
+    (result, MatmulStats)
+        ``result`` is bit-exact with :func:`palhdl.sim.golden.matmul` read out the same way.
+    """
+    from palhdl.hdl.pal_arithmetic import PALArithmetic
+    from palhdl.hdl.systolic import SystolicArray
+
+    if config is None:
+        config = MacConfig(fmt if fmt is not None else pal8)
+    elif fmt is not None and fmt != config.fmt:
+        raise ValueError(f"fmt {fmt} does not match config.fmt {config.fmt}")
+    a_codes, a_scales, b_codes, b_scales = _operands(a, b, config, adaptive)
+    m, k = a_codes.shape
+    n = b_codes.shape[1]
+    arithmetic = PALArithmetic(config=config, pipelined=pipelined)
+    array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=output)
+    if transport is None:
+        transport = PysimTransport(array, backpressure=backpressure)
+    tiles = split_tiles(a_codes, b_codes, a_scales, b_scales, rows=rows, cols=cols)
+    raw_tiles, stats = transport.run(tiles)
+    lane_shape = array.c.payload.shape()["data"].shape.elem_shape
+    result = assemble(tiles, [decode_lanes(lane_shape, t) for t in raw_tiles], (m, n))
+    if output == "float32":
+        result = result.astype(np.uint32).view(np.float32)
+    elif output == "pal":
+        result = result.astype(config.fmt.code_dtype)
+    stats.macs = m * k * n
+    return result, stats
+
+
+def _operands(a, b, config: MacConfig, adaptive: bool):
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.shape[1] == 0:
+        raise ValueError(
+            "a and b must be 2-D with shapes (M, K) and (K, N), K >= 1; "
+            f"got {a.shape} and {b.shape}"
+        )
+    if np.issubdtype(a.dtype, np.integer) != np.issubdtype(b.dtype, np.integer):
+        raise TypeError(
+            f"a and b must both be float arrays or both PAL-code integer arrays, not "
+            f"{a.dtype} and {b.dtype}"
+        )
+    if np.issubdtype(a.dtype, np.integer):
+        zeros_a, zeros_b = np.zeros(a.shape[0], np.int64), np.zeros(b.shape[1], np.int64)
+        a_codes = golden.check_codes("a", a, config.fmt)
+        b_codes = golden.check_codes("b", b, config.fmt)
+        return a_codes, zeros_a, b_codes, zeros_b
+    target = config.scale_target(a.shape[1])
+    a_codes, a_scales = golden.quantize(
+        a, config.fmt, per="row" if adaptive else None, target=target
+    )
+    b_codes, b_scales = golden.quantize(
+        b, config.fmt, per="col" if adaptive else None, target=target
+    )
+    if not adaptive:
+        a_scales = np.zeros(a.shape[0], np.int64)
+        b_scales = np.zeros(b.shape[1], np.int64)
+    return a_codes.astype(np.int64), a_scales, b_codes.astype(np.int64), b_scales

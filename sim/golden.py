@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from palhdl.sim.format import MacConfig, PALFormat
 from palhdl.sim.tables import (
     TABLE_PREC,
@@ -33,6 +34,7 @@ __all__ = [
     "MacResult",
     "abs_",
     "add",
+    "check_codes",
     "choose_scales",
     "compare",
     "decode",
@@ -82,6 +84,15 @@ def _codes(name: str, codes, fmt: PALFormat) -> np.ndarray:
             f"{name} holds {bad}, outside the {fmt} code range [0, {(1 << fmt.width) - 1}]"
         )
     return array
+
+
+def check_codes(name: str, codes, fmt: PALFormat) -> np.ndarray:
+    """Validate an integer array of ``fmt`` codes; returns it as int64.
+
+    Raises ``TypeError`` for a non-integer dtype and ``ValueError`` for a code outside
+    ``[0, 2**fmt.width)``, naming ``name``.
+    """
+    return _codes(name, codes, _check_fmt(fmt))
 
 
 def _floats(name: str, values) -> np.ndarray:
@@ -177,7 +188,10 @@ def _ieee_bits(negative, mag, exp2, sticky, ieee) -> np.ndarray:
     round_up = (drop > 0) & (
         (remainder > half) | ((remainder == half) & (sticky | ((kept & 1) == 1)))
     )
-    kept = np.where(shift > 62, 0, kept + round_up)
+    # A 63-bit mag can sit in the octave just below the quantum (shift == 63): it rounds up to
+    # one quantum iff it exceeds half of it (an exact half is a tie, rounded to the even 0).
+    above_half = (shift == 63) & ((mag > 1 << 62) | ((mag == 1 << 62) & sticky))
+    kept = np.where(shift > 62, above_half, kept + round_up)
     bits = ((quantum + man_bits + ieee_bias - 1) << man_bits) + kept
     bits = np.where(kept == 0, 0, bits)
     infinity = ((1 << exp_bits) - 1) << man_bits
@@ -449,7 +463,7 @@ def quantize(values, fmt: PALFormat, *, per: str | None = None, target: int | No
     the log domain (no intermediate float rounding, overflow or underflow).
     """
     scales = choose_scales(values, fmt, per=per, target=target)
-    offset = {None: scales, "tensor": scales, "row": scales[:, None], "col": scales[None, :]}[per]
+    offset = scales[:, None] if per == "row" else scales  # (N,) column scales broadcast as is
     return _encode_scaled(_floats("values", values), fmt, offset), scales
 
 

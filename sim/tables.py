@@ -16,6 +16,7 @@ from functools import cache
 
 import mpmath
 import numpy as np
+
 from palhdl.sim.format import MAX_TABLE_FRAC_BITS
 
 __all__ = [
@@ -110,7 +111,8 @@ def mantissa_table(frac_bits: int, mantissa_bits: int) -> np.ndarray:
     if not 1 <= mantissa_bits <= TABLE_PREC - 2:
         raise ValueError(f"mantissa_bits must be in [1, {TABLE_PREC - 2}], not {mantissa_bits}")
     drop = TABLE_PREC - mantissa_bits
-    return _readonly((exp2_table(frac_bits) + (1 << (drop - 1))) >> drop)
+    # floor(t / 2**drop + 1/2) == floor((floor(t / 2**(drop - 1)) + 1) / 2), without int64 overflow.
+    return _readonly(((exp2_table(frac_bits) >> (drop - 1)) + 1) >> 1)
 
 
 def _gaussian_log_table(frac_bits: int, sign: int) -> np.ndarray:
