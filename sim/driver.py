@@ -133,11 +133,17 @@ class PysimTransport:
         A freshly constructed array (it is elaborated once per :meth:`run`).
     backpressure : int, optional
         Seed for random stalls on all three streams (``None``: full rate).
+    vcd_path : path, optional
+        Write a waveform of the run there.
+    progress : callable, optional
+        Called as ``progress(done_rows, total_rows)`` as result rows arrive.
     """
 
-    def __init__(self, array, *, backpressure: int | None = None):
+    def __init__(self, array, *, backpressure: int | None = None, vcd_path=None, progress=None):
         self.array = array
         self.backpressure = backpressure
+        self.vcd_path = vcd_path
+        self.progress = progress
 
     def _beats(self, tiles: list[Tile]):
         a_layout = self.array.a.payload.shape()
@@ -169,13 +175,22 @@ class PysimTransport:
         array = self.array
         a_beats, b_beats = self._beats(tiles)
         lane_width = _shape_width(array.c.payload.shape()["data"].shape.elem_shape)
+        total_rows = len(tiles) * array.rows
+        on_output = None
+        if self.progress is not None:
+
+            def on_output(_port, count):
+                self.progress(count, total_rows)
+
         started = time.perf_counter()
         outputs, cycles = simulate_streams(
             array,
             {"a": a_beats, "b": b_beats},
-            {"c": len(tiles) * array.rows},
+            {"c": total_rows},
             backpressure=self.backpressure,
             name="systolic",
+            vcd_path=self.vcd_path,
+            on_output=on_output,
         )
         seconds = time.perf_counter() - started
         mask = (1 << lane_width) - 1
@@ -232,6 +247,8 @@ def matmul(
     adaptive: bool = True,
     pipelined: bool = False,
     backpressure: int | None = None,
+    vcd_path=None,
+    progress=None,
     transport=None,
 ):
     """Multiply ``a (M, K) @ b (K, N)`` on a simulated PAL systolic array.
@@ -253,6 +270,10 @@ def matmul(
         Pipeline the PE product term (latency 3) and readouts.
     backpressure : int, optional
         Seed for random stalls on every stream of the simulated array.
+    vcd_path : path, optional
+        Write a waveform of the simulation there.
+    progress : callable, optional
+        ``progress(done_rows, total_rows)`` while result rows arrive.
     transport : object with ``run(tiles)``, optional
         Where tiles run; default a :class:`PysimTransport` of a new array.
 
@@ -274,7 +295,9 @@ def matmul(
     arithmetic = PALArithmetic(config=config, pipelined=pipelined)
     array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=output)
     if transport is None:
-        transport = PysimTransport(array, backpressure=backpressure)
+        transport = PysimTransport(
+            array, backpressure=backpressure, vcd_path=vcd_path, progress=progress
+        )
     tiles = split_tiles(a_codes, b_codes, a_scales, b_scales, rows=rows, cols=cols)
     raw_tiles, stats = transport.run(tiles)
     lane_shape = array.c.payload.shape()["data"].shape.elem_shape

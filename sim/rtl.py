@@ -55,13 +55,16 @@ def unpack_fields(raw: np.ndarray, widths: list[int], *, signed: list[bool] | No
     return fields
 
 
-def vcd_context(sim: Simulator, name: str):
-    """Write a VCD to ``$PALHDL_VCD/<name>.vcd`` when the environment variable is set."""
-    directory = os.environ.get("PALHDL_VCD")
-    if not directory:
-        return contextlib.nullcontext()
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    return sim.write_vcd(str(Path(directory) / f"{name}.vcd"))
+def vcd_context(sim: Simulator, name: str, path: str | os.PathLike | None = None):
+    """Write a VCD to ``path`` if given, else to ``$PALHDL_VCD/<name>.vcd`` when that
+    environment variable is set; otherwise write nothing."""
+    if path is None:
+        directory = os.environ.get("PALHDL_VCD")
+        if not directory:
+            return contextlib.nullcontext()
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        path = Path(directory) / f"{name}.vcd"
+    return sim.write_vcd(str(path))
 
 
 def simulate_streams(
@@ -72,6 +75,8 @@ def simulate_streams(
     backpressure: int | None = None,
     name: str = "stream",
     max_cycles: int | None = None,
+    vcd_path: str | os.PathLike | None = None,
+    on_output=None,
 ) -> tuple[dict[str, list[int]], int]:
     """Drive several input streams and collect several output streams in one simulation.
 
@@ -91,6 +96,11 @@ def simulate_streams(
     max_cycles : int, optional
         Raise ``TimeoutError`` instead of hanging if the outputs have not all arrived by then
         (default ``4 * (inputs + outputs) + 1000``).
+    vcd_path : path, optional
+        Write a VCD there (overrides ``PALHDL_VCD``).
+    on_output : callable, optional
+        Called as ``on_output(port_name, count)`` after each collected output payload
+        (for progress displays).
 
     Returns
     -------
@@ -133,6 +143,8 @@ def simulate_streams(
                 waited += 1
                 if ready and valid:
                     collected.append(payload)
+                    if on_output is not None:
+                        on_output(port_name, len(collected))
                 if waited > limit:
                     raise TimeoutError(
                         f"{name}: {port_name} produced {len(collected)} of {count} payloads "
@@ -152,7 +164,7 @@ def simulate_streams(
         sim.add_testbench(producer(port_name, payloads))
     for port_name, count in outputs.items():
         sim.add_testbench(consumer(port_name, count))
-    with vcd_context(sim, name):
+    with vcd_context(sim, name, vcd_path):
         sim.run()
     return results, cycles
 
