@@ -66,8 +66,9 @@ class PALFormat:
     frac_bits: int
 
     def __post_init__(self):
-        _check_int("int_bits", self.int_bits, 2)
-        _check_int("frac_bits", self.frac_bits, 1)
+        # Store plain ints (numpy integers are accepted but would leak into table keys and math).
+        object.__setattr__(self, "int_bits", _check_int("int_bits", self.int_bits, 2))
+        object.__setattr__(self, "frac_bits", _check_int("frac_bits", self.frac_bits, 1))
         if 1 + self.int_bits + self.frac_bits > 32:
             raise ValueError(
                 f"word width 1 + int_bits + frac_bits must be <= 32, not "
@@ -212,7 +213,7 @@ class MacConfig:
         if not isinstance(self.fmt, PALFormat):
             raise TypeError(f"fmt must be a PALFormat, not {self.fmt!r}")
         self.fmt.require_tables("MacConfig")
-        _check_int("max_k", self.max_k, 1, 1 << 30)
+        object.__setattr__(self, "max_k", _check_int("max_k", self.max_k, 1, 1 << 30))
         w = self.fmt.frac_bits + 3 if self.mantissa_bits is None else self.mantissa_bits
         object.__setattr__(self, "mantissa_bits", _check_int("mantissa_bits", w, 1, 60))
         exact_frac = self.mantissa_bits - self.q_min
@@ -220,10 +221,10 @@ class MacConfig:
         if self.acc_bits is None and self.acc_frac_bits is None and exact_bits <= 62:
             acc_bits, acc_frac = exact_bits, exact_frac
         else:
-            acc_bits = 48 if self.acc_bits is None else self.acc_bits
+            acc_bits = 48 if self.acc_bits is None else _check_int("acc_bits", self.acc_bits, 8, 62)
             if self.acc_frac_bits is not None:
                 acc_frac = self.acc_frac_bits
-            elif self.acc_bits is not None and self.acc_bits >= exact_bits:
+            elif self.acc_bits is not None and acc_bits >= exact_bits:
                 acc_frac = exact_frac
             else:
                 acc_frac = 24

@@ -95,6 +95,7 @@ def check_codes(name: str, codes, fmt: PALFormat) -> np.ndarray:
     return _codes(name, codes, _check_fmt(fmt))
 
 
+@np.errstate(invalid="ignore")  # signalling NaNs quietly become NaN, as specified
 def _floats(name: str, values) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype == object or not (
@@ -192,9 +193,12 @@ def _ieee_bits(negative, mag, exp2, sticky, ieee) -> np.ndarray:
     # one quantum iff it exceeds half of it (an exact half is a tie, rounded to the even 0).
     above_half = (shift == 63) & ((mag > 1 << 62) | ((mag == 1 << 62) & sticky))
     kept = np.where(shift > 62, above_half, kept + round_up)
-    bits = ((quantum + man_bits + ieee_bias - 1) << man_bits) + kept
-    bits = np.where(kept == 0, 0, bits)
-    infinity = ((1 << exp_bits) - 1) << man_bits
+    # Exponent field minus the hidden bit carried by `kept`; clamped (anything this large is
+    # infinity) and composed in uint64 so that huge formats cannot overflow int64.
+    field = np.minimum(quantum + man_bits + ieee_bias - 1, (1 << exp_bits) - 1)
+    bits = (field.astype(np.uint64) << np.uint64(man_bits)) + kept.astype(np.uint64)
+    bits = np.where(kept == 0, np.uint64(0), bits)
+    infinity = np.uint64(((1 << exp_bits) - 1) << man_bits)
     bits = np.minimum(bits, infinity)
     sign_bit = np.uint64(1 << (man_bits + exp_bits))
     return np.where(negative, bits.astype(np.uint64) | sign_bit, bits.astype(np.uint64))
@@ -386,7 +390,7 @@ def neg(a, fmt: PALFormat) -> np.ndarray:
 
 def sub(a, b, fmt: PALFormat) -> np.ndarray:
     """``a - b = a + (-b)``, correctly rounded; ``x - x = +0``."""
-    return add(a, neg(b, fmt), fmt)
+    return add(a, neg(_codes("b", b, _check_fmt(fmt)), fmt), fmt)
 
 
 def abs_(a, fmt: PALFormat) -> np.ndarray:

@@ -12,7 +12,7 @@ sticky bit to any precision of at most 61 bits is exactly the rounding of ``v`` 
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 
 import mpmath
 import numpy as np
@@ -32,6 +32,9 @@ TABLE_PREC = 62
 _GUARD_BITS = 96
 #: A decision closer than this to a tie would make the table generation refuse to continue.
 _MIN_TIE_DISTANCE = mpmath.mpf(2) ** -48
+#: Typed, so that a cached ``exp2_table(3)`` does not answer ``exp2_table(3.0)`` or ``(True)``
+#: without validating the argument.
+cache = lru_cache(maxsize=None, typed=True)
 
 
 def _check_frac_bits(frac_bits: int) -> None:
