@@ -58,6 +58,75 @@ def _sim(args: argparse.Namespace) -> int:
     return 0 if exact else 1
 
 
+def _build(args: argparse.Namespace) -> int:
+    from palhdl.sim.format import FORMATS, MacConfig
+    from palhdl.synth.build import BuildError, build
+
+    try:
+        config = None
+        if args.acc_bits is not None or args.acc_frac_bits is not None:
+            config = MacConfig(
+                FORMATS[args.format], acc_bits=args.acc_bits, acc_frac_bits=args.acc_frac_bits
+            )
+        report = build(
+            args.board,
+            rows=args.rows,
+            cols=args.cols,
+            fmt=args.format,
+            config=config,
+            clk_freq=None if args.freq is None else args.freq * 1e6,
+            out_dir=args.out or f"build-{args.board}",
+            output=args.output,
+            k_max=args.k_max,
+            baud=args.baud,
+            seed=args.seed,
+            allow_timing_fail=args.allow_timing_fail,
+        )
+    except (TypeError, ValueError) as error:
+        print(f"palhdl build: error: {error}", file=sys.stderr)
+        return 2
+    except BuildError as error:
+        print(f"palhdl build: {error}", file=sys.stderr)
+        return 1
+    print(report.to_markdown())
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from palhdl.boards.host import HostLink, HostLinkError
+
+    try:
+        a, b = np.load(args.a), np.load(args.b)
+        with HostLink(args.port, baud=args.baud, timeout=args.timeout) as link:
+            info = link.identify()
+            print(
+                f"palhdl run: {args.port}: {info.rows} x {info.cols} {info.config.fmt} array, "
+                f"{info.output} readout, k_max {info.k_max}",
+                file=sys.stderr,
+            )
+            result, stats = link.matmul(a, b, adaptive=not args.no_adaptive)
+    except (TypeError, ValueError) as error:
+        print(f"palhdl run: error: {error}", file=sys.stderr)
+        return 2
+    except (HostLinkError, OSError) as error:
+        print(f"palhdl run: {error}", file=sys.stderr)
+        return 1
+    if args.out is None:
+        print(result)
+    elif isinstance(result, dict):
+        np.savez(args.out, **result)
+    else:
+        np.save(args.out, result)
+    print(
+        f"palhdl run: {stats.tiles} tiles, {stats.macs} MACs, {stats.cycles} array cycles, "
+        f"{stats.seconds:.2f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="palhdl",
@@ -110,6 +179,60 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sim.add_argument("--vcd", metavar="FILE", help="write a VCD waveform of the simulation")
     sim.set_defaults(handler=_sim)
+
+    build = commands.add_parser(
+        "build",
+        help="build a bitstream of the host-link accelerator for a board",
+        description=(
+            "Synthesize, place, route and pack the PAL systolic array with its UART host link "
+            "for an FPGA board, using the pip-installed YoWASP Yosys and nextpnr. Writes the "
+            "bitstream, report.md and report.json to the output directory. Exits 1 if the "
+            "design does not fit or misses timing (the report says by how much)."
+        ),
+    )
+    build.add_argument("--board", required=True, help="icebreaker or ulx3s-85f")
+    build.add_argument("--rows", type=_array_dim, help="array rows (default: the board's)")
+    build.add_argument("--cols", type=_array_dim, help="array columns (default: the board's)")
+    build.add_argument(
+        "--format", choices=("pal8", "pal16"), default="pal8", help="operand format (pal8)"
+    )
+    build.add_argument("--freq", type=float, metavar="MHZ", help="clock (default: the board's)")
+    build.add_argument("--out", metavar="DIR", help="build directory (default build-BOARD)")
+    build.add_argument(
+        "--output", choices=("pal", "float32", "raw"), default="pal", help="readout (pal)"
+    )
+    build.add_argument("--acc-bits", type=int, help="accumulator width (default: the board's)")
+    build.add_argument("--acc-frac-bits", type=int, help="accumulator fraction bits")
+    build.add_argument("--k-max", type=_positive, default=64, help="deepest K (default 64)")
+    build.add_argument("--baud", type=_positive, default=115200, help="UART rate (115200)")
+    build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    build.add_argument(
+        "--allow-timing-fail", action="store_true", help="pack a bitstream even if timing fails"
+    )
+    build.set_defaults(handler=_build)
+
+    run = commands.add_parser(
+        "run",
+        help="multiply two .npy matrices on a board over its UART host link",
+        description=(
+            "Load A (M x K) and B (K x N) from .npy files (floats are quantised with per-row / "
+            "per-column adaptive scales, integers are taken as PAL codes), run A @ B tile by "
+            "tile on a board built with `palhdl build`, and print or save the result in the "
+            "board's readout mode (raw accumulators go to an .npz)."
+        ),
+    )
+    run.add_argument("--port", required=True, help="serial device, for example /dev/ttyUSB1")
+    run.add_argument("a", help="A as a .npy file")
+    run.add_argument("b", help="B as a .npy file")
+    run.add_argument("--out", metavar="FILE", help="save the result there (default: print)")
+    run.add_argument("--baud", type=_positive, default=115200, help="UART rate (115200)")
+    run.add_argument(
+        "--timeout", type=float, default=2.0, help="reply timeout in seconds (default 2)"
+    )
+    run.add_argument(
+        "--no-adaptive", action="store_true", help="quantise floats without adaptive scales"
+    )
+    run.set_defaults(handler=_run)
     return parser
 
 

@@ -275,7 +275,9 @@ def matmul(
     progress : callable, optional
         ``progress(done_rows, total_rows)`` while result rows arrive.
     transport : object with ``run(tiles)``, optional
-        Where tiles run; default a :class:`PysimTransport` of a new array.
+        Where tiles run; default a :class:`PysimTransport` of a new array. Another transport
+        (for example :class:`palhdl.boards.host.SerialTransport`) must run arrays of this
+        ``rows``, ``cols``, ``config`` and ``output`` with 16-bit scales.
 
     Returns
     -------
@@ -293,14 +295,14 @@ def matmul(
     m, k = a_codes.shape
     n = b_codes.shape[1]
     arithmetic = PALArithmetic(config=config, pipelined=pipelined)
-    array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=output)
     if transport is None:
+        array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=output)
         transport = PysimTransport(
             array, backpressure=backpressure, vcd_path=vcd_path, progress=progress
         )
+    lane_shape = arithmetic.output_shape(output, scale_bits=16)
     tiles = split_tiles(a_codes, b_codes, a_scales, b_scales, rows=rows, cols=cols)
     raw_tiles, stats = transport.run(tiles)
-    lane_shape = array.c.payload.shape()["data"].shape.elem_shape
     result = assemble(tiles, [decode_lanes(lane_shape, t) for t in raw_tiles], (m, n))
     if output == "float32":
         result = result.astype(np.uint32).view(np.float32)

@@ -1,0 +1,468 @@
+"""Board tops: the host-link accelerator on the iCEBreaker and the ULX3S-85F.
+
+A :class:`Board` describes one supported board (its Amaranth platform, oscillator, nextpnr
+device options and default accelerator configuration); :data:`BOARDS` lists them by the name
+``palhdl build --board`` takes. :class:`BoardTop` wraps a
+:class:`~palhdl.boards.hostlink.HostLinkCore` for a board: it derives the ``sync`` clock from
+the board oscillator through a PLL (:func:`ice40_pll`, :func:`ecp5_pll`), holds ``sync`` in
+reset until the PLL has locked (plus a power-on delay), and connects the FTDI UART and the
+user LEDs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from palhdl.sim.format import MacConfig, PALFormat, pal8
+
+__all__ = [
+    "BOARDS",
+    "ECP5PLL",
+    "ICE40PLL",
+    "Board",
+    "BoardTop",
+    "ecp5_pll",
+    "get_board",
+    "ice40_pll",
+]
+
+#: Largest relative difference between a requested clock and the one the PLL can make.
+PLL_TOLERANCE = 0.01
+
+#: ``sync`` stays in reset this long after the PLL locks (iCE40 BRAMs read as zero for ~3 us
+#: after configuration).
+POWER_ON_DELAY = 15e-6
+
+
+def _mhz(hz: float) -> str:
+    return f"{hz / 1e6:.6g} MHz"
+
+
+def _check_frequency(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive frequency in Hz, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ICE40PLL:
+    """Configuration of an iCE40 ``SB_PLL40_*`` in ``SIMPLE`` feedback mode.
+
+    ``f_out = f_in * (divf + 1) / ((divr + 1) * 2**divq)``; the VCO runs at ``2**divq * f_out``.
+    """
+
+    f_in: float
+    divr: int
+    divf: int
+    divq: int
+
+    #: Datasheet limits (iCE40 sysCLOCK PLL): reference, phase detector, VCO, output, in Hz.
+    F_IN = (10e6, 133e6)
+    F_PFD = (10e6, 133e6)
+    F_VCO = (533e6, 1066e6)
+    F_OUT = (16e6, 275e6)
+
+    @property
+    def f_pfd(self) -> float:
+        return self.f_in / (self.divr + 1)
+
+    @property
+    def f_vco(self) -> float:
+        return self.f_pfd * (self.divf + 1)
+
+    @property
+    def f_out(self) -> float:
+        return self.f_vco / (1 << self.divq)
+
+    @property
+    def filter_range(self) -> int:
+        """Loop filter setting for the phase detector frequency (iCE40 PLL table)."""
+        for setting, upper in enumerate((17e6, 26e6, 44e6, 66e6, 101e6), start=1):
+            if self.f_pfd < upper:
+                return setting
+        return 6
+
+
+@dataclass(frozen=True)
+class ECP5PLL:
+    """Configuration of an ECP5 ``EHXPLLL`` with ``CLKOP`` feedback.
+
+    ``f_out = f_in * clkfb_div / clki_div``; the VCO runs at ``clkop_div * f_out``.
+    """
+
+    f_in: float
+    clki_div: int
+    clkfb_div: int
+    clkop_div: int
+
+    #: Datasheet limits (ECP5 sysCLOCK PLL): reference, phase detector, VCO, output, in Hz.
+    F_IN = (8e6, 400e6)
+    F_PFD = (3.125e6, 400e6)
+    F_VCO = (400e6, 800e6)
+    F_OUT = (3.125e6, 400e6)
+
+    @property
+    def f_pfd(self) -> float:
+        return self.f_in / self.clki_div
+
+    @property
+    def f_out(self) -> float:
+        return self.f_pfd * self.clkfb_div
+
+    @property
+    def f_vco(self) -> float:
+        return self.f_out * self.clkop_div
+
+
+def _within(value: float, limits: tuple[float, float]) -> bool:
+    return limits[0] <= value <= limits[1]
+
+
+def _choose(kind: str, f_in: float, f_out: float, candidates, limits, tolerance: float):
+    """The candidate PLL closest to ``f_out`` (ties: highest phase detector frequency)."""
+    if not _within(f_in, limits.F_IN):
+        raise ValueError(
+            f"the {kind} PLL needs a reference clock of {_mhz(limits.F_IN[0])} to "
+            f"{_mhz(limits.F_IN[1])}, not {_mhz(f_in)}"
+        )
+    if not _within(f_out, limits.F_OUT):
+        raise ValueError(
+            f"clk_freq must be between {_mhz(limits.F_OUT[0])} and {_mhz(limits.F_OUT[1])} "
+            f"for the {kind} PLL, not {_mhz(f_out)}"
+        )
+    best = min(candidates, key=lambda pll: (abs(pll.f_out - f_out), -pll.f_pfd))
+    if abs(best.f_out - f_out) > tolerance * f_out:
+        raise ValueError(
+            f"clk_freq {_mhz(f_out)} cannot be made by the {kind} PLL from {_mhz(f_in)} within "
+            f"{tolerance:.1%}; the nearest achievable frequency is {_mhz(best.f_out)}"
+        )
+    return best
+
+
+def ice40_pll(f_in: float, f_out: float, *, tolerance: float = PLL_TOLERANCE) -> ICE40PLL:
+    """Divider settings of an iCE40 PLL that turns ``f_in`` into (about) ``f_out``.
+
+    Parameters
+    ----------
+    f_in, f_out : float
+        Reference and wanted output frequency, in Hz.
+    tolerance : float
+        Largest accepted ``|achieved - f_out| / f_out``.
+
+    Returns
+    -------
+    ICE40PLL
+        The setting whose output is closest to ``f_out`` with every internal frequency within
+        the datasheet limits; ``.f_out`` is the frequency actually produced.
+
+    Raises
+    ------
+    ValueError
+        If ``f_in`` or ``f_out`` is outside the PLL's range, or no setting is within
+        ``tolerance`` of ``f_out`` (the message names the nearest achievable frequency).
+    """
+    f_in = _check_frequency("f_in", f_in)
+    f_out = _check_frequency("clk_freq", f_out)
+    valid = [
+        ICE40PLL(f_in, divr, divf, divq)
+        for divr in range(16)
+        if _within(f_in / (divr + 1), ICE40PLL.F_PFD)
+        for divf in range(128)
+        if _within(f_in / (divr + 1) * (divf + 1), ICE40PLL.F_VCO)
+        for divq in range(1, 7)
+        if _within(f_in / (divr + 1) * (divf + 1) / (1 << divq), ICE40PLL.F_OUT)
+    ]
+    return _choose("iCE40", f_in, f_out, valid, ICE40PLL, tolerance)
+
+
+def ecp5_pll(f_in: float, f_out: float, *, tolerance: float = PLL_TOLERANCE) -> ECP5PLL:
+    """Divider settings of an ECP5 ``EHXPLLL`` that turns ``f_in`` into (about) ``f_out``.
+
+    Parameters, return value and errors as :func:`ice40_pll` (with the ECP5 limits).
+    """
+    f_in = _check_frequency("f_in", f_in)
+    f_out = _check_frequency("clk_freq", f_out)
+    valid = []
+    for clki_div in range(1, 129):
+        if f_in / clki_div < ECP5PLL.F_PFD[0]:
+            break
+        for clkfb_div in range(1, 129):
+            output = f_in / clki_div * clkfb_div
+            clkop_div = max(1, math.ceil(ECP5PLL.F_VCO[0] / output))
+            pll = ECP5PLL(f_in, clki_div, clkfb_div, clkop_div)
+            if (
+                clkop_div <= 128
+                and _within(pll.f_pfd, ECP5PLL.F_PFD)
+                and _within(pll.f_vco, ECP5PLL.F_VCO)
+                and _within(pll.f_out, ECP5PLL.F_OUT)
+            ):
+                valid.append(pll)
+    return _choose("ECP5", f_in, f_out, valid, ECP5PLL, tolerance)
+
+
+@dataclass(frozen=True)
+class Board:
+    """A supported board.
+
+    Attributes
+    ----------
+    name : str
+        What ``palhdl build --board`` takes.
+    title : str
+        Human-readable board and FPGA.
+    family : str
+        ``"ice40"`` or ``"ecp5"``: selects Yosys' ``synth_<family>``, ``nextpnr-<family>``, the
+        packer and the PLL primitive.
+    platform : type
+        The ``amaranth_boards`` platform class.
+    nextpnr_device : tuple of str
+        nextpnr's device and package options.
+    osc_freq : float
+        Frequency of the board oscillator (the platform's default clock), in Hz.
+    rows, cols : int
+        Default array geometry.
+    clk_freq : float
+        Default ``sync`` frequency, in Hz.
+    accumulators : tuple of (str, int, int)
+        ``(format name, acc_bits, acc_frac_bits)``: the default accumulator per operand format
+        (:meth:`default_config`; the format's default mantissa width).
+    leds : int
+        Number of user LEDs (``led`` resources) the core's ``status`` bits drive.
+    """
+
+    name: str
+    title: str
+    family: str
+    platform: type
+    nextpnr_device: tuple[str, ...]
+    osc_freq: float
+    rows: int
+    cols: int
+    clk_freq: float
+    accumulators: tuple[tuple[str, int, int], ...]
+    leds: int
+
+    def default_config(self, fmt: PALFormat = pal8) -> MacConfig:
+        """The accumulator this board uses by default for operands of ``fmt``.
+
+        Raises
+        ------
+        ValueError
+            If the board has no default for ``fmt`` (pass a ``MacConfig`` instead).
+        """
+        if not isinstance(fmt, PALFormat):
+            raise TypeError(f"fmt must be a PALFormat, not {fmt!r}")
+        for name, acc_bits, acc_frac_bits in self.accumulators:
+            if name == fmt.name:
+                return MacConfig(fmt, acc_bits=acc_bits, acc_frac_bits=acc_frac_bits)
+        names = ", ".join(repr(name) for name, _, _ in self.accumulators)
+        raise ValueError(
+            f"board {self.name!r} has default accumulators for formats {names}, not {fmt.name!r}; "
+            "pass a MacConfig"
+        )
+
+    def pll(self, clk_freq: float) -> ICE40PLL | ECP5PLL | None:
+        """The PLL setting for ``clk_freq``, or ``None`` if it is the oscillator frequency.
+
+        Raises
+        ------
+        ValueError
+            If the board's PLL cannot make ``clk_freq`` (see :func:`ice40_pll`).
+        """
+        clk_freq = _check_frequency("clk_freq", clk_freq)
+        if clk_freq == self.osc_freq:
+            return None
+        if self.family == "ice40":
+            return ice40_pll(self.osc_freq, clk_freq)
+        return ecp5_pll(self.osc_freq, clk_freq)
+
+
+BOARDS: dict[str, Board] = {
+    board.name: board
+    for board in (
+        Board(
+            name="icebreaker",
+            title="iCEBreaker (Lattice iCE40UP5K-SG48)",
+            family="ice40",
+            platform=ICEBreakerPlatform,
+            nextpnr_device=("--up5k", "--package", "sg48"),
+            osc_freq=12e6,
+            rows=3,
+            cols=3,
+            clk_freq=18e6,
+            accumulators=(("pal8", 20, 12), ("pal16", 24, 16)),
+            leds=2,
+        ),
+        Board(
+            name="ulx3s-85f",
+            title="ULX3S (Lattice ECP5 LFE5U-85F-6BG381C)",
+            family="ecp5",
+            platform=ULX3S_85F_Platform,
+            nextpnr_device=("--85k", "--package", "CABGA381", "--speed", "6"),
+            osc_freq=25e6,
+            rows=14,
+            cols=14,
+            clk_freq=40e6,
+            accumulators=(("pal8", 24, 14), ("pal16", 32, 20)),
+            leds=8,
+        ),
+    )
+}
+
+
+def get_board(name: str) -> Board:
+    """The :class:`Board` called ``name`` (a key of :data:`BOARDS`).
+
+    Raises
+    ------
+    ValueError
+        If there is no such board; the message lists the supported ones.
+    """
+    if not isinstance(name, str) or name not in BOARDS:
+        raise ValueError(f"board must be one of {', '.join(map(repr, BOARDS))}, not {name!r}")
+    return BOARDS[name]
+
+
+class BoardTop(Elaboratable):
+    """Top level for ``board``: clocking, reset, UART and LEDs around ``core``.
+
+    Parameters
+    ----------
+    board : Board
+        The target board.
+    core : wiring.Component
+        The accelerator, in the ``sync`` domain, with ports ``rx`` (``In(1)``), ``tx``
+        (``Out(1)``) and optionally ``status`` (``Out(n)``; bit ``i`` drives LED ``i``, extra
+        bits are left unconnected).
+    clk_freq : float
+        Frequency of ``sync`` in Hz: the oscillator itself, or made by the board's PLL
+        (:meth:`Board.pll`).
+
+    Attributes
+    ----------
+    pll : ICE40PLL, ECP5PLL or None
+        The PLL setting (``None``: ``sync`` runs from the oscillator).
+    sync_freq : float
+        The frequency ``sync`` actually runs at (``pll.f_out`` or the oscillator's).
+
+    Raises
+    ------
+    TypeError
+        If ``board`` is not a :class:`Board` or ``core`` lacks the ``rx``/``tx`` ports.
+    ValueError
+        If the PLL cannot make ``clk_freq``.
+    """
+
+    def __init__(self, board: Board, core, *, clk_freq: float):
+        if not isinstance(board, Board):
+            raise TypeError(f"board must be a Board, not {board!r}")
+        for port in ("rx", "tx"):
+            if not hasattr(core, port):
+                raise TypeError(f"core must have a {port!r} port, {core!r} has none")
+        self.board = board
+        self.core = core
+        self.pll = board.pll(clk_freq)
+        self.sync_freq = board.osc_freq if self.pll is None else self.pll.f_out
+
+    def _clock(self, m: Module, platform, clk: Signal, locked: Signal) -> None:
+        """Drive ``clk`` (and ``locked``) from the board oscillator, through the PLL if any."""
+        pll = self.pll
+        if pll is None:
+            osc = platform.request(platform.default_clk, dir="-")
+            m.submodules.osc_buffer = buffer = io.Buffer("i", osc)
+            m.d.comb += [clk.eq(buffer.i), locked.eq(1)]
+        elif isinstance(pll, ICE40PLL):
+            # The iCEBreaker oscillator drives pin 35 (IOT_46b_G0), the UP5K PLL's own pad.
+            osc = platform.request(platform.default_clk, dir="-")
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE",
+                p_DIVR=pll.divr,
+                p_DIVF=pll.divf,
+                p_DIVQ=pll.divq,
+                p_FILTER_RANGE=pll.filter_range,
+                i_PACKAGEPIN=osc.io,
+                i_RESETB=Const(1),
+                i_BYPASS=Const(0),
+                o_PLLOUTGLOBAL=clk,
+                o_LOCK=locked,
+            )
+        else:
+            osc = platform.request(platform.default_clk, dir="-")
+            m.submodules.osc_buffer = buffer = io.Buffer("i", osc)
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_ICP_CURRENT="12",
+                a_LPF_RESISTOR="8",
+                a_MFG_ENABLE_FILTEROPAMP="1",
+                a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED",
+                p_INTFB_WAKE="DISABLED",
+                p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED",
+                p_OUTDIVIDER_MUXA="DIVA",
+                p_CLKOP_ENABLE="ENABLED",
+                p_CLKI_DIV=pll.clki_div,
+                p_CLKFB_DIV=pll.clkfb_div,
+                p_CLKOP_DIV=pll.clkop_div,
+                p_CLKOP_CPHASE=pll.clkop_div - 1,
+                p_CLKOP_FPHASE=0,
+                p_FEEDBK_PATH="CLKOP",
+                i_CLKI=buffer.i,
+                i_CLKFB=clk,
+                i_RST=Const(0),
+                i_STDBY=Const(0),
+                i_PHASESEL0=Const(0),
+                i_PHASESEL1=Const(0),
+                i_PHASEDIR=Const(1),
+                i_PHASESTEP=Const(1),
+                i_PHASELOADREG=Const(1),
+                i_PLLWAKESYNC=Const(0),
+                i_ENCLKOP=Const(0),
+                o_CLKOP=clk,
+                o_LOCK=locked,
+            )
+
+    def elaborate(self, platform):
+        m = Module()
+        clk = Signal()
+        locked = Signal()
+        # nextpnr derives the constraint of a PLL output from the oscillator pin's constraint.
+        self._clock(m, platform, clk, locked)
+
+        # Power-on delay, counted on the running clock once the PLL has locked.
+        m.domains.por = ClockDomain("por", reset_less=True, local=True)
+        delay = math.ceil(POWER_ON_DELAY * self.sync_freq)
+        timer = Signal(range(delay + 1))
+        ready = Signal()
+        m.d.comb += ClockSignal("por").eq(clk)
+        m.d.por += ready.eq(locked & (timer == delay))
+        with m.If(~locked):
+            m.d.por += timer.eq(0)
+        with m.Elif(timer != delay):
+            m.d.por += timer.eq(timer + 1)
+
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(clk)
+        m.submodules.reset_sync = ResetSynchronizer(~ready, domain="sync")
+
+        m.submodules.core = core = self.core
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx)]
+        status = getattr(core, "status", None)
+        if status is not None:
+            for index in range(min(len(status), self.board.leds)):
+                m.submodules[f"led{index}"] = led = io.Buffer(
+                    "o", platform.request("led", index, dir="-")
+                )
+                m.d.comb += led.o.eq(status[index])
+        return m

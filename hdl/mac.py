@@ -1,0 +1,470 @@
+"""Multiply-accumulate of PAL words into a linear fixed-point accumulator.
+
+:class:`PALProductTerm` turns two PAL words into the signed accumulator term of their product
+(the logic of :func:`palhdl.sim.golden.mac_terms`); :func:`accumulate` adds a term to an
+accumulator record with saturation and sticky flags. :class:`PALMac` wraps both into a stream
+unit that computes dot products back to back, bit-exact with :func:`palhdl.sim.golden.dot` /
+``matmul``. The systolic array instantiates :class:`PALProductTerm` and :func:`accumulate` once
+per PE.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from palhdl.hdl.arith import _check_pipelined
+from palhdl.hdl.convert import AccumulatorToFloat32, AccumulatorToPAL
+from palhdl.hdl.layout import PALLayout
+from palhdl.hdl.pipeline import StreamPipeline
+from palhdl.sim.format import MacConfig
+from palhdl.sim.golden import _check_config
+from palhdl.sim.tables import mantissa_table
+
+__all__ = [
+    "READOUTS",
+    "PALMac",
+    "PALProductTerm",
+    "accumulate",
+    "accumulator_layout",
+    "term_layout",
+]
+
+#: Accepted values of ``PALMac(readout=...)``.
+READOUTS = ("raw", "float32", "pal")
+
+
+def accumulator_layout(config: MacConfig) -> data.StructLayout:
+    """The accumulator record: ``acc`` (``signed(acc_bits)``), sticky ``nan`` and ``overflow``.
+
+    :attr:`PALProductTerm.term` is a record of the same layout: a term is exactly the
+    accumulator of a one-element dot product.
+    """
+    config = _check_config(config)
+    return data.StructLayout({"acc": signed(config.acc_bits), "nan": 1, "overflow": 1})
+
+
+def term_layout(config: MacConfig) -> data.StructLayout:
+    """A product term in sign-magnitude form (:attr:`PALProductTerm.term_sm`).
+
+    Fields: ``magnitude`` (``unsigned(acc_bits - 1)``, at most ``acc_max``), ``negative``
+    (the product's sign, clear for a zero or NaN operand; with ``magnitude == 0`` the term is
+    0 either way), ``nan``, ``overflow``. :func:`accumulate` adds it with a single adder (the
+    sign is the adder's carry-in), cheaper than a signed term.
+    """
+    config = _check_config(config)
+    return data.StructLayout(
+        {
+            "magnitude": unsigned(config.acc_bits - 1),
+            "negative": 1,
+            "nan": 1,
+            "overflow": 1,
+        }
+    )
+
+
+def accumulate(m: Module, config: MacConfig, acc, term):
+    """Combinational accumulate step: ``acc + term`` saturated to ``[-acc_max, acc_max]``.
+
+    Parameters
+    ----------
+    m : Module
+        Receives the logic (``comb`` domain).
+    config : MacConfig
+        Accumulator geometry.
+    acc : value of :func:`accumulator_layout`
+        The running accumulator, in ``[-acc_max, acc_max]``.
+    term : value of :func:`accumulator_layout` or of :func:`term_layout`
+        A product term, signed or sign-magnitude (the cheaper one: ``acc + ~magnitude + 1``
+        needs no separate negation).
+
+    Returns
+    -------
+    Signal of accumulator_layout(config)
+        The saturated sum; ``nan`` is ``acc.nan | term.nan``, ``overflow`` is
+        ``acc.overflow | term.overflow`` or set when the sum saturated (as
+        :func:`palhdl.sim.golden.matmul`).
+
+    Raises
+    ------
+    TypeError
+        If ``term`` has neither layout.
+    """
+    n = config.acc_bits
+    acc_max = config.acc_max
+    total = Signal(signed(n + 1))
+    if term.shape() == term_layout(config):
+        negative = term.negative
+        ones = Cat(term.magnitude ^ negative.replicate(n - 1), negative).as_signed()
+        m.d.comb += total.eq(acc.acc + ones + negative)
+    elif term.shape() == accumulator_layout(config):
+        m.d.comb += total.eq(acc.acc + term.acc)
+    else:
+        raise TypeError(
+            f"term must be a value of accumulator_layout(config) or term_layout(config), "
+            f"not of {term.shape()!r}"
+        )
+    # The sum lies in [-2 * acc_max, 2 * acc_max]: above acc_max is a positive signed overflow
+    # of n bits; below -acc_max is a negative one or exactly -2**(n - 1).
+    high = ~total[n] & total[n - 1]
+    low = total[n] & (~total[n - 1] | (total[: n - 1] == 0))
+    result = Signal(accumulator_layout(config))
+    m.d.comb += [
+        result.acc.eq(Mux(high, acc_max, Mux(low, -acc_max, total[:n]))),
+        result.nan.eq(acc.nan | term.nan),
+        result.overflow.eq(acc.overflow | term.overflow | high | low),
+    ]
+    return result
+
+
+class PALProductTerm(wiring.Component):
+    """The accumulator term of the product of two PAL words (no handshake).
+
+    Computes, exactly as :func:`palhdl.sim.golden.mac_terms`: ``S = Ea + Eb`` (so
+    ``P = La + Lb = S - 2**(I+F)``), octave ``q = P >> F``, ``r = P mod 2**F``, mantissa
+    ``m = mantissa_table(F, W)[r]``, ``shift = q - W + acc_frac_bits``; the magnitude is
+    ``m << shift`` or, for ``shift < 0``, ``m >> -shift`` rounded half away from zero. A
+    magnitude above ``acc_max`` clamps to ``acc_max`` and sets ``overflow``. The sign is
+    ``sa XOR sb``; a zero or NaN operand gives a zero term and no overflow; a NaN operand sets
+    ``nan``.
+
+    The shifter covers only the shifts that can change the result: ``shift`` is clamped to
+    ``[lo, hi]`` (:attr:`shift_range`) with ``lo = max(shift(q_min), -(bits(m_max) + 1))``
+    (every smaller shift rounds to 0) and ``hi = min(shift(q_max), acc_bits - 1 - bits(m_min))``
+    (every larger shift overflows, detected by a comparator on ``q``), so a narrow accumulator
+    gets a narrow shifter. Right shifts need one rounding adder; a lossless configuration
+    (``config.is_lossless``) has none.
+
+    The term comes in two forms; logic only one of them needs is removed by synthesis.
+    A PE that feeds :func:`accumulate` should use ``term_sm``.
+
+    Parameters
+    ----------
+    config : MacConfig
+        Operand format, mantissa width ``W`` and accumulator geometry.
+    pipelined : bool, optional
+        ``False`` (default): combinational, ``latency == 0``. ``True``: registers after the
+        exponent adder, after the mantissa lookup / shift decode, and after the shifter
+        (``latency == PIPELINED_LATENCY == 3``); they load when ``en`` is high.
+
+    Attributes
+    ----------
+    a, b : In(PALLayout(config.fmt))
+        The operands.
+    en : In(1)
+        Register enable; present only when ``pipelined``.
+    term : Out(accumulator_layout(config))
+        ``term.acc``: the signed term in ``[-acc_max, acc_max]``; ``term.nan``: an operand is
+        NaN; ``term.overflow``: the term was clamped (never set with a zero or NaN operand).
+    term_sm : Out(term_layout(config))
+        The same term in sign-magnitude form.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a ``MacConfig`` or ``pipelined`` is not a bool.
+    """
+
+    #: ``latency`` of a pipelined product term.
+    PIPELINED_LATENCY = 3
+
+    def __init__(self, *, config: MacConfig, pipelined: bool = False):
+        self._config = _check_config(config)
+        self._pipelined = _check_pipelined(pipelined)
+        word = PALLayout(config.fmt)
+        members = {
+            "a": In(word),
+            "b": In(word),
+            "term": Out(accumulator_layout(config)),
+            "term_sm": Out(term_layout(config)),
+        }
+        if pipelined:
+            members["en"] = In(1)
+        super().__init__(members)
+
+    @property
+    def config(self) -> MacConfig:
+        return self._config
+
+    @property
+    def pipelined(self) -> bool:
+        return self._pipelined
+
+    @property
+    def latency(self) -> int:
+        """Cycles (enabled clock edges) from operands to their term (0 = combinational)."""
+        return self.PIPELINED_LATENCY if self._pipelined else 0
+
+    @property
+    def shift_range(self) -> tuple[int, int]:
+        """``(lo, hi)``: the clamped range of shifts the shifter implements (see above)."""
+        lo, hi, _ = self._shift_bounds()
+        return lo, hi
+
+    def _shift_bounds(self) -> tuple[int, int, int]:
+        """``(lo, hi, always_overflow)``; every shift ``>= always_overflow`` overflows."""
+        config = self._config
+        table = mantissa_table(config.fmt.frac_bits, config.mantissa_bits)
+        always_zero = -(int(table.max()).bit_length() + 1)
+        always_overflow = config.acc_bits - int(table.min()).bit_length()
+        lo = min(max(config.shift(config.q_min), always_zero), always_overflow - 1)
+        hi = max(min(config.shift(config.q_max), always_overflow - 1), always_zero)
+        return lo, hi, always_overflow
+
+    def elaborate(self, platform):
+        config = self._config
+        fmt = config.fmt
+        table = [int(v) for v in mantissa_table(fmt.frac_bits, config.mantissa_bits)]
+        lo, hi, always_overflow = self._shift_bounds()
+        m = Module()
+        pipe = StreamPipeline(m, enabled=self._pipelined)
+        if self._pipelined:
+            m.d.comb += pipe.advance.eq(self.en)
+
+        def stage(*values):
+            return pipe.stage(Const(1), *values)[1:]
+
+        # Stage 1: exponent adder.
+        a, b = self.a, self.b
+        log_sum = Signal(fmt.mag_bits + 1)
+        m.d.comb += log_sum.eq(a.mag + b.mag)
+        negative = a.sign ^ b.sign
+        nonzero = ~(a.is_special() | b.is_special())
+        nan = a.is_nan() | b.is_nan()
+        log_sum, negative, nonzero, nan = stage(log_sum, negative, nonzero, nan)
+
+        # Stage 2: mantissa lookup and shift decode: shift = octave - offset, where
+        # octave = S >> F (so q = octave - 2**I), clamped to [lo, hi] as index = shift - lo.
+        mantissa = Signal(max(table).bit_length())
+        with m.Switch(log_sum[: fmt.frac_bits]):
+            for index, value in enumerate(table):
+                with m.Case(index):
+                    m.d.comb += mantissa.eq(value)
+        octave = log_sum[fmt.frac_bits :]
+        offset = (1 << fmt.int_bits) + config.mantissa_bits - config.acc_frac_bits
+        octave_max = (1 << (fmt.int_bits + 1)) - 1
+        index = Signal(range(hi - lo + 1))
+        relative = octave - (offset + lo)
+        if offset + lo > 0:
+            relative = Mux(octave < offset + lo, 0, relative)
+        if octave_max - offset > hi:
+            relative = Mux(octave > offset + hi, hi - lo, relative)
+        m.d.comb += index.eq(relative)
+        if octave_max - offset >= always_overflow:
+            too_big = octave >= offset + always_overflow
+        else:
+            too_big = Const(0)
+        mantissa, index, too_big, negative, nan, nonzero = stage(
+            mantissa, index, too_big, negative & nonzero, nan, nonzero
+        )
+
+        # Stage 3: shift, round half away from zero, clamp.
+        shifted = (mantissa << index)[: len(mantissa) + hi - lo]
+        magnitude = (shifted + (1 << (-lo - 1)))[-lo:] if lo < 0 else shifted << lo
+        top = magnitude[config.acc_bits - 1 :]
+        overflow = too_big | (top.any() if len(top) else Const(0))
+        clamped = Signal(config.acc_bits - 1)
+        m.d.comb += clamped.eq(
+            Mux(nonzero, Mux(overflow, config.acc_max, magnitude[: config.acc_bits - 1]), 0)
+        )
+        clamped, negative, nan, overflow = stage(clamped, negative, nan, overflow & nonzero)
+
+        m.d.comb += [
+            self.term_sm.magnitude.eq(clamped),
+            self.term_sm.negative.eq(negative),
+            self.term_sm.nan.eq(nan),
+            self.term_sm.overflow.eq(overflow),
+            self.term.acc.eq(Mux(negative, -clamped, clamped)),
+            self.term.nan.eq(nan),
+            self.term.overflow.eq(overflow),
+        ]
+        return m
+
+
+class PALMac(wiring.Component):
+    """Stream multiply-accumulate unit: dot products of PAL vectors, back to back.
+
+    Each input transfer carries one operand pair. ``first`` clears the accumulator (and its
+    flags) before the pair's term is added: it marks the first pair of a dot product. ``last``
+    emits the accumulator after the pair's term is added: exactly one output transfer follows
+    every ``last`` input, in order. A pair with both bits set is a one-term dot product. After
+    reset the accumulator is clear, so the very first dot product needs no ``first``.
+
+    The datapath is :class:`PALProductTerm` then :func:`accumulate`; the result equals
+    :func:`palhdl.sim.golden.dot` over the pairs from ``first`` to ``last`` (``acc``, ``nan``,
+    ``overflow`` bit for bit).
+
+    Readouts: ``readout="raw"`` outputs the accumulator record only. ``"float32"`` and ``"pal"``
+    also pass it through :class:`palhdl.hdl.convert.AccumulatorToFloat32` /
+    :class:`~palhdl.hdl.convert.AccumulatorToPAL` (the operand format) and add a field
+    ``value`` with the correctly rounded float32 bits / PAL word of
+    ``acc * 2**-(acc_frac_bits + scale)``, as :meth:`palhdl.sim.golden.MacResult.to_float32_bits`
+    / :meth:`~palhdl.sim.golden.MacResult.to_pal` with ``scale_exp = scale``. The input then
+    has a field ``scale`` (``signed(16)``), sampled on the ``last`` pair. While the converter
+    works on a result the record waits in a small FIFO, so the unit keeps full throughput.
+
+    Flow control: the accumulator register is also the output register of the raw record; the
+    whole pipeline advances when the output is empty or accepted. Back-pressure stalls the
+    input; no result is lost or duplicated.
+
+    Parameters
+    ----------
+    config : MacConfig
+        Operand format, mantissa width and accumulator geometry.
+    pipelined : bool, optional
+        ``False`` (default): combinational product term and accumulator register,
+        ``latency == 1``. ``True``: the product term is registered after the exponent adder,
+        the mantissa lookup and the shifter (``latency == 4``). A converting readout is
+        pipelined alike and adds its own latency (0 or 2).
+    readout : str, optional
+        One of :data:`READOUTS`: ``"raw"`` (default), ``"float32"`` or ``"pal"``.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(StructLayout({"a", "b", "first", "last"[, "scale"]})))
+        ``a``, ``b``: ``PALLayout(config.fmt)``; ``first``, ``last``: 1 bit each; ``scale``
+        only with a converting readout.
+    o : Out(stream.Signature(StructLayout({"acc", "nan", "overflow"[, "value"]})))
+        The fields of :func:`accumulator_layout`; ``value`` only with a converting readout:
+        ``FloatLayout(23, 8)`` (raw bits = the float32 bit pattern) or
+        ``PALLayout(config.fmt)``.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a ``MacConfig`` or ``pipelined`` is not a bool.
+    ValueError
+        If ``readout`` is not one of :data:`READOUTS`.
+    """
+
+    SCALE_BITS = 16
+
+    def __init__(self, *, config: MacConfig, pipelined: bool = False, readout: str = "raw"):
+        self._config = _check_config(config)
+        self._pipelined = _check_pipelined(pipelined)
+        if not isinstance(readout, str) or readout not in READOUTS:
+            raise ValueError(
+                f"readout must be one of {', '.join(map(repr, READOUTS))}, not {readout!r}"
+            )
+        self._readout = readout
+        self._term = PALProductTerm(config=config, pipelined=pipelined)
+        self._converter = None
+        if readout == "float32":
+            self._converter = AccumulatorToFloat32(config=config, pipelined=pipelined)
+        elif readout == "pal":
+            self._converter = AccumulatorToPAL(config=config, pipelined=pipelined)
+        # The parts are elaborated with this unit; only its own "unused" warning is wanted.
+        for part in (self._term, self._converter):
+            if part is not None:
+                part._MustUse__silence = True
+        word = PALLayout(config.fmt)
+        inputs = {"a": word, "b": word, "first": unsigned(1), "last": unsigned(1)}
+        outputs = dict(accumulator_layout(config).members)
+        if self._converter is not None:
+            inputs["scale"] = signed(self.SCALE_BITS)
+            outputs["value"] = self._converter.o.payload.shape()
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.StructLayout(inputs))),
+                "o": Out(stream.Signature(data.StructLayout(outputs))),
+            }
+        )
+
+    @property
+    def config(self) -> MacConfig:
+        return self._config
+
+    @property
+    def pipelined(self) -> bool:
+        return self._pipelined
+
+    @property
+    def readout(self) -> str:
+        return self._readout
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the input transfer of a ``last`` pair to its result being valid."""
+        convert = 0 if self._converter is None else self._converter.latency
+        return self._term.latency + 1 + convert
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+        pipe = StreamPipeline(m, enabled=self._pipelined)
+        payload = self.i.payload
+        converting = self._converter is not None
+
+        m.submodules.term = term = self._term
+        m.d.comb += [term.a.eq(payload.a), term.b.eq(payload.b)]
+        if self._pipelined:
+            m.d.comb += term.en.eq(pipe.advance)
+        control = [payload.first, payload.last] + ([payload.scale] if converting else [])
+        valid = self.i.valid
+        for _ in range(term.latency):
+            valid, *control = pipe.stage(valid, *control)
+        first, last, *scale = control
+
+        # The accumulator stage: always a register; it holds the result until it is taken.
+        acc = Signal(accumulator_layout(config))
+        acc_scale = Signal(signed(self.SCALE_BITS)) if converting else None
+        result_valid = Signal()
+        result_ready = Signal()
+        m.d.comb += [pipe.advance.eq(~result_valid | result_ready), self.i.ready.eq(pipe.advance)]
+        base = Mux(first, 0, acc.as_value())
+        total = accumulate(m, config, accumulator_layout(config)(base), term.term_sm)
+        with m.If(pipe.advance):
+            m.d.sync += result_valid.eq(valid & last)
+            with m.If(valid):
+                m.d.sync += acc.eq(total)
+                if converting:
+                    m.d.sync += acc_scale.eq(scale[0])
+
+        if not converting:
+            m.d.comb += [
+                self.o.valid.eq(result_valid),
+                result_ready.eq(self.o.ready),
+                self.o.payload.acc.eq(acc.acc),
+                self.o.payload.nan.eq(acc.nan),
+                self.o.payload.overflow.eq(acc.overflow),
+            ]
+            return m
+
+        m.submodules.convert = convert = self._converter
+        m.d.comb += [
+            convert.i.payload.acc.eq(acc.acc),
+            convert.i.payload.scale.eq(acc_scale),
+            convert.i.payload.nan.eq(acc.nan),
+            self.o.payload.value.eq(convert.o.payload),
+        ]
+        if convert.latency == 0:
+            record = acc
+            m.d.comb += [
+                convert.i.valid.eq(result_valid),
+                result_ready.eq(convert.i.ready),
+                self.o.valid.eq(convert.o.valid),
+                convert.o.ready.eq(self.o.ready),
+            ]
+        else:
+            # Records of results inside the converter wait here; it holds at most `latency`.
+            m.submodules.records = fifo = SyncFIFO(
+                width=len(acc.as_value()), depth=convert.latency + 1
+            )
+            record = accumulator_layout(config)(fifo.r_data)
+            m.d.comb += [
+                convert.i.valid.eq(result_valid & fifo.w_rdy),
+                result_ready.eq(convert.i.ready & fifo.w_rdy),
+                fifo.w_data.eq(acc),
+                fifo.w_en.eq(result_valid & convert.i.ready),
+                self.o.valid.eq(convert.o.valid & fifo.r_rdy),
+                convert.o.ready.eq(self.o.ready & fifo.r_rdy),
+                fifo.r_en.eq(convert.o.valid & self.o.ready),
+            ]
+        m.d.comb += [
+            self.o.payload.acc.eq(record.acc),
+            self.o.payload.nan.eq(record.nan),
+            self.o.payload.overflow.eq(record.overflow),
+        ]
+        return m

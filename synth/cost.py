@@ -1,0 +1,350 @@
+"""Cost (area) study: synthesize the PAL units and the baseline MACs, tabulate what they use.
+
+Run ``python -m palhdl.synth.cost`` (``--help`` for options). Every unit is synthesized, as a
+combinational unit (``pipelined=False``) whose only registers are its own state, four ways with
+the YoWASP Yosys (:func:`palhdl.synth.yosys.synth_stats`): iCE40 logic only, iCE40 with DSPs,
+ECP5 with DSPs and generic CMOS gates. ``--write docs/units.md`` replaces the text between the
+``<!-- cost:begin -->`` and ``<!-- cost:end -->`` markers with the table and the comparisons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from palhdl.sim.format import FORMATS, MacConfig
+from palhdl.synth.pnr import DEVICES, fmax
+from palhdl.synth.yosys import synth_stats, yosys_version
+
+__all__ = [
+    "BEGIN_MARKER",
+    "END_MARKER",
+    "TARGETS",
+    "Unit",
+    "baseline_units",
+    "main",
+    "measure",
+    "pal_units",
+    "render",
+    "write_section",
+]
+
+BEGIN_MARKER = "<!-- cost:begin -->"
+END_MARKER = "<!-- cost:end -->"
+
+#: Synthesis runs per unit: ``name -> (synth_stats target, dsp)``.
+TARGETS: dict[str, tuple[str, bool]] = {
+    "ice40": ("ice40", False),
+    "ice40_dsp": ("ice40", True),
+    "ecp5": ("ecp5", True),
+    "cmos": ("cmos", False),
+}
+
+#: The cost-optimised MAC accumulator: 32 bits like the int8 MAC's, 12 of them fraction bits.
+#: Adaptive scaling (``MacConfig.scale_target``) then puts operand maxima at 2**3 for K = 4096
+#: and the smallest resolved term is 2**-12, 18 octaves below the largest product.
+COST_ACC = (32, 12)
+
+#: Issue targets: ``(PAL row, baseline row, largest iCE40 LUT4 ratio)``.
+COST_TARGETS = [
+    ("PALMac pal8 acc32/12 W6", "IntMac int8 acc32", 0.7),
+    ("PALMac pal8 acc32/12 W6", "FP8Mac e4m3 acc32/12", 0.6),
+    ("PALMac pal16 acc48/24 W10", "BF16Mac acc48/24", 0.5),
+    ("PALMac pal16 acc32/12 W10", "BF16Mac acc32/12", 0.5),
+]
+
+
+@dataclass
+class Unit:
+    """One row of the study: a name, a group, and a function building a fresh elaboratable."""
+
+    name: str
+    group: str
+    build: Callable[[], object]
+    stats: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _find(module: str, name: str):
+    """``palhdl.hdl.<module>.<name>``, or ``None`` if it does not exist (yet)."""
+    try:
+        return getattr(importlib.import_module(f"palhdl.hdl.{module}"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def pal_units(fmt_name: str, missing: list[str]) -> list[Unit]:
+    """The PAL units of format ``fmt_name`` (``"pal8"``/``"pal16"``) that exist.
+
+    Names of units whose class is not (yet) in ``palhdl.hdl`` are appended to ``missing``.
+    """
+    fmt = FORMATS[fmt_name]
+    default = MacConfig(fmt)
+    cost = MacConfig(fmt, acc_bits=COST_ACC[0], acc_frac_bits=COST_ACC[1])
+    specs = [
+        ("arith", "PALMultiplier", "arith", {"fmt": fmt}, ""),
+        ("arith", "PALAdder", "arith", {"fmt": fmt}, ""),
+        ("convert", "Float32ToPAL", "convert", {"fmt": fmt}, ""),
+        ("convert", "BFloat16ToPAL", "convert", {"fmt": fmt}, ""),
+        ("convert", "PALToFloat32", "convert", {"fmt": fmt}, ""),
+        ("convert", "PALToBFloat16", "convert", {"fmt": fmt}, ""),
+        ("convert", "FixedToPAL", "convert", {"fmt": fmt, "width": 16}, " int16"),
+    ]
+    for config in (default, cost):
+        label = f" acc{config.acc_bits}/{config.acc_frac_bits}"
+        specs += [
+            ("convert", "AccumulatorToPAL", "convert", {"config": config}, label),
+            ("convert", "AccumulatorToFloat32", "convert", {"config": config}, label),
+        ]
+    for config in (default, cost):
+        label = f" acc{config.acc_bits}/{config.acc_frac_bits} W{config.mantissa_bits}"
+        specs += [
+            ("mac", "PALProductTerm", "MAC", {"config": config}, label),
+            ("mac", "PALMac", "MAC", {"config": config}, label),
+        ]
+    units = []
+    for module, cls_name, group, kwargs, label in specs:
+        name = f"{cls_name} {fmt_name}{label}"
+        cls = _find(module, cls_name)
+        if cls is None:
+            missing.append(f"{name} (palhdl.hdl.{module}.{cls_name} does not exist)")
+            continue
+        units.append(Unit(name, group, lambda cls=cls, kwargs=kwargs: cls(**kwargs)))
+    return units
+
+
+def baseline_units() -> list[Unit]:
+    """The baseline MACs at the accumulator widths of the PAL MACs they are compared with."""
+    from palhdl.hdl.baselines import BF16Mac, FP8Mac, IntMac
+
+    acc, frac = COST_ACC
+    return [
+        Unit("IntMac int8 acc32", "baseline", lambda: IntMac(width=8, acc_bits=32)),
+        Unit(
+            f"FP8Mac e4m3 acc{acc}/{frac}",
+            "baseline",
+            lambda: FP8Mac(variant="e4m3", acc_bits=acc, acc_frac_bits=frac),
+        ),
+        Unit(
+            f"FP8Mac e5m2 acc{acc}/{frac}",
+            "baseline",
+            lambda: FP8Mac(variant="e5m2", acc_bits=acc, acc_frac_bits=frac),
+        ),
+        Unit("BF16Mac acc48/24", "baseline", lambda: BF16Mac(acc_bits=48, acc_frac_bits=24)),
+        Unit(
+            f"BF16Mac acc{acc}/{frac}",
+            "baseline",
+            lambda: BF16Mac(acc_bits=acc, acc_frac_bits=frac),
+        ),
+    ]
+
+
+def measure(unit: Unit, targets: Sequence[str], *, with_fmax: bool = False) -> Unit:
+    """Fill ``unit.stats`` (``{target name: synth_stats result}``) and ``unit.seconds``.
+
+    With ``with_fmax`` also ``stats["fmax_ice40"]`` and ``stats["fmax_ecp5"]``:
+    ``{"fmax_mhz": ...}`` from :func:`palhdl.synth.pnr.fmax` (registers around the unit).
+    """
+    start = time.perf_counter()
+    for name in targets:
+        target, dsp = TARGETS[name]
+        unit.stats[name] = synth_stats(unit.build(), target=target, dsp=dsp)
+    if with_fmax:
+        for target in DEVICES:
+            result = fmax(unit.build(), target=target)
+            unit.stats[f"fmax_{target}"] = {"fmax_mhz": round(result["fmax_mhz"], 1)}
+    unit.seconds = time.perf_counter() - start
+    return unit
+
+
+_COLUMNS = [
+    ("iCE40 LUT4", "ice40", "LUT4"),
+    ("iCE40 carry", "ice40", "carry"),
+    ("iCE40 DFF", "ice40", "DFF"),
+    ("iCE40+DSP LUT4", "ice40_dsp", "LUT4"),
+    ("iCE40+DSP SB_MAC16", "ice40_dsp", "DSP"),
+    ("ECP5 LUT4", "ecp5", "LUT4"),
+    ("ECP5 CCU2C", "ecp5", "CCU2C"),
+    ("ECP5 DSP", "ecp5", "DSP"),
+    ("CMOS transistors", "cmos", "transistors"),
+    ("iCE40 UP5K Fmax MHz", "fmax_ice40", "fmax_mhz"),
+    ("ECP5-85 Fmax MHz", "fmax_ecp5", "fmax_mhz"),
+]
+
+
+def _ratio_lines(units: dict[str, Unit]) -> list[str]:
+    lines = []
+    for pal, base, limit in COST_TARGETS:
+        if pal not in units or base not in units or "ice40" not in units[pal].stats:
+            lines.append(f"- {pal} vs {base}: not measured in this run.")
+            continue
+        pal_stats, base_stats = units[pal].stats, units[base].stats
+        ratio = pal_stats["ice40"]["LUT4"] / base_stats["ice40"]["LUT4"]
+        verdict = "holds" if ratio <= limit else "does not hold"
+        text = (
+            f"- {pal} / {base}: iCE40 LUT4 {pal_stats['ice40']['LUT4']} / "
+            f"{base_stats['ice40']['LUT4']} = **{ratio:.2f}x** (target <= {limit}x: {verdict})"
+        )
+        if "cmos" in pal_stats and "cmos" in base_stats:
+            cmos = pal_stats["cmos"]["transistors"] / base_stats["cmos"]["transistors"]
+            text += f"; CMOS transistors {cmos:.2f}x"
+        lines.append(text + ".")
+    return lines
+
+
+def render(units: Sequence[Unit], yosys_version: str) -> str:
+    """The markdown that goes between the markers: the table (a column for every count some
+    unit has, ``-`` where a unit lacks it), then the target comparisons."""
+    columns = [c for c in _COLUMNS if any(c[1] in unit.stats for unit in units)]
+    header = ["unit", *(c[0] for c in columns)]
+    lines = [
+        f"Measured with {yosys_version} (YoWASP), `python -m palhdl.synth.cost`; combinational "
+        "units (`pipelined=False`), so the MACs' only registers are the accumulator and its "
+        "flags. iCE40: `synth_ice40` without and with `-dsp`; ECP5: `synth_ecp5` (DSPs "
+        "allowed); CMOS: `synth; dffunmap; abc -g cmos2; stat -tech cmos`. Fmax (if "
+        "measured, `--fmax`): nextpnr with a shift register driving the inputs and a register "
+        "on the outputs (`palhdl.synth.pnr`), iCE40 logic only, ECP5 with DSPs.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(["---"] + ["---:"] * len(columns)) + " |",
+    ]
+    for unit in units:
+        cells = [str(unit.stats.get(target, {}).get(key, "-")) for _, target, key in columns]
+        lines.append("| " + " | ".join([unit.name, *cells]) + " |")
+    lines += ["", "Cost targets (iCE40 LUT4, logic only):", ""]
+    lines += _ratio_lines({unit.name: unit for unit in units})
+    return "\n".join(lines)
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace the text between :data:`BEGIN_MARKER` and :data:`END_MARKER` in ``path``.
+
+    A file without the markers gets a ``## Cost`` section with them appended (a missing file
+    is created).
+    """
+    block = f"{BEGIN_MARKER}\n{text}\n{END_MARKER}"
+    old = path.read_text() if path.exists() else "# Units\n"
+    if BEGIN_MARKER in old and END_MARKER in old:
+        head, rest = old.split(BEGIN_MARKER, 1)
+        _, tail = rest.split(END_MARKER, 1)
+        new = head + block + tail
+    else:
+        new = old.rstrip("\n") + "\n\n## Cost\n\n" + block + "\n"
+    path.write_text(new)
+
+
+def _select_units(parser: argparse.ArgumentParser, args) -> list[Unit]:
+    missing: list[str] = []
+    units = [unit for name in args.formats.split(",") for unit in pal_units(name, missing)]
+    if not args.no_baselines:
+        units += baseline_units()
+    if args.units:
+        units = [u for u in units if any(text in u.name for text in args.units)]
+    for note in missing:
+        print(f"skipped: {note}", file=sys.stderr)
+    if not units:
+        parser.error("no unit selected")
+    return units
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m palhdl.synth.cost",
+        description="Synthesize the PAL units and baseline MACs and tabulate their cost.",
+    )
+    parser.add_argument(
+        "--units",
+        nargs="+",
+        metavar="TEXT",
+        help="only units whose name contains one of these strings (default: all)",
+    )
+    parser.add_argument(
+        "--formats",
+        default="pal8,pal16",
+        help="comma-separated PAL formats of the PAL units (default pal8,pal16)",
+    )
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help=f"comma-separated synthesis runs, of {', '.join(TARGETS)} (default all)",
+    )
+    parser.add_argument(
+        "--fmax",
+        action="store_true",
+        help="also place and route each unit (iCE40 UP5K, ECP5-85) for its Fmax (slow)",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="skip the baseline MACs")
+    parser.add_argument("--jobs", type=int, default=2, help="units synthesized in parallel")
+    parser.add_argument("--write", type=Path, metavar="MD", help="update the cost section of MD")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the raw counts")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="render the counts previous --json runs wrote instead of synthesizing (later "
+        "files add to and override earlier ones, unit by unit and count by count)",
+    )
+    args = parser.parse_args(argv)
+
+    formats = args.formats.split(",")
+    for name in formats:
+        if name not in FORMATS:
+            parser.error(f"--formats: {name!r} is not one of {', '.join(FORMATS)}")
+    targets = args.targets.split(",")
+    for name in targets:
+        if name not in TARGETS:
+            parser.error(f"--targets: {name!r} is not one of {', '.join(TARGETS)}")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+
+    if args.from_json:
+        saved: dict = {}
+        for path in args.from_json:
+            for name, entry in json.loads(path.read_text()).items():
+                if isinstance(entry, dict):
+                    saved.setdefault(name, {}).update(entry)
+                else:
+                    saved[name] = entry
+        units = [
+            Unit(name, entry.pop("group"), lambda: None, seconds=entry.pop("seconds"))
+            for name, entry in saved.items()
+            if name != "yosys"
+        ]
+        for unit in units:
+            unit.stats = saved[unit.name]
+        version = saved["yosys"]
+    else:
+        units = _select_units(parser, args)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for unit in pool.map(lambda u: measure(u, targets, with_fmax=args.fmax), units):
+                counts = ", ".join(
+                    f"{name} {next(iter(v for k, v in stats.items() if k != 'cells'))}"
+                    for name, stats in unit.stats.items()
+                )
+                print(f"{unit.name}: {counts} ({unit.seconds:.1f} s)", file=sys.stderr, flush=True)
+        elapsed = time.perf_counter() - start
+        print(f"synthesized {len(units)} units in {elapsed:.0f} s", file=sys.stderr)
+        version = yosys_version()
+
+    text = render(units, version)
+    print(text)
+    if args.write:
+        write_section(args.write, text)
+    if args.json:
+        raw = {u.name: {"group": u.group, "seconds": u.seconds, **u.stats} for u in units}
+        raw["yosys"] = version
+        args.json.write_text(json.dumps(raw, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
