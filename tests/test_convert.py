@@ -353,7 +353,7 @@ def test_float32_to_pal_backpressure():
     ("fmt", "width", "frac_bits", "count", "pipelined"),
     [
         (pal8, 24, 10, 10_000, True),  # 2**-10 .. 2**13: flushes, in range and saturates
-        (ODD, 63, 30, 60_000, False),  # the widest input; 2**-30 .. 2**32
+        (ODD, 63, 30, 100_000, False),  # the widest input; 2**-30 .. 2**32
         (pal16, 40, -100, 50_000, True),  # 2**100 .. 2**139: saturates above 2**128
         (pal16, 48, 150, 50_000, False),  # 2**-150 .. 2**-103: flushes below 2**-128
     ],
@@ -380,7 +380,7 @@ def test_fixed_to_pal(fmt, width, frac_bits, count, pipelined):
         ("pal8", None, 20_000, False),
         ("pal8_narrow", None, 10_000, True),
         ("pal16", None, 100_000, True),
-        ("odd", None, 50_000, False),
+        ("odd", None, 100_000, False),
         ("pal8", pal16, 5_000, True),  # a wider output format than the operands'
     ],
     ids=["pal8", "pal8_narrow", "pal16", "odd", "pal8_to_pal16"],
@@ -404,8 +404,8 @@ def test_accumulator_to_pal(name, out_fmt, count, pipelined):
     [
         ("pal8", 20_000, True),
         ("pal8_narrow", 10_000, False),
-        ("pal16", 50_000, False),
-        ("odd", 30_000, True),
+        ("pal16", 100_000, False),
+        ("odd", 100_000, True),
     ],
 )
 def test_accumulator_to_float32(name, count, pipelined):
