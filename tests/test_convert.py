@@ -4,8 +4,8 @@ Every batch runs through one simulation (``palhdl.sim.rtl.simulate_stream``) and
 :mod:`palhdl.sim.golden` (whose own tests check it against exact arithmetic). pal8 is covered
 exhaustively where the input space allows (all codes; all bfloat16 patterns). pal16 and the odd
 format I=5, F=6 get every code (PAL inputs), every bfloat16 pattern, 100,000 float32 patterns,
-and 30,000 to 100,000 random and directed fixed-point values and accumulators per unit and
-format (counts in the parametrisations, sized for the suite's time budget). To amortise the
+and at least 100,000 random and directed fixed-point values and accumulators per unit and
+format (pal16's fixed-point inputs split over two windows of 50,000 each). To amortise the
 simulator's per-transfer cost, the ``rtl_*`` wrappers run ``LANES`` copies of a unit side by
 side behind one stream (``_Lanes``): all copies see the same handshake, so they advance in
 lockstep exactly like a single unit. Constructor checks are in ``test_convert_params.py``.
