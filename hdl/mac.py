@@ -66,7 +66,8 @@ def term_layout(config: MacConfig) -> data.StructLayout:
 
 
 def accumulate(m: Module, config: MacConfig, acc, term):
-    """Combinational accumulate step: ``acc + term`` saturated to ``[-acc_max, acc_max]``.
+    """Combinational accumulate step: ``acc + term`` saturated to ``[-acc_max, acc_max]``, or
+    wrapped modulo ``2**acc_bits`` when not ``config.saturate``.
 
     Parameters
     ----------
@@ -75,7 +76,7 @@ def accumulate(m: Module, config: MacConfig, acc, term):
     config : MacConfig
         Accumulator geometry.
     acc : value of :func:`accumulator_layout`
-        The running accumulator, in ``[-acc_max, acc_max]``.
+        The running accumulator, in ``[config.acc_min, config.acc_max]``.
     term : value of :func:`accumulator_layout` or of :func:`term_layout`
         A product term, signed or sign-magnitude (the cheaper one: ``acc + ~magnitude + 1``
         needs no separate negation).
@@ -83,9 +84,9 @@ def accumulate(m: Module, config: MacConfig, acc, term):
     Returns
     -------
     Signal of accumulator_layout(config)
-        The saturated sum; ``nan`` is ``acc.nan | term.nan``, ``overflow`` is
-        ``acc.overflow | term.overflow`` or set when the sum saturated (as
-        :func:`palhdl.sim.golden.matmul`).
+        The saturated (wrapped) sum; ``nan`` is ``acc.nan | term.nan``, ``overflow`` is
+        ``acc.overflow | term.overflow`` or set when the sum saturated (wrapped), as
+        :func:`palhdl.sim.golden.matmul`.
 
     Raises
     ------
@@ -106,14 +107,21 @@ def accumulate(m: Module, config: MacConfig, acc, term):
             f"term must be a value of accumulator_layout(config) or term_layout(config), "
             f"not of {term.shape()!r}"
         )
+    result = Signal(accumulator_layout(config))
+    m.d.comb += result.nan.eq(acc.nan | term.nan)
+    if not config.saturate:
+        # Two's-complement overflow: the n + 1-bit sum's top two bits differ.
+        m.d.comb += [
+            result.acc.eq(total[:n]),
+            result.overflow.eq(acc.overflow | term.overflow | (total[n] ^ total[n - 1])),
+        ]
+        return result
     # The sum lies in [-2 * acc_max, 2 * acc_max]: above acc_max is a positive signed overflow
     # of n bits; below -acc_max is a negative one or exactly -2**(n - 1).
     high = ~total[n] & total[n - 1]
     low = total[n] & (~total[n - 1] | (total[: n - 1] == 0))
-    result = Signal(accumulator_layout(config))
     m.d.comb += [
         result.acc.eq(Mux(high, acc_max, Mux(low, -acc_max, total[:n]))),
-        result.nan.eq(acc.nan | term.nan),
         result.overflow.eq(acc.overflow | term.overflow | high | low),
     ]
     return result
@@ -126,16 +134,17 @@ class PALProductTerm(wiring.Component):
     ``P = La + Lb = S - 2**(I+F)``), octave ``q = P >> F``, ``r = P mod 2**F``, mantissa
     ``m = mantissa_table(F, W)[r]``, ``shift = q - W + acc_frac_bits``; the magnitude is
     ``m << shift`` or, for ``shift < 0``, ``m >> -shift`` rounded half away from zero. A
-    magnitude above ``acc_max`` clamps to ``acc_max`` and sets ``overflow``. The sign is
-    ``sa XOR sb``; a zero or NaN operand gives a zero term and no overflow; a NaN operand sets
-    ``nan``.
+    magnitude above ``config.term_max`` sets ``overflow`` and is clamped to ``acc_max``
+    (``config.saturate``) or dropped (the term is 0). The sign is ``sa XOR sb``; a zero or NaN
+    operand gives a zero term and no overflow; a NaN operand sets ``nan``.
 
     The shifter covers only the shifts that can change the result: ``shift`` is clamped to
     ``[lo, hi]`` (:attr:`shift_range`) with ``lo = max(shift(q_min), -(bits(m_max) + 1))``
-    (every smaller shift rounds to 0) and ``hi = min(shift(q_max), acc_bits - 1 - bits(m_min))``
-    (every larger shift overflows, detected by a comparator on ``q``), so a narrow accumulator
-    gets a narrow shifter. Right shifts need one rounding adder; a lossless configuration
-    (``config.is_lossless``) has none.
+    (every smaller shift rounds to 0) and ``hi = min(shift(q_max), term_bits - bits(m_min))``
+    (every larger shift overflows, detected by a comparator on ``q``), so a narrow term window
+    (``config.term_bits``) gets a narrow shifter. Right shifts need one rounding adder as wide
+    as the mantissa plus ``-lo`` bits; a lossless configuration (``config.is_lossless``) has
+    none.
 
     The term comes in two forms; logic only one of them needs is removed by synthesis.
     A PE that feeds :func:`accumulate` should use ``term_sm``.
@@ -208,7 +217,7 @@ class PALProductTerm(wiring.Component):
         config = self._config
         table = mantissa_table(config.fmt.frac_bits, config.mantissa_bits)
         always_zero = -(int(table.max()).bit_length() + 1)
-        always_overflow = config.acc_bits - int(table.min()).bit_length()
+        always_overflow = config.term_bits + 1 - int(table.min()).bit_length()
         lo = min(max(config.shift(config.q_min), always_zero), always_overflow - 1)
         hi = max(min(config.shift(config.q_max), always_overflow - 1), always_zero)
         return lo, hi, always_overflow
@@ -237,14 +246,21 @@ class PALProductTerm(wiring.Component):
 
         # Stage 2: mantissa lookup and shift decode: shift = octave - offset, where
         # octave = S >> F (so q = octave - 2**I), clamped to [lo, hi] as index = shift - lo.
-        mantissa = Signal(max(table).bit_length())
-        with m.Switch(log_sum[: fmt.frac_bits]):
-            for index, value in enumerate(table):
-                with m.Case(index):
-                    m.d.comb += mantissa.eq(value)
         octave = log_sum[fmt.frac_bits :]
         offset = (1 << fmt.int_bits) + config.mantissa_bits - config.acc_frac_bits
         octave_max = (1 << (fmt.int_bits + 1)) - 1
+        if octave_max - offset >= always_overflow:
+            too_big = octave >= offset + always_overflow
+        else:
+            too_big = Const(0)
+        # A zero or NaN operand looks up mantissa 0, so its term is 0 whatever the shift; so
+        # does a term that overflows when overflowing terms are dropped.
+        mantissa = Signal(max(table).bit_length())
+        with m.If(nonzero if config.saturate else nonzero & ~too_big):
+            with m.Switch(log_sum[: fmt.frac_bits]):
+                for index, value in enumerate(table):
+                    with m.Case(index):
+                        m.d.comb += mantissa.eq(value)
         index = Signal(range(hi - lo + 1))
         relative = octave - (offset + lo)
         if offset + lo > 0:
@@ -252,23 +268,31 @@ class PALProductTerm(wiring.Component):
         if octave_max - offset > hi:
             relative = Mux(octave > offset + hi, hi - lo, relative)
         m.d.comb += index.eq(relative)
-        if octave_max - offset >= always_overflow:
-            too_big = octave >= offset + always_overflow
-        else:
-            too_big = Const(0)
         mantissa, index, too_big, negative, nan, nonzero = stage(
             mantissa, index, too_big, negative & nonzero, nan, nonzero
         )
 
         # Stage 3: shift, round half away from zero, clamp.
         shifted = (mantissa << index)[: len(mantissa) + hi - lo]
-        magnitude = (shifted + (1 << (-lo - 1)))[-lo:] if lo < 0 else shifted << lo
-        top = magnitude[config.acc_bits - 1 :]
+        if lo < 0:
+            # Only right shifts (index < -lo) round, and they leave shifted below
+            # 2**(len(mantissa) - lo - 1); left shifts leave the low -lo bits zero. So the
+            # rounding adder needs only the low len(mantissa) - lo bits: no carry leaves them.
+            low = len(mantissa) - lo
+            rounded = (shifted[:low] + (1 << (-lo - 1)))[-lo:low]
+            magnitude = Cat(rounded, shifted[low:])
+        else:
+            magnitude = shifted << lo
+        top = magnitude[config.term_bits :]
         overflow = too_big | (top.any() if len(top) else Const(0))
         clamped = Signal(config.acc_bits - 1)
-        m.d.comb += clamped.eq(
-            Mux(nonzero, Mux(overflow, config.acc_max, magnitude[: config.acc_bits - 1]), 0)
-        )
+        if config.saturate:
+            kept = magnitude[: config.term_bits]
+            m.d.comb += clamped.eq(Mux(nonzero & overflow, config.acc_max, kept))
+        elif len(top):
+            m.d.comb += clamped.eq(Mux(overflow, 0, magnitude[: config.term_bits]))
+        else:
+            m.d.comb += clamped.eq(magnitude)
         clamped, negative, nan, overflow = stage(clamped, negative, nan, overflow & nonzero)
 
         m.d.comb += [

@@ -201,6 +201,17 @@ class MacConfig:
         ``[-4096, 4096]``. Default: exact (no product loses a bit) when ``acc_bits`` is, else 24.
     max_k : int
         Number of products the default exact width is sized for, default 4096.
+    term_bits : int, optional
+        Width of a product term's magnitude, 2..``acc_bits - 1``: a term of ``2**term_bits`` or
+        more overflows. Default ``acc_bits - 1`` (a term may fill the accumulator). A smaller
+        value bounds the shift window: the MAC's shifter spans only the low ``term_bits`` bits
+        and the rest of the accumulator is headroom for the sum's growth.
+    saturate : bool
+        ``True`` (default): an overflowing term is clamped to ``acc_max`` and every sum
+        saturates to ``[-acc_max, acc_max]``. ``False``: an overflowing term is dropped (adds
+        0) and the sum wraps modulo ``2**acc_bits`` (range ``[-2**(acc_bits - 1), acc_max]``),
+        like an integer MAC; cheaper in hardware. Either way the sticky ``overflow`` flag is
+        set, and the accumulator value is meaningful only while it is clear.
     """
 
     fmt: PALFormat
@@ -208,6 +219,8 @@ class MacConfig:
     acc_bits: int | None = None
     acc_frac_bits: int | None = None
     max_k: int = 4096
+    term_bits: int | None = None
+    saturate: bool = True
 
     def __post_init__(self):
         if not isinstance(self.fmt, PALFormat):
@@ -232,6 +245,10 @@ class MacConfig:
         object.__setattr__(
             self, "acc_frac_bits", _check_int("acc_frac_bits", acc_frac, -4096, 4096)
         )
+        term_bits = acc_bits - 1 if self.term_bits is None else self.term_bits
+        object.__setattr__(self, "term_bits", _check_int("term_bits", term_bits, 2, acc_bits - 1))
+        if not isinstance(self.saturate, bool):
+            raise TypeError(f"saturate must be a bool, not {self.saturate!r}")
 
     @property
     def q_min(self) -> int:
@@ -252,8 +269,19 @@ class MacConfig:
 
     @property
     def acc_max(self) -> int:
-        """Largest accumulator value; the range is symmetric, ``[-acc_max, acc_max]``."""
+        """Largest accumulator value. Saturating: the range is symmetric,
+        ``[-acc_max, acc_max]``; wrapping: ``[-acc_max - 1, acc_max]``."""
         return (1 << (self.acc_bits - 1)) - 1
+
+    @property
+    def acc_min(self) -> int:
+        """Smallest accumulator value: ``-acc_max`` saturating, ``-acc_max - 1`` wrapping."""
+        return -self.acc_max - (0 if self.saturate else 1)
+
+    @property
+    def term_max(self) -> int:
+        """Largest magnitude of a term that does not overflow, ``2**term_bits - 1``."""
+        return (1 << self.term_bits) - 1
 
     def shift(self, q):
         """Left shift that places a product of octave ``q`` in the accumulator (negative: right)."""
@@ -275,6 +303,8 @@ class MacConfig:
         s = self.shift(self.q_max)
         m = self.mantissa_max
         biggest = m << s if s >= 0 else (m + (1 << (-s - 1))) >> -s
+        if biggest > self.term_max:
+            return 0
         return self.acc_max // biggest if biggest else 1 << 30
 
     @property
@@ -286,9 +316,11 @@ class MacConfig:
         """Log magnitude (units of 2**-F) that adaptive scaling moves row/column maxima to.
 
         The format's top, unless the accumulator window is narrower: then the largest value
-        such that ``k`` products of two maxima stay below the accumulator's top.
+        such that ``k`` products of two maxima stay below the accumulator's top and a product
+        of two maxima below ``2**term_bits``.
         """
         _check_int("k", k, 1)
         fmt = self.fmt
-        budget = self.acc_top_exp - 1 - math.ceil(math.log2(k))
+        term_top_exp = self.term_bits - self.acc_frac_bits
+        budget = min(self.acc_top_exp - 1 - math.ceil(math.log2(k)), term_top_exp - 1)
         return min(fmt.log_max, (budget * fmt.units) // 2)

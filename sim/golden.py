@@ -485,7 +485,8 @@ def mac_terms(a, b, config: MacConfig):
 
     Returns ``(term, nan, overflow)``: ``term`` is the int64 value the product adds to the
     accumulator, ``+-round(m * 2**shift)`` with ``m`` from the mantissa table, rounded half away
-    from zero when ``shift < 0``; a term beyond ``+-acc_max`` is clamped and flags ``overflow``;
+    from zero when ``shift < 0``; a term whose magnitude exceeds ``term_max`` flags ``overflow``
+    and is clamped to ``+-acc_max`` (``config.saturate``) or dropped (0, wrapping);
     ``nan`` marks NaN operands; zero operands give 0.
     """
     config = _check_config(config)
@@ -495,13 +496,13 @@ def mac_terms(a, b, config: MacConfig):
     octave = log >> fmt.frac_bits
     mantissa = mantissa_table(fmt.frac_bits, config.mantissa_bits)[log & (fmt.units - 1)]
     shift = config.shift(octave)
-    headroom = config.acc_bits - 1 - _bit_length(mantissa)
+    headroom = config.term_bits - _bit_length(mantissa)
     too_big = shift > headroom
     left = mantissa << np.clip(shift, 0, 62)
     right = _round_shift_right(mantissa, np.maximum(-shift, 0))
     magnitude = np.where(shift >= 0, left, right)
-    overflow = too_big | (magnitude > config.acc_max)
-    magnitude = np.where(overflow, config.acc_max, magnitude)
+    overflow = too_big | (magnitude > config.term_max)
+    magnitude = np.where(overflow, config.acc_max if config.saturate else 0, magnitude)
     nonzero = ~(za | zb | na | nb)
     term = np.where(nonzero, np.where(sa ^ sb, -magnitude, magnitude), 0)
     return term, na | nb, overflow & nonzero
@@ -516,11 +517,11 @@ class MacResult:
     Attributes
     ----------
     acc : ndarray of int64
-        Raw two's-complement accumulator values, in ``[-acc_max, acc_max]``.
+        Raw two's-complement accumulator values, in ``[config.acc_min, config.acc_max]``.
     nan : ndarray of bool
         A NaN operand reached this accumulator (sticky).
     overflow : ndarray of bool
-        The accumulator (or a single term) saturated (sticky).
+        The accumulator (or a single term) overflowed: saturated, or wrapped (sticky).
     scale_exp : ndarray of int64
         Output scale octaves (``a_scale[i] + b_scale[j]``), broadcast to ``acc.shape``.
     config : MacConfig
@@ -599,9 +600,10 @@ def matmul(a, b, config: MacConfig, *, a_scales=None, b_scales=None) -> MacResul
     -------
     MacResult
         Terms (:func:`mac_terms`) are added for ``k = 0 .. K-1`` in order, each addition
-        saturating to ``[-acc_max, acc_max]``. While nothing saturates the sum is exact, so the
-        result does not depend on the order; with the default exact configuration nothing can
-        saturate for ``K <= config.max_exact_k``.
+        saturating to ``[-acc_max, acc_max]`` (or wrapping modulo ``2**acc_bits`` when not
+        ``config.saturate``). While nothing overflows the sum is exact, so the result does not
+        depend on the order; with the default exact configuration nothing can overflow for
+        ``K <= config.max_exact_k``.
     """
     config = _check_config(config)
     fmt = config.fmt
@@ -615,12 +617,15 @@ def matmul(a, b, config: MacConfig, *, a_scales=None, b_scales=None) -> MacResul
     acc = np.zeros((m, n), dtype=np.int64)
     nan = np.zeros((m, n), dtype=bool)
     overflow = np.zeros((m, n), dtype=bool)
-    limit = config.acc_max
+    low, high = config.acc_min, config.acc_max
     for index in range(k):
         term, term_nan, term_overflow = mac_terms(a[:, index, None], b[None, index, :], config)
         total = acc + term
-        overflow |= term_overflow | (np.abs(total) > limit)
-        acc = np.clip(total, -limit, limit)
+        overflow |= term_overflow | (total < low) | (total > high)
+        if config.saturate:
+            acc = np.clip(total, low, high)
+        else:
+            acc = (total - low) % (1 << config.acc_bits) + low
         nan |= term_nan
     return MacResult(acc, nan, overflow, sa[:, None] + sb[None, :], config)
 

@@ -71,6 +71,10 @@ def test_bad_format_name(text):
         ({"acc_frac_bits": 2.5}, TypeError, "acc_frac_bits must be an integer"),
         ({"max_k": 0}, ValueError, r"max_k must be in \[1, 1073741824\], not 0"),
         ({"max_k": False}, TypeError, "max_k must be an integer"),
+        ({"acc_bits": 20, "term_bits": 20}, ValueError, r"term_bits must be in \[2, 19\], not 20"),
+        ({"term_bits": 1}, ValueError, r"term_bits must be in \[2, "),
+        ({"term_bits": 8.0}, TypeError, "term_bits must be an integer"),
+        ({"saturate": 1}, TypeError, "saturate must be a bool, not 1"),
     ],
 )
 def test_bad_mac_config(kwargs, error, match):

@@ -28,6 +28,9 @@ CONFIGS = {
     "pal16-default": MacConfig(pal16),
     "pal16-w60": MacConfig(pal16, mantissa_bits=60, acc_bits=62, acc_frac_bits=30),
     "odd-w9-negfrac": MacConfig(ODD, mantissa_bits=9, acc_bits=40, acc_frac_bits=-3),
+    "pal8-window": MacConfig(pal8, acc_bits=20, acc_frac_bits=8, term_bits=12),
+    "pal8-wrap": MacConfig(pal8, acc_bits=16, acc_frac_bits=6, term_bits=11, saturate=False),
+    "odd-wrap": MacConfig(ODD, mantissa_bits=8, acc_bits=30, acc_frac_bits=10, saturate=False),
 }
 
 
@@ -42,8 +45,9 @@ def _term_magnitude(log: int, config: MacConfig) -> tuple[int, bool]:
     mantissa = mantissa_round(r, fmt.frac_bits, config.mantissa_bits)
     in_lsbs = mantissa * Fraction(2) ** (octave - config.mantissa_bits + config.acc_frac_bits)
     magnitude = math.floor(in_lsbs + Fraction(1, 2))
-    acc_max = 2 ** (config.acc_bits - 1) - 1
-    return min(magnitude, acc_max), magnitude > acc_max
+    if magnitude < 2**config.term_bits:
+        return magnitude, False
+    return (2 ** (config.acc_bits - 1) - 1 if config.saturate else 0), True
 
 
 def ref_terms(a, b, config: MacConfig):
@@ -62,8 +66,9 @@ def ref_terms(a, b, config: MacConfig):
 
 
 def ref_matmul(a, b, config: MacConfig):
-    """Reference ``(acc, nan, overflow)`` of ``a @ b`` with in-order saturating accumulation."""
-    acc_max = 2 ** (config.acc_bits - 1) - 1
+    """Reference ``(acc, nan, overflow)`` of ``a @ b`` with in-order saturating (or
+    two's-complement wrapping) accumulation."""
+    half = 2 ** (config.acc_bits - 1)
     m, n = a.shape[0], b.shape[1]
     acc = np.zeros((m, n), dtype=np.int64)
     nan = np.zeros((m, n), dtype=bool)
@@ -74,8 +79,12 @@ def ref_matmul(a, b, config: MacConfig):
             total, flag = 0, False
             for t, over in zip(terms.tolist(), overs.tolist(), strict=True):
                 total += t
-                flag |= over or abs(total) > acc_max
-                total = max(-acc_max, min(acc_max, total))
+                if config.saturate:
+                    flag |= over or abs(total) > half - 1
+                    total = max(1 - half, min(half - 1, total))
+                else:
+                    flag |= over or not -half <= total < half
+                    total = (total + half) % (2 * half) - half
             acc[i, j], nan[i, j], overflow[i, j] = total, nans.any(), flag
     return acc, nan, overflow
 
@@ -133,7 +142,9 @@ def _spread(config: MacConfig):
 # --- tests --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["pal8-exact", "pal8-narrow", "pal8-w1"])
+@pytest.mark.parametrize(
+    "name", ["pal8-exact", "pal8-narrow", "pal8-w1", "pal8-window", "pal8-wrap"]
+)
 def test_mac_terms_all_pal8_pairs(name):
     config = CONFIGS[name]
     codes = np.arange(256)
@@ -205,6 +216,33 @@ def test_sticky_overflow_survives_cancellation():
     np.testing.assert_array_equal(result.acc, acc)
     np.testing.assert_array_equal(result.overflow, overflow)
     np.testing.assert_array_equal(result.nan, nan)
+
+
+def test_wrapping_accumulator_wraps_and_drops_overflowing_terms():
+    config = CONFIGS["pal8-wrap"]  # 16 bits, 6 fraction bits, terms below 2**11
+    assert (config.acc_min, config.acc_max, config.term_max) == (-(2**15), 2**15 - 1, 2**11 - 1)
+    four = pal8.bias + 2 * pal8.units  # 4 * 4 = 2**4 -> 2**10 LSBs, a term that fits
+    eight = pal8.bias + 3 * pal8.units  # 8 * 8 = 2**6 -> 2**12 LSBs, a term that overflows
+    a = np.array([[four] * 32 + [eight]])
+    b = np.full((33, 1), four)
+    b[32] = eight
+    # 32 terms of 2**10 reach 2**15: one past acc_max, so the sum wraps to -2**15; the last
+    # term is dropped.
+    result = golden.matmul(a, b, config)
+    assert result.acc[0, 0] == -(2**15) and result.overflow[0, 0]
+    single = golden.matmul(a[:, 32:], b[32:], config)
+    assert single.acc[0, 0] == 0 and single.overflow[0, 0]
+    fits = golden.matmul(a[:, :31], b[:31], config)
+    assert fits.acc[0, 0] == 31 * 2**10 and not fits.overflow[0, 0]
+
+
+def test_scale_target_respects_term_bits():
+    # The product of two scaled maxima must stay below 2**term_bits LSBs.
+    wide = MacConfig(pal8, acc_bits=32, acc_frac_bits=12)
+    narrow = MacConfig(pal8, acc_bits=32, acc_frac_bits=12, term_bits=20)
+    assert wide.scale_target(64) == ((32 - 1 - 12 - 1 - 6) * pal8.units) // 2
+    assert narrow.scale_target(64) == ((20 - 12 - 1) * pal8.units) // 2
+    assert narrow.scale_target(1 << 20) == wide.scale_target(1 << 20)
 
 
 @pytest.mark.parametrize("name", ["pal8-exact", "pal16-default", "odd-w9-negfrac"])

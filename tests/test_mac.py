@@ -16,6 +16,10 @@ from palhdl.sim.format import MacConfig, PALFormat, pal8, pal16
 from palhdl.sim.rtl import pack_fields, simulate_streams, unpack_fields
 
 NARROW = MacConfig(pal8, acc_bits=16, acc_frac_bits=6)
+#: Wrapping accumulator and a term window narrower than the accumulator.
+WRAP = MacConfig(pal8, acc_bits=16, acc_frac_bits=6, term_bits=11, saturate=False)
+#: Saturating accumulator with a narrow term window.
+WINDOW = MacConfig(pal8, acc_bits=20, acc_frac_bits=8, term_bits=12, mantissa_bits=5)
 
 
 def rtl_dot_products(
@@ -124,6 +128,18 @@ def test_pal8_every_pair_narrow_accumulator_pipelined():
     assert (overflow & ~nan).any() and (~overflow & ~nan).any()
 
 
+@pytest.mark.parametrize(
+    ("config", "pipelined"), [(WRAP, True), (WINDOW, False)], ids=["wrap", "window"]
+)
+def test_pal8_every_pair_term_window(config, pipelined):
+    # Terms beyond the window overflow (dropped when wrapping, clamped when saturating).
+    rng = np.random.default_rng(config.acc_bits)
+    a_rows, b_rows = split_rows(*all_pairs(pal8, rng), rng, max_k=12)
+    acc, nan, overflow = check_against_golden(a_rows, b_rows, config, pipelined=pipelined)
+    assert (overflow & ~nan).any() and (~overflow & ~nan).sum() > 100
+    assert (acc[~overflow & ~nan] != 0).any()
+
+
 def golden_running_sums(a, b, config):
     """Golden accumulators after each pair of one run: row ``p`` of ``A @ b`` where ``A`` holds
     ``a[: p + 1]`` followed by zero codes (a zero term changes neither sum nor flags)."""
@@ -133,9 +149,11 @@ def golden_running_sums(a, b, config):
     return result.acc[:, 0], result.nan[:, 0], result.overflow[:, 0]
 
 
-def test_narrow_backpressure_running_sums():
+@pytest.mark.parametrize("config", [NARROW, WRAP], ids=["saturate", "wrap"])
+def test_narrow_backpressure_running_sums(config):
     # `last` on every pair of long runs: the outputs are the running sums, through saturation
-    # (sticky overflow) and sign changes; `first` only at the start of a run; random stalls.
+    # or wrap (sticky overflow) and sign changes; `first` only at the start of a run; random
+    # stalls.
     rng = np.random.default_rng(3)
     fmt = pal8
     count = 3000
@@ -146,21 +164,25 @@ def test_narrow_backpressure_running_sums():
     expected = [
         np.concatenate(field)
         for field in zip(
-            *map(golden_running_sums, a_rows, b_rows, [NARROW] * len(a_rows)), strict=True
+            *map(golden_running_sums, a_rows, b_rows, [config] * len(a_rows)), strict=True
         )
     ]
     g_acc, _, g_overflow = expected
     assert g_overflow.any() and (~g_overflow).any() and (np.diff(np.sign(g_acc)) != 0).any()
+    if not config.saturate:
+        # Some sums wrapped past the top or bottom: consecutive running sums jump by more
+        # than any term can move them.
+        assert (np.abs(np.diff(g_acc)) > config.term_max).any()
     starts = np.zeros(count, dtype=np.int64)
     starts[np.cumsum([0] + [len(row) for row in a_rows[:-1]])] = 1
     fields = [(a, fmt.width), (b, fmt.width), (starts, 1), (np.ones(count, np.int64), 1)]
     for pipelined in (False, True):
-        dut = PALMac(config=NARROW, pipelined=pipelined)
+        dut = PALMac(config=config, pipelined=pipelined)
         results, _ = simulate_streams(
             dut, {"i": pack_fields(fields).tolist()}, {"o": count}, backpressure=7
         )
         raw = np.array(results["o"], dtype=object)
-        outputs = unpack_fields(raw, [NARROW.acc_bits, 1, 1], signed=[True, False, False])
+        outputs = unpack_fields(raw, [config.acc_bits, 1, 1], signed=[True, False, False])
         for got, want in zip(outputs, expected, strict=True):
             np.testing.assert_array_equal(got, want)
 
@@ -258,8 +280,16 @@ def test_readouts(readout, pipelined, backpressure, config):
         (NARROW, True, "float32"),
         (MacConfig(pal16), False, "pal"),
         (MacConfig(PALFormat(int_bits=5, frac_bits=6)), True, "raw"),
+        (WRAP, True, "pal"),
     ],
-    ids=["pal8", "pal8-acc32-pipelined", "narrow-float32", "pal16-pal", "i5f6-pipelined"],
+    ids=[
+        "pal8",
+        "pal8-acc32-pipelined",
+        "narrow-float32",
+        "pal16-pal",
+        "i5f6-pipelined",
+        "wrap-pal",
+    ],
 )
 def test_verilog_export(config, pipelined, readout):
     dut = PALMac(config=config, pipelined=pipelined, readout=readout)
@@ -319,10 +349,11 @@ def test_product_term_both_forms(config, pairs):
     np.testing.assert_array_equal(sm_overflow, g_overflow)
 
 
+@pytest.mark.parametrize("saturate", [True, False], ids=["saturate", "wrap"])
 @pytest.mark.parametrize("form", ["signed", "sign-magnitude"])
-def test_accumulate_saturates_exactly(form):
-    # Expected values are plain integer clipping, independent of the golden model.
-    config = MacConfig(pal8, acc_bits=12, acc_frac_bits=0)
+def test_accumulate_saturates_or_wraps_exactly(form, saturate):
+    # Expected values are plain integer clipping or wrapping, independent of the golden model.
+    config = MacConfig(pal8, acc_bits=12, acc_frac_bits=0, saturate=saturate)
     top = config.acc_max  # 2047
     m = Module()
     acc = Signal(accumulator_layout(config))
@@ -331,9 +362,12 @@ def test_accumulate_saturates_exactly(form):
     total = accumulate(m, config, acc, term)
     rng = np.random.default_rng(12)
     special = [0, 1, -1, top, -top, top - 1, -top + 1, top // 2, -(top // 2) - 1]
-    values = np.concatenate([special, rng.integers(-top, top + 1, 3000)])
-    pairs = [(x, y) for x in special for y in special]
-    pairs += list(zip(values[9:1509], values[1509:], strict=True))
+    # A wrapping accumulator also holds -2**11; a term never exceeds acc_max in magnitude.
+    bottom = -top if saturate else -top - 1
+    accs = rng.integers(bottom, top + 1, 1500)
+    terms = rng.integers(-top, top + 1, 1500)
+    pairs = [(x, y) for x in special + [bottom] for y in special]
+    pairs += list(zip(accs, terms, strict=True))
     rows = []
     for x, y in pairs:
         flags = rng.integers(0, 2, 4)
@@ -349,9 +383,12 @@ def test_accumulate_saturates_exactly(form):
         y = row[3] if form == "signed" else (-row[3] if row[4] else row[3])
         term_nan, term_overflow = row[-2:]
         exact = x + y
-        assert got_acc == min(max(exact, -top), top)
+        if saturate:
+            assert got_acc == min(max(exact, -top), top)
+        else:
+            assert got_acc == (exact + top + 1) % (2 * top + 2) - top - 1
         assert got_nan == (acc_nan | term_nan)
-        assert got_overflow == (acc_overflow | term_overflow | (abs(exact) > top))
+        assert got_overflow == (acc_overflow | term_overflow | (not bottom <= exact <= top))
 
 
 @pytest.mark.parametrize(
@@ -363,8 +400,23 @@ def test_accumulate_saturates_exactly(form):
         MacConfig(pal8, mantissa_bits=1, acc_bits=8, acc_frac_bits=3),  # mantissa 4 = 2**(W+1)
         MacConfig(PALFormat(int_bits=2, frac_bits=1), mantissa_bits=1, acc_bits=8),
         MacConfig(pal8, mantissa_bits=60, acc_bits=62, acc_frac_bits=40),
+        MacConfig(pal8, mantissa_bits=1, acc_bits=8, acc_frac_bits=3, term_bits=4),
+        MacConfig(pal8, mantissa_bits=1, acc_bits=12, acc_frac_bits=5, term_bits=3, saturate=False),
+        MacConfig(
+            pal8, mantissa_bits=7, acc_bits=40, acc_frac_bits=-2, term_bits=2, saturate=False
+        ),
     ],
-    ids=["all-zero", "all-overflow", "wide-mantissa", "tiny-mantissa", "pal4", "widest"],
+    ids=[
+        "all-zero",
+        "all-overflow",
+        "wide-mantissa",
+        "tiny-mantissa",
+        "pal4",
+        "widest",
+        "tiny-window",
+        "tiny-window-wrap",
+        "narrowest-window-wrap",
+    ],
 )
 def test_product_term_extreme_configs(config):
     term = PALProductTerm(config=config)
