@@ -256,11 +256,11 @@ class PALProductTerm(wiring.Component):
         # A zero or NaN operand looks up mantissa 0, so its term is 0 whatever the shift; so
         # does a term that overflows when overflowing terms are dropped.
         mantissa = Signal(max(table).bit_length())
-        with m.If(nonzero if config.saturate else nonzero & ~too_big):
-            with m.Switch(log_sum[: fmt.frac_bits]):
-                for index, value in enumerate(table):
-                    with m.Case(index):
-                        m.d.comb += mantissa.eq(value)
+        live = nonzero if config.saturate else nonzero & ~too_big
+        with m.If(live), m.Switch(log_sum[: fmt.frac_bits]):
+            for index, value in enumerate(table):
+                with m.Case(index):
+                    m.d.comb += mantissa.eq(value)
         index = Signal(range(hi - lo + 1))
         relative = octave - (offset + lo)
         if offset + lo > 0:

@@ -366,7 +366,7 @@ def test_accumulate_saturates_or_wraps_exactly(form, saturate):
     bottom = -top if saturate else -top - 1
     accs = rng.integers(bottom, top + 1, 1500)
     terms = rng.integers(-top, top + 1, 1500)
-    pairs = [(x, y) for x in special + [bottom] for y in special]
+    pairs = [(x, y) for x in [*special, bottom] for y in special]
     pairs += list(zip(accs, terms, strict=True))
     rows = []
     for x, y in pairs:
