@@ -31,6 +31,7 @@ __all__ = [
     "KINDS",
     "SCALINGS",
     "ErrorStats",
+    "MacRoundingCost",
     "Scheme",
     "SkewRow",
     "StudyRow",
@@ -40,6 +41,7 @@ __all__ = [
     "format_table",
     "fp_roundtrip",
     "int8_roundtrip",
+    "mac_rounding_cost",
     "pal_matmul",
     "pal_roundtrip",
     "pow2_scales",
@@ -318,6 +320,48 @@ def pal_matmul(a, b, config: MacConfig, scaling: str = "channel") -> golden.MacR
     a_codes, a_scales = golden.quantize(a, fmt, per=_operand_per(scaling, "row"), target=target)
     b_codes, b_scales = golden.quantize(b, fmt, per=_operand_per(scaling, "col"), target=target)
     return golden.matmul(a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales)
+
+
+@dataclass(frozen=True)
+class MacRoundingCost:
+    """SQNRs of one Gaussian matmul (see :func:`mac_rounding_cost`)."""
+
+    #: The PAL operands' products summed exactly: what the format itself loses.
+    quantised_db: float
+    #: The golden MAC's result (mantissa table width, accumulator window, overflow).
+    mac_db: float
+
+    @property
+    def cost_db(self) -> float:
+        """What the MAC's own rounding costs: ``quantised_db - mac_db``."""
+        return self.quantised_db - self.mac_db
+
+
+def mac_rounding_cost(config: MacConfig, k: int, *, size: int = 64, seed: int = 0):
+    """SQNR a MAC configuration loses to its own rounding on a Gaussian matmul.
+
+    ``a`` (``size x k``) and ``b`` (``k x size``) are standard normal (:func:`sample`); both are
+    quantised with per-row/per-column scaling to ``config.scale_target(k)`` (as
+    :func:`palhdl.sim.golden.matmul_values`). The reference is the float64 product of the
+    unquantised matrices. :attr:`MacRoundingCost.quantised_db` sums the quantised operands'
+    products in float64 (the PAL values' own error); :attr:`MacRoundingCost.mac_db` is the golden
+    MAC's result, which also rounds each product's mantissa to ``mantissa_bits``, products below
+    the accumulator's LSB, and overflows.
+    """
+    a = sample("gaussian", (size, k), seed)
+    b = sample("gaussian", (k, size), seed + 1)
+    reference = a @ b
+    fmt = config.fmt
+    target = config.scale_target(k)
+    a_codes, a_scales = golden.quantize(a, fmt, per="row", target=target)
+    b_codes, b_scales = golden.quantize(b, fmt, per="col", target=target)
+    a_values = golden.decode(a_codes, fmt) * np.exp2(-a_scales.astype(np.float64))[:, None]
+    b_values = golden.decode(b_codes, fmt) * np.exp2(-b_scales.astype(np.float64))[None, :]
+    result = golden.matmul(a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales)
+    return MacRoundingCost(
+        quantised_db=sqnr_db(reference, a_values @ b_values),
+        mac_db=sqnr_db(reference, result.to_float64()),
+    )
 
 
 # --- schemes ----------------------------------------------------------------------------------

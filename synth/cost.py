@@ -10,7 +10,6 @@ ECP5 with DSPs and generic CMOS gates. ``--write docs/units.md`` replaces the te
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -19,20 +18,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from palhdl.sim.format import FORMATS, MacConfig
+from palhdl.sim.format import FORMATS, MacConfig, pal8, pal16
 from palhdl.synth.pnr import DEVICES, fmax
 from palhdl.synth.yosys import synth_stats, yosys_version
 
 __all__ = [
     "BEGIN_MARKER",
     "END_MARKER",
+    "MAC_CONFIGS",
+    "PAL8_COST",
+    "PAL16_COST",
     "TARGETS",
     "Unit",
     "baseline_units",
+    "mac_label",
     "main",
     "measure",
     "pal_units",
     "render",
+    "rounding_cost_lines",
+    "window_label",
     "write_section",
 ]
 
@@ -47,18 +52,66 @@ TARGETS: dict[str, tuple[str, bool]] = {
     "cmos": ("cmos", False),
 }
 
-#: The cost-optimised MAC accumulator: 32 bits like the int8 MAC's, 12 of them fraction bits.
+#: Windows of the saturating 32-bit comparison: 12 of the 32 bits are fraction bits.
 #: Adaptive scaling (``MacConfig.scale_target``) then puts operand maxima at 2**3 for K = 4096
 #: and the smallest resolved term is 2**-12, 18 octaves below the largest product.
-COST_ACC = (32, 12)
+SATURATING_ACC = (32, 12)
 
-#: Issue targets: ``(PAL row, baseline row, largest iCE40 LUT4 ratio)``.
+#: The cost-optimised pal8 MAC: a 32-bit wrapping accumulator like the int8 MAC's, product
+#: terms in its low 14 bits (a 14-bit term window, as an int8 product's magnitude fills 14 bits
+#: with headroom for K up to 2**17), a 5-bit mantissa table. Its rounding costs about 0.1 dB
+#: SQNR on a Gaussian matmul (:func:`palhdl.sim.accuracy.mac_rounding_cost`).
+PAL8_COST = MacConfig(
+    pal8, mantissa_bits=5, acc_bits=32, acc_frac_bits=12, term_bits=14, saturate=False
+)
+
+#: The cost-optimised pal16 MAC: bfloat16's 48-bit window with 24-bit terms, wrapping, W = 9.
+PAL16_COST = MacConfig(
+    pal16, mantissa_bits=9, acc_bits=48, acc_frac_bits=24, term_bits=24, saturate=False
+)
+
+#: PAL MAC configurations of the study per format: the default (exact for pal8) accumulator,
+#: the saturating 32-bit (pal8) window, and the cost-optimised one.
+MAC_CONFIGS = {
+    "pal8": [MacConfig(pal8), MacConfig(pal8, acc_bits=32, acc_frac_bits=12), PAL8_COST],
+    "pal16": [MacConfig(pal16), PAL16_COST],
+}
+
+
+def window_label(acc_bits: int, acc_frac_bits: int, term_bits: int, saturate: bool) -> str:
+    """``" acc32/12"``, plus ``" t14"`` for a term window and ``" wrap"`` when wrapping."""
+    label = f" acc{acc_bits}/{acc_frac_bits}"
+    if term_bits != acc_bits - 1:
+        label += f" t{term_bits}"
+    return label if saturate else label + " wrap"
+
+
+def mac_label(config: MacConfig) -> str:
+    """The row label of a PAL MAC configuration, e.g. ``" acc32/12 t14 wrap W5"``."""
+    window = window_label(config.acc_bits, config.acc_frac_bits, config.term_bits, config.saturate)
+    return f"{window} W{config.mantissa_bits}"
+
+
+def _pal_mac(config: MacConfig) -> str:
+    return f"PALMac {config.fmt.name}{mac_label(config)}"
+
+
+_FP8_COST = window_label(PAL8_COST.acc_bits, PAL8_COST.acc_frac_bits, 14, False)
+_BF16_COST = window_label(PAL16_COST.acc_bits, PAL16_COST.acc_frac_bits, 24, False)
+
+#: Issue targets: ``(PAL row, baseline row, largest iCE40 LUT4 ratio)``. The first three compare
+#: the cost-optimised MACs with baselines of the same accumulator scheme; the last two the
+#: saturating windows.
 COST_TARGETS = [
-    ("PALMac pal8 acc32/12 W6", "IntMac int8 acc32", 0.7),
-    ("PALMac pal8 acc32/12 W6", "FP8Mac e4m3 acc32/12", 0.6),
-    ("PALMac pal16 acc48/24 W10", "BF16Mac acc48/24", 0.5),
-    ("PALMac pal16 acc32/12 W10", "BF16Mac acc32/12", 0.5),
+    (_pal_mac(PAL8_COST), "IntMac int8 acc32", 0.7),
+    (_pal_mac(PAL8_COST), f"FP8Mac e4m3{_FP8_COST}", 0.6),
+    (_pal_mac(PAL16_COST), f"BF16Mac{_BF16_COST}", 0.5),
+    (_pal_mac(MAC_CONFIGS["pal8"][1]), "FP8Mac e4m3 acc32/12", 0.6),
+    (_pal_mac(MAC_CONFIGS["pal16"][0]), "BF16Mac acc48/24", 0.5),
 ]
+
+#: Depths of the Gaussian matmuls of :func:`rounding_cost_lines`.
+ROUNDING_COST_K = (64, 1024, 4096)
 
 
 @dataclass
@@ -72,59 +125,57 @@ class Unit:
     seconds: float = 0.0
 
 
-def _find(module: str, name: str):
-    """``palhdl.hdl.<module>.<name>``, or ``None`` if it does not exist (yet)."""
-    try:
-        return getattr(importlib.import_module(f"palhdl.hdl.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
+def pal_units(fmt_name: str) -> list[Unit]:
+    """The PAL units of format ``fmt_name`` (``"pal8"``/``"pal16"``)."""
+    from palhdl.hdl.arith import PALAdder, PALMultiplier
+    from palhdl.hdl.convert import (
+        AccumulatorToFloat32,
+        AccumulatorToPAL,
+        BFloat16ToPAL,
+        FixedToPAL,
+        Float32ToPAL,
+        PALToBFloat16,
+        PALToFloat32,
+    )
+    from palhdl.hdl.mac import PALMac, PALProductTerm
 
-
-def pal_units(fmt_name: str, missing: list[str]) -> list[Unit]:
-    """The PAL units of format ``fmt_name`` (``"pal8"``/``"pal16"``) that exist.
-
-    Names of units whose class is not (yet) in ``palhdl.hdl`` are appended to ``missing``.
-    """
     fmt = FORMATS[fmt_name]
-    default = MacConfig(fmt)
-    cost = MacConfig(fmt, acc_bits=COST_ACC[0], acc_frac_bits=COST_ACC[1])
     specs = [
-        ("arith", "PALMultiplier", "arith", {"fmt": fmt}, ""),
-        ("arith", "PALAdder", "arith", {"fmt": fmt}, ""),
-        ("convert", "Float32ToPAL", "convert", {"fmt": fmt}, ""),
-        ("convert", "BFloat16ToPAL", "convert", {"fmt": fmt}, ""),
-        ("convert", "PALToFloat32", "convert", {"fmt": fmt}, ""),
-        ("convert", "PALToBFloat16", "convert", {"fmt": fmt}, ""),
-        ("convert", "FixedToPAL", "convert", {"fmt": fmt, "width": 16}, " int16"),
+        (PALMultiplier, "arith", {"fmt": fmt}, ""),
+        (PALAdder, "arith", {"fmt": fmt}, ""),
+        (Float32ToPAL, "convert", {"fmt": fmt}, ""),
+        (BFloat16ToPAL, "convert", {"fmt": fmt}, ""),
+        (PALToFloat32, "convert", {"fmt": fmt}, ""),
+        (PALToBFloat16, "convert", {"fmt": fmt}, ""),
+        (FixedToPAL, "convert", {"fmt": fmt, "width": 16}, " int16"),
     ]
-    for config in (default, cost):
+    readout_configs = [MacConfig(fmt), MacConfig(fmt, acc_bits=32, acc_frac_bits=12)]
+    for config in readout_configs:
         label = f" acc{config.acc_bits}/{config.acc_frac_bits}"
         specs += [
-            ("convert", "AccumulatorToPAL", "convert", {"config": config}, label),
-            ("convert", "AccumulatorToFloat32", "convert", {"config": config}, label),
+            (AccumulatorToPAL, "convert", {"config": config}, label),
+            (AccumulatorToFloat32, "convert", {"config": config}, label),
         ]
-    for config in (default, cost):
-        label = f" acc{config.acc_bits}/{config.acc_frac_bits} W{config.mantissa_bits}"
+    for config in MAC_CONFIGS[fmt_name]:
         specs += [
-            ("mac", "PALProductTerm", "MAC", {"config": config}, label),
-            ("mac", "PALMac", "MAC", {"config": config}, label),
+            (PALProductTerm, "MAC", {"config": config}, mac_label(config)),
+            (PALMac, "MAC", {"config": config}, mac_label(config)),
         ]
-    units = []
-    for module, cls_name, group, kwargs, label in specs:
-        name = f"{cls_name} {fmt_name}{label}"
-        cls = _find(module, cls_name)
-        if cls is None:
-            missing.append(f"{name} (palhdl.hdl.{module}.{cls_name} does not exist)")
-            continue
-        units.append(Unit(name, group, lambda cls=cls, kwargs=kwargs: cls(**kwargs)))
-    return units
+    return [
+        Unit(f"{cls.__name__} {fmt_name}{label}", group, lambda cls=cls, kw=kwargs: cls(**kw))
+        for cls, group, kwargs, label in specs
+    ]
 
 
 def baseline_units() -> list[Unit]:
-    """The baseline MACs at the accumulator widths of the PAL MACs they are compared with."""
+    """The baseline MACs with the accumulator schemes of the PAL MACs they are compared with."""
     from palhdl.hdl.baselines import BF16Mac, FP8Mac, IntMac
 
-    acc, frac = COST_ACC
+    acc, frac = SATURATING_ACC
+    fp8 = {"acc_bits": PAL8_COST.acc_bits, "acc_frac_bits": PAL8_COST.acc_frac_bits}
+    fp8 |= {"term_bits": PAL8_COST.term_bits, "saturate": False}
+    bf16 = {"acc_bits": PAL16_COST.acc_bits, "acc_frac_bits": PAL16_COST.acc_frac_bits}
+    bf16 |= {"term_bits": PAL16_COST.term_bits, "saturate": False}
     return [
         Unit("IntMac int8 acc32", "baseline", lambda: IntMac(width=8, acc_bits=32)),
         Unit(
@@ -132,18 +183,30 @@ def baseline_units() -> list[Unit]:
             "baseline",
             lambda: FP8Mac(variant="e4m3", acc_bits=acc, acc_frac_bits=frac),
         ),
-        Unit(
-            f"FP8Mac e5m2 acc{acc}/{frac}",
-            "baseline",
-            lambda: FP8Mac(variant="e5m2", acc_bits=acc, acc_frac_bits=frac),
-        ),
+        Unit(f"FP8Mac e4m3{_FP8_COST}", "baseline", lambda: FP8Mac(variant="e4m3", **fp8)),
+        Unit(f"FP8Mac e5m2{_FP8_COST}", "baseline", lambda: FP8Mac(variant="e5m2", **fp8)),
         Unit("BF16Mac acc48/24", "baseline", lambda: BF16Mac(acc_bits=48, acc_frac_bits=24)),
-        Unit(
-            f"BF16Mac acc{acc}/{frac}",
-            "baseline",
-            lambda: BF16Mac(acc_bits=acc, acc_frac_bits=frac),
-        ),
+        Unit(f"BF16Mac{_BF16_COST}", "baseline", lambda: BF16Mac(**bf16)),
     ]
+
+
+def rounding_cost_lines(unit_names: Sequence[str]) -> list[str]:
+    """What the own rounding of each PAL MAC configuration among ``unit_names`` costs, from
+    :func:`palhdl.sim.accuracy.mac_rounding_cost` (numpy only, a few seconds)."""
+    from palhdl.sim.accuracy import mac_rounding_cost
+
+    lines = []
+    for configs in MAC_CONFIGS.values():
+        for config in configs:
+            if _pal_mac(config) not in unit_names:
+                continue
+            results = [mac_rounding_cost(config, k) for k in ROUNDING_COST_K]
+            costs = ", ".join(
+                f"K = {k}: {r.cost_db:.2f} dB ({r.mac_db:.2f} of {r.quantised_db:.2f})"
+                for k, r in zip(ROUNDING_COST_K, results, strict=True)
+            )
+            lines.append(f"- {_pal_mac(config)}: {costs}.")
+    return lines
 
 
 def measure(unit: Unit, targets: Sequence[str], *, with_fmax: bool = False) -> Unit:
@@ -199,9 +262,10 @@ def _ratio_lines(units: dict[str, Unit]) -> list[str]:
     return lines
 
 
-def render(units: Sequence[Unit], yosys_version: str) -> str:
+def render(units: Sequence[Unit], yosys_version: str, rounding: Sequence[str] = ()) -> str:
     """The markdown that goes between the markers: the table (a column for every count some
-    unit has, ``-`` where a unit lacks it), then the target comparisons."""
+    unit has, ``-`` where a unit lacks it), the target comparisons, then the ``rounding`` lines
+    (:func:`rounding_cost_lines`) if given."""
     columns = [c for c in _COLUMNS if any(c[1] in unit.stats for unit in units)]
     header = ["unit", *(c[0] for c in columns)]
     lines = [
@@ -220,6 +284,16 @@ def render(units: Sequence[Unit], yosys_version: str) -> str:
         lines.append("| " + " | ".join([unit.name, *cells]) + " |")
     lines += ["", "Cost targets (iCE40 LUT4, logic only):", ""]
     lines += _ratio_lines({unit.name: unit for unit in units})
+    if rounding:
+        lines += [
+            "",
+            "What each PAL MAC configuration's own rounding (mantissa table width, accumulator "
+            "window, overflow) costs: the SQNR of a 64 × K × 64 standard-normal matmul, per-row "
+            "and per-column scaling, against float64 — the MAC's result against the same PAL "
+            "operands' products summed exactly (`palhdl.sim.accuracy.mac_rounding_cost`):",
+            "",
+            *rounding,
+        ]
     return "\n".join(lines)
 
 
@@ -241,14 +315,11 @@ def write_section(path: Path, text: str) -> None:
 
 
 def _select_units(parser: argparse.ArgumentParser, args) -> list[Unit]:
-    missing: list[str] = []
-    units = [unit for name in args.formats.split(",") for unit in pal_units(name, missing)]
+    units = [unit for name in args.formats.split(",") for unit in pal_units(name)]
     if not args.no_baselines:
         units += baseline_units()
     if args.units:
         units = [u for u in units if any(text in u.name for text in args.units)]
-    for note in missing:
-        print(f"skipped: {note}", file=sys.stderr)
     if not units:
         parser.error("no unit selected")
     return units
@@ -335,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"synthesized {len(units)} units in {elapsed:.0f} s", file=sys.stderr)
         version = yosys_version()
 
-    text = render(units, version)
+    text = render(units, version, rounding_cost_lines([unit.name for unit in units]))
     print(text)
     if args.write:
         write_section(args.write, text)

@@ -337,3 +337,17 @@ def test_palhdl_demo_command():
     for name in NAMES:
         assert name in done.stdout
     assert "y rel.Frobenius err" in done.stdout
+
+
+def test_mac_rounding_cost_tracks_the_mantissa_width():
+    # A 1-bit mantissa table rounds every product to a power of two times 1, 1.5 or 2: several
+    # dB; a 20-bit table in an exact accumulator loses nothing visible. Same data either way.
+    coarse = accuracy.mac_rounding_cost(MacConfig(pal8, mantissa_bits=1), 64)
+    fine = accuracy.mac_rounding_cost(MacConfig(pal8, mantissa_bits=20), 64)
+    assert coarse.quantised_db == fine.quantised_db
+    assert 25 < fine.quantised_db < 35  # pal8's own error on a matmul
+    assert coarse.cost_db > 3
+    assert abs(fine.cost_db) < 0.01
+    # A term window too narrow for the data (terms of 2 bits) loses nearly everything.
+    narrow = MacConfig(pal8, acc_bits=32, acc_frac_bits=12, term_bits=2, saturate=False)
+    assert accuracy.mac_rounding_cost(narrow, 64).mac_db < 10

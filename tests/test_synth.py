@@ -12,6 +12,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from palhdl.sim.format import MacConfig, pal8
 from palhdl.synth import cost
 from palhdl.synth.pnr import fmax
 from palhdl.synth.toolchain import TOOLS, find_tool, use_yowasp_env, yowasp_env
@@ -164,18 +165,24 @@ def test_render_states_which_targets_hold():
         result.stats = {"ice40": {"LUT4": luts, "carry": 1, "DFF": 2}}
         return result
 
-    text = cost.render(
-        [unit("PALMac pal8 acc32/12 W6", 120), unit("IntMac int8 acc32", 200)],
-        "Yosys 0.70",
-    )
-    assert "| PALMac pal8 acc32/12 W6 | 120 | 1 | 2 |" in text
-    with_cmos = unit("IntMac int8 acc32", 200)
+    pal, int8, limit = cost.COST_TARGETS[0]
+    assert (pal, int8, limit) == ("PALMac pal8 acc32/12 t14 wrap W5", "IntMac int8 acc32", 0.7)
+    text = cost.render([unit(pal, 120), unit(int8, 200)], "Yosys 0.70", ["- rounding line"])
+    assert f"| {pal} | 120 | 1 | 2 |" in text
+    with_cmos = unit(int8, 200)
     with_cmos.stats["cmos"] = {"transistors": 900}
-    assert "| PALMac pal8 acc32/12 W6 | 120 | 1 | 2 | - |" in cost.render(
-        [unit("PALMac pal8 acc32/12 W6", 120), with_cmos], "Yosys 0.70"
-    )
+    assert f"| {pal} | 120 | 1 | 2 | - |" in cost.render([unit(pal, 120), with_cmos], "Yosys 0.70")
     assert "120 / 200 = **0.60x** (target <= 0.7x: holds)" in text
-    assert "FP8Mac e4m3 acc32/12: not measured" in text
+    assert f"{pal} vs FP8Mac e4m3 acc32/12 t14 wrap: not measured" in text
+    assert text.endswith("- rounding line")
+    too_big = cost.render([unit(pal, 150), unit(int8, 200)], "Yosys 0.70")
+    assert "150 / 200 = **0.75x** (target <= 0.7x: does not hold)" in too_big
+
+
+def test_mac_labels_name_the_window():
+    assert cost.mac_label(cost.PAL8_COST) == " acc32/12 t14 wrap W5"
+    assert cost.mac_label(MacConfig(pal8)) == " acc51/22 W6"
+    assert cost.window_label(32, 12, 31, True) == " acc32/12"
 
 
 def test_cost_main_measures_writes_and_rerenders(tmp_path, capsys):
