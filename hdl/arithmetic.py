@@ -56,15 +56,18 @@ class Arithmetic(abc.ABC):
 
     @abc.abstractmethod
     def product(self, m: Module, a, b):
-        """Add logic to ``m`` computing the accumulator record of the product ``a * b``.
+        """Add logic to ``m`` computing the accumulator term of the product ``a * b``.
 
-        Returns a value of :attr:`acc_layout`. With :attr:`product_latency` > 0 the result
-        belongs to the operands of that many cycles earlier (registers in ``sync``).
+        Returns a value in whatever form :meth:`accumulate` takes (for example the accumulator
+        record itself, or a cheaper sign-magnitude term). With :attr:`product_latency` > 0 the
+        result belongs to the operands of that many cycles earlier (registers in ``sync``).
         """
 
     @abc.abstractmethod
     def accumulate(self, m: Module, acc, term):
-        """Add logic computing ``acc + term`` (a value of :attr:`acc_layout`), flags sticky."""
+        """Add logic computing ``acc + term`` (``acc`` a value of :attr:`acc_layout`, ``term``
+        from :meth:`product`), flags sticky. A PE starts a dot product by accumulating its
+        first term onto an all-zero record."""
 
     def readout(self, mode: str, *, scale_bits: int):
         """A stream component converting ``{acc record fields, scale}`` to the ``mode`` output,

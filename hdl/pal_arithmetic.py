@@ -17,8 +17,9 @@ __all__ = ["PALArithmetic"]
 class PALArithmetic(Arithmetic):
     """PAL operands, linear accumulation as :func:`palhdl.sim.golden.matmul` defines it.
 
-    Each PE instantiates a :class:`~palhdl.hdl.mac.PALProductTerm` and the saturating
-    :func:`~palhdl.hdl.mac.accumulate` step. Readouts: ``"raw"`` (accumulator, ``nan``,
+    Each PE instantiates a :class:`~palhdl.hdl.mac.PALProductTerm` (its sign-magnitude
+    ``term_sm``) and the :func:`~palhdl.hdl.mac.accumulate` step (saturating or wrapping, as
+    ``config.saturate`` says). Readouts: ``"raw"`` (accumulator, ``nan``,
     ``overflow``, scale), ``"float32"`` and ``"pal"`` (correctly rounded, through
     :class:`~palhdl.hdl.convert.AccumulatorToFloat32` / ``AccumulatorToPAL``).
 
@@ -64,9 +65,7 @@ class PALArithmetic(Arithmetic):
 
     @property
     def product_latency(self) -> int:
-        probe = PALProductTerm(config=self._config, pipelined=self._pipelined)
-        probe._MustUse__silence = True  # only asked for its latency, never elaborated
-        return probe.latency
+        return PALProductTerm.PIPELINED_LATENCY if self._pipelined else 0
 
     def product(self, m: Module, a, b):
         unit = PALProductTerm(config=self._config, pipelined=self._pipelined)
@@ -74,7 +73,7 @@ class PALArithmetic(Arithmetic):
         m.d.comb += [unit.a.eq(a), unit.b.eq(b)]
         if self._pipelined:
             m.d.comb += unit.en.eq(1)
-        return unit.term
+        return unit.term_sm
 
     def accumulate(self, m: Module, acc, term):
         return accumulate(m, self._config, acc, term)

@@ -5,7 +5,7 @@ See ``docs/systolic.md`` for the dataflow diagram and timing.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -183,11 +183,10 @@ class SystolicArray(wiring.Component):
                 term = arith.product(m, a_reg, b_reg)
                 ctl_term = _delay(m, ctl, arith.product_latency, f"pe{i}_{j}_ctl")
                 acc = Signal(arith.acc_layout, name=f"pe{i}_{j}_acc")
-                total = arith.accumulate(m, acc, term)
+                base = Signal(arith.acc_layout, name=f"pe{i}_{j}_base")
+                m.d.comb += base.eq(Mux(ctl_term.first, 0, acc))
                 updated = Signal(arith.acc_layout, name=f"pe{i}_{j}_updated")
-                m.d.comb += updated.eq(total)
-                with m.If(ctl_term.first):
-                    m.d.comb += updated.eq(term)
+                m.d.comb += updated.eq(arith.accumulate(m, base, term))
                 shadow = Signal(arith.acc_layout, name=f"pe{i}_{j}_shadow")
                 with m.If(ctl_term.valid):
                     m.d.sync += acc.eq(updated)

@@ -89,8 +89,9 @@ def test_readouts_with_backpressure(output, pipelined):
         MacConfig(pal16),
         MacConfig(pal8, acc_bits=16, acc_frac_bits=4),
         MacConfig(PALFormat(int_bits=5, frac_bits=6)),
+        MacConfig(pal8, mantissa_bits=5, acc_bits=14, acc_frac_bits=4, term_bits=9, saturate=False),
     ],
-    ids=["pal16", "pal8-narrow", "i5f6"],
+    ids=["pal16", "pal8-narrow", "i5f6", "pal8-wrap-window"],
 )
 def test_other_configs_raw_with_backpressure(config):
     rng = np.random.default_rng(3)
@@ -107,8 +108,9 @@ def test_other_configs_raw_with_backpressure(config):
     assert_same(result, expected)
 
 
-def test_narrow_accumulator_saturates_like_golden():
-    config = MacConfig(pal8, acc_bits=16, acc_frac_bits=4)
+@pytest.mark.parametrize("saturate", [True, False], ids=["saturate", "wrap"])
+def test_narrow_accumulator_overflows_like_golden(saturate):
+    config = MacConfig(pal8, acc_bits=16, acc_frac_bits=4, saturate=saturate)
     big = golden.encode(np.full((3, 6), 200.0), pal8)
     arithmetic = PALArithmetic(config=config)
     zeros3 = np.zeros(3, dtype=np.int64)
