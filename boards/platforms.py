@@ -20,7 +20,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from palhdl.sim.format import MacConfig, PALFormat, pal8
+from palhdl.sim.format import MacConfig, PALFormat, pal8, pal16
 
 __all__ = [
     "BOARDS",
@@ -230,9 +230,11 @@ class Board:
         Default array geometry.
     clk_freq : float
         Default ``sync`` frequency, in Hz.
-    accumulators : tuple of (str, int, int)
-        ``(format name, acc_bits, acc_frac_bits)``: the default accumulator per operand format
-        (:meth:`default_config`; the format's default mantissa width).
+    configs : tuple of MacConfig
+        The default MAC configuration per operand format (:meth:`default_config`).
+    output : str
+        Default readout: ``"raw"`` sends accumulators to the host, which converts them (bit
+        for bit as the golden model), so the FPGA needs no readout converters.
     leds : int
         Number of user LEDs (``led`` resources) the core's ``status`` bits drive.
     """
@@ -246,7 +248,8 @@ class Board:
     rows: int
     cols: int
     clk_freq: float
-    accumulators: tuple[tuple[str, int, int], ...]
+    configs: tuple[MacConfig, ...]
+    output: str
     leds: int
 
     def default_config(self, fmt: PALFormat = pal8) -> MacConfig:
@@ -259,10 +262,10 @@ class Board:
         """
         if not isinstance(fmt, PALFormat):
             raise TypeError(f"fmt must be a PALFormat, not {fmt!r}")
-        for name, acc_bits, acc_frac_bits in self.accumulators:
-            if name == fmt.name:
-                return MacConfig(fmt, acc_bits=acc_bits, acc_frac_bits=acc_frac_bits)
-        names = ", ".join(repr(name) for name, _, _ in self.accumulators)
+        for config in self.configs:
+            if config.fmt == fmt:
+                return config
+        names = ", ".join(repr(config.fmt.name) for config in self.configs)
         raise ValueError(
             f"board {self.name!r} has default accumulators for formats {names}, not {fmt.name!r}; "
             "pass a MacConfig"
@@ -294,10 +297,21 @@ BOARDS: dict[str, Board] = {
             platform=ICEBreakerPlatform,
             nextpnr_device=("--up5k", "--package", "sg48"),
             osc_freq=12e6,
-            rows=3,
-            cols=3,
-            clk_freq=18e6,
-            accumulators=(("pal8", 20, 12), ("pal16", 24, 16)),
+            rows=4,
+            cols=4,
+            clk_freq=33e6,
+            configs=(
+                MacConfig(
+                    pal8,
+                    mantissa_bits=5,
+                    acc_bits=18,
+                    acc_frac_bits=8,
+                    term_bits=11,
+                    saturate=False,
+                ),
+                MacConfig(pal16, acc_bits=24, acc_frac_bits=16),
+            ),
+            output="raw",
             leds=2,
         ),
         Board(
@@ -307,10 +321,21 @@ BOARDS: dict[str, Board] = {
             platform=ULX3S_85F_Platform,
             nextpnr_device=("--85k", "--package", "CABGA381", "--speed", "6"),
             osc_freq=25e6,
-            rows=14,
-            cols=14,
-            clk_freq=40e6,
-            accumulators=(("pal8", 24, 14), ("pal16", 32, 20)),
+            rows=16,
+            cols=16,
+            clk_freq=90e6,
+            configs=(
+                MacConfig(
+                    pal8,
+                    mantissa_bits=5,
+                    acc_bits=20,
+                    acc_frac_bits=10,
+                    term_bits=13,
+                    saturate=False,
+                ),
+                MacConfig(pal16, acc_bits=32, acc_frac_bits=20),
+            ),
+            output="raw",
             leds=8,
         ),
     )

@@ -16,14 +16,22 @@ __all__ = ["SystolicArray"]
 MAX_DIM = 64
 
 
+def _delay_chain(m: Module, value, cycles: int, name: str) -> list:
+    """Registers ``r[0] .. r[cycles - 1]``: ``r[k]`` is ``value`` delayed by ``k + 1`` cycles
+    (Views keep their layout)."""
+    chain = []
+    for index in range(cycles):
+        reg = Signal(value.shape(), name=f"{name}_d{index + 1}")
+        m.d.sync += reg.eq(value)
+        chain.append(reg)
+        value = reg
+    return chain
+
+
 def _delay(m: Module, value, cycles: int, name: str):
     """``value`` delayed by ``cycles`` registers (Views keep their layout)."""
-    for index in range(cycles):
-        shape = value.shape()
-        reg = Signal(shape, name=f"{name}_d{index + 1}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
+    chain = _delay_chain(m, value, cycles, name)
+    return chain[-1] if chain else value
 
 
 class SystolicArray(wiring.Component):
@@ -173,15 +181,19 @@ class SystolicArray(wiring.Component):
 
         shadows = [[None] * cols for _ in range(rows)]
         shift = Signal()
+        latency = arith.product_latency
         for i in range(rows):
-            a_in, ctl_in = a_left[i], ctl_left[i]
+            # The control beat moves right one PE per cycle along with the A operand; PE
+            # (i, j) needs it `latency` cycles after its operands, which is where the beat is
+            # at column j + latency: one shared chain, extended past the last column.
+            ctl_chain = _delay_chain(m, ctl_left[i], cols + latency, f"ctl{i}")
+            a_in = a_left[i]
             for j in range(cols):
                 a_reg = Signal(arith.a_shape, name=f"pe{i}_{j}_a")
                 b_reg = Signal(arith.b_shape, name=f"pe{i}_{j}_b")
-                ctl = Signal(control, name=f"pe{i}_{j}_ctl")
-                m.d.sync += [a_reg.eq(a_in), b_reg.eq(b_top[j]), ctl.eq(ctl_in)]
+                m.d.sync += [a_reg.eq(a_in), b_reg.eq(b_top[j])]
                 term = arith.product(m, a_reg, b_reg)
-                ctl_term = _delay(m, ctl, arith.product_latency, f"pe{i}_{j}_ctl")
+                ctl_term = ctl_chain[j + latency]
                 acc = Signal(arith.acc_layout, name=f"pe{i}_{j}_acc")
                 base = Signal(arith.acc_layout, name=f"pe{i}_{j}_base")
                 m.d.comb += base.eq(Mux(ctl_term.first, 0, acc))
@@ -193,7 +205,7 @@ class SystolicArray(wiring.Component):
                 with m.If(ctl_term.valid & ctl_term.last):
                     m.d.sync += shadow.eq(updated)
                 shadows[i][j] = shadow
-                a_in, ctl_in = a_reg, ctl
+                a_in = a_reg
                 b_top[j] = b_reg
 
         # --- drain: shift shadows upwards, row 0 first --------------------------------------

@@ -128,8 +128,10 @@ class BuildReport:
         Array geometry.
     format : str
         Operand format name.
-    mantissa_bits, acc_bits, acc_frac_bits : int
+    mantissa_bits, acc_bits, acc_frac_bits, term_bits : int
         The :class:`~palhdl.sim.format.MacConfig`.
+    saturate : bool
+        Saturating (``True``) or wrapping accumulator.
     output : str
         Readout mode of the results.
     pipelined : bool
@@ -163,6 +165,8 @@ class BuildReport:
     mantissa_bits: int
     acc_bits: int
     acc_frac_bits: int
+    term_bits: int
+    saturate: bool
     output: str
     pipelined: bool
     k_max: int
@@ -235,7 +239,8 @@ class BuildReport:
             f"Build {status}",
             "",
             f"- Array: {self.rows} x {self.cols} = {self.pes} PEs, {self.format} operands",
-            f"- Accumulator: {self.acc_bits} bits, {self.acc_frac_bits} fraction bits "
+            f"- Accumulator: {self.acc_bits} bits, {self.acc_frac_bits} fraction bits, "
+            f"{'saturating' if self.saturate else 'wrapping'}, terms below 2**{self.term_bits} "
             f"(linear mantissa {self.mantissa_bits} bits)",
             f"- PEs: product term {'pipelined' if self.pipelined else 'combinational'}, "
             f"{self.output!r} readout",
@@ -525,7 +530,7 @@ def build(
     config: MacConfig | None = None,
     clk_freq: float | None = None,
     out_dir: str | os.PathLike,
-    output: str = "pal",
+    output: str | None = None,
     pipelined: bool = True,
     k_max: int = 64,
     baud: int = 115200,
@@ -550,8 +555,9 @@ def build(
         frequency or one the board's PLL can make within 1 %.
     out_dir : path
         Build directory (created); existing files of an earlier build are overwritten.
-    output : {"pal", "float32", "raw"}
-        Readout of the results, passed to :class:`~palhdl.boards.hostlink.HostLinkCore`.
+    output : {"pal", "float32", "raw"}, optional
+        Readout of the results, passed to :class:`~palhdl.boards.hostlink.HostLinkCore`;
+        default the board's (:attr:`Board.output`).
     pipelined : bool
         Register the PE product terms and the readout converters (default ``True``: it
         shortens the critical path of the PE to its accumulator adder).
@@ -584,6 +590,7 @@ def build(
     rows = _check_positive_int("rows", rows, board.rows)
     cols = _check_positive_int("cols", cols, board.cols)
     config = _resolve_config(board, fmt, config)
+    output = board.output if output is None else output
     clk_freq = board.clk_freq if clk_freq is None else clk_freq
     if not isinstance(allow_timing_fail, bool):
         raise TypeError(f"allow_timing_fail must be a bool, not {allow_timing_fail!r}")
@@ -604,6 +611,8 @@ def build(
         mantissa_bits=config.mantissa_bits,
         acc_bits=config.acc_bits,
         acc_frac_bits=config.acc_frac_bits,
+        term_bits=config.term_bits,
+        saturate=config.saturate,
         output=output,
         pipelined=pipelined,
         k_max=k_max,

@@ -29,8 +29,9 @@ from palhdl.boards.platforms import (
     get_board,
     ice40_pll,
 )
+from palhdl.sim import accuracy
 from palhdl.sim.cli import main
-from palhdl.sim.format import MacConfig, PALFormat, pal8
+from palhdl.sim.format import MacConfig, PALFormat, pal8, pal16
 from palhdl.synth.build import (
     STAGES,
     BuildError,
@@ -135,6 +136,15 @@ def test_board_default_config_needs_a_known_format():
         BOARDS["icebreaker"].default_config(PALFormat(int_bits=5, frac_bits=6))
     with pytest.raises(TypeError, match="fmt must be a PALFormat"):
         BOARDS["icebreaker"].default_config("pal8")
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_default_configs_cost_little_accuracy(board):
+    # The boards' narrow, wrapping accumulators must not cost a Gaussian matmul more than
+    # 0.5 dB SQNR over exact accumulation of the same PAL operands, at the host link's K.
+    for fmt in (pal8, pal16):
+        config = BOARDS[board].default_config(fmt)
+        assert accuracy.mac_rounding_cost(config, 64).cost_db < 0.5, (board, fmt)
 
 
 def test_board_top_rejects_bad_arguments():
@@ -251,6 +261,8 @@ def _report(**overrides) -> BuildReport:
         mantissa_bits=6,
         acc_bits=20,
         acc_frac_bits=12,
+        term_bits=19,
+        saturate=True,
         output="pal",
         pipelined=True,
         k_max=64,
