@@ -16,30 +16,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from palhdl.hdl.layout import PALLayout
-from palhdl.hdl.pipeline import StreamPipeline
+from palhdl.hdl.layout import PALLayout, pack_word
+from palhdl.hdl.pipeline import StreamPipeline, check_pipelined
 from palhdl.sim.format import PALFormat
 from palhdl.sim.tables import db_table, sb_table
 
 __all__ = ["PALAdder", "PALMultiplier"]
-
-
-def _check_pipelined(pipelined) -> bool:
-    if not isinstance(pipelined, bool):
-        raise TypeError(f"pipelined must be a bool (True or False), not {pipelined!r}")
-    return pipelined
-
-
-def _pack_result(m: Module, out, *, log, negative, nan, zero, fmt: PALFormat) -> None:
-    """Drive ``out`` from a signed biased log ``log`` (any width): NaN, then zero, then a
-    saturated (``> max`` to ``max``) or flushed (``< 1`` to ``+0``) value, like golden ``_pack``.
-    """
-    flush = zero | (log < 1)
-    saturate = log > fmt.mag_mask
-    m.d.comb += [
-        out.mag.eq(Mux(nan | flush, 0, Mux(saturate, fmt.mag_mask, log[: fmt.mag_bits]))),
-        out.sign.eq(nan | (~flush & negative)),
-    ]
 
 
 class PALMultiplier(wiring.Component):
@@ -84,7 +66,7 @@ class PALMultiplier(wiring.Component):
     def __init__(self, *, fmt: PALFormat, pipelined: bool = False):
         word = PALLayout(fmt)
         self._fmt = fmt
-        self._pipelined = _check_pipelined(pipelined)
+        self._pipelined = check_pipelined(pipelined)
         operands = data.StructLayout({"a": word, "b": word, "op": unsigned(1)})
         super().__init__({"i": In(stream.Signature(operands)), "o": Out(stream.Signature(word))})
 
@@ -117,7 +99,7 @@ class PALMultiplier(wiring.Component):
         zero = a.is_zero() | b.is_zero()  # x / 0 is NaN, which takes precedence
 
         valid, log, negative, nan, zero = pipe.stage(self.i.valid, log, negative, nan, zero)
-        _pack_result(m, self.o.payload, log=log, negative=negative, nan=nan, zero=zero, fmt=fmt)
+        pack_word(m, self.o.payload, log=log, negative=negative, nan=nan, zero=zero, fmt=fmt)
         pipe.connect(self.i, self.o, valid)
         return m
 
@@ -179,7 +161,7 @@ class PALAdder(wiring.Component):
         word = PALLayout(fmt)
         fmt.require_tables("PALAdder")
         self._fmt = fmt
-        self._pipelined = _check_pipelined(pipelined)
+        self._pipelined = check_pipelined(pipelined)
         operands = data.StructLayout({"a": word, "b": word, "sub": unsigned(1)})
         super().__init__({"i": In(stream.Signature(operands)), "o": Out(stream.Signature(word))})
 
@@ -251,6 +233,6 @@ class PALAdder(wiring.Component):
         # Output: add the offset, saturate or flush.
         log = Signal(signed(max(fmt.mag_bits + 1, len(offset)) + 1))
         m.d.comb += log.eq(big + offset)
-        _pack_result(m, self.o.payload, log=log, negative=negative, nan=nan, zero=cancel, fmt=fmt)
+        pack_word(m, self.o.payload, log=log, negative=negative, nan=nan, zero=cancel, fmt=fmt)
         pipe.connect(self.i, self.o, valid)
         return m

@@ -29,9 +29,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from palhdl.hdl.arith import _check_pipelined, _pack_result
-from palhdl.hdl.layout import PALLayout
-from palhdl.hdl.pipeline import StreamPipeline
+from palhdl.hdl.layout import PALLayout, pack_word
+from palhdl.hdl.pipeline import StreamPipeline, check_pipelined
 from palhdl.sim.format import MacConfig, PALFormat
 from palhdl.sim.tables import TABLE_PREC, exp2_table, log_threshold_table
 
@@ -44,7 +43,7 @@ __all__ = [
     "FloatLayout",
     "PALToBFloat16",
     "PALToFloat32",
-    "accumulator_layout",
+    "readout_input_layout",
 ]
 
 #: ``(mantissa_bits, exponent_bits)`` of the IEEE formats.
@@ -121,7 +120,7 @@ class FloatLayout(data.StructLayout):
         return (((1 << self._exp_bits) - 1) << self._man_bits) | (1 << (self._man_bits - 1))
 
 
-def accumulator_layout(config: MacConfig, scale_bits: int = 16) -> data.StructLayout:
+def readout_input_layout(config: MacConfig, scale_bits: int = 16) -> data.StructLayout:
     """Input payload of the accumulator readouts: ``acc`` (signed ``config.acc_bits``, low
     bits), ``scale`` (signed ``scale_bits``, the output scale octave ``MacResult.scale_exp``) and
     ``nan`` (1 bit). The value is ``acc * 2**-(config.acc_frac_bits + scale)``.
@@ -244,7 +243,7 @@ def _encode(
     count = _count_thresholds(m, normalised, fmt.frac_bits)
     log = Mux(infinite, fmt.mag_mask, (octave << fmt.frac_bits) + count + fmt.bias)
     word = Signal(PALLayout(fmt))
-    _pack_result(_level(m, "pack"), word, log=log, negative=negative, nan=nan, zero=zero, fmt=fmt)
+    pack_word(_level(m, "pack"), word, log=log, negative=negative, nan=nan, zero=zero, fmt=fmt)
     valid, word = pipe.stage(valid, word)
     m.d.comb += out.eq(word)
     return valid
@@ -325,7 +324,7 @@ class _Converter(wiring.Component):
     """Shared plumbing: streams ``i``/``o``, the ``pipelined`` flag and ``latency``."""
 
     def __init__(self, in_shape, out_shape, pipelined):
-        self._pipelined = _check_pipelined(pipelined)
+        self._pipelined = check_pipelined(pipelined)
         super().__init__(
             {"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(out_shape))}
         )
@@ -351,7 +350,7 @@ class _Converter(wiring.Component):
 class AccumulatorToPAL(_Converter):
     """Readout of a MAC accumulator as a correctly rounded PAL word.
 
-    Input payload :func:`accumulator_layout` ``(config, scale_bits)``: ``acc`` (signed
+    Input payload :func:`readout_input_layout` ``(config, scale_bits)``: ``acc`` (signed
     ``config.acc_bits``), ``scale`` (signed ``scale_bits``, default 16: the output scale octave
     ``MacResult.scale_exp``, i.e. ``a_scale + b_scale``) and ``nan``. Output payload
     ``PALLayout(out_fmt)``, equal to ``MacResult(acc, nan, ..., scale, config).to_pal(out_fmt)``.
@@ -394,7 +393,7 @@ class AccumulatorToPAL(_Converter):
         )
         self._scale_bits = _check_int("scale_bits", scale_bits, 2, 32)
         super().__init__(
-            accumulator_layout(config, scale_bits), PALLayout(self._out_fmt), pipelined
+            readout_input_layout(config, scale_bits), PALLayout(self._out_fmt), pipelined
         )
 
     @property
@@ -626,7 +625,7 @@ class PALToBFloat16(_PALToFloat):
 class AccumulatorToFloat32(_Converter):
     """Readout of a MAC accumulator as a correctly rounded float32 bit pattern.
 
-    Input payload :func:`accumulator_layout` ``(config, scale_bits)`` (as
+    Input payload :func:`readout_input_layout` ``(config, scale_bits)`` (as
     :class:`AccumulatorToPAL`); output payload ``FloatLayout(23, 8)``, equal to
     ``MacResult(acc, nan, ..., scale, config).to_float32_bits()``.
 
@@ -653,7 +652,9 @@ class AccumulatorToFloat32(_Converter):
     def __init__(self, *, config: MacConfig, pipelined: bool = False, scale_bits: int = 16):
         self._config = _check_config(config)
         self._scale_bits = _check_int("scale_bits", scale_bits, 2, 32)
-        super().__init__(accumulator_layout(config, scale_bits), FloatLayout(*_FLOAT32), pipelined)
+        super().__init__(
+            readout_input_layout(config, scale_bits), FloatLayout(*_FLOAT32), pipelined
+        )
 
     @property
     def config(self) -> MacConfig:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, unsigned
+from amaranth.hdl import Const, Module, Mux, unsigned
 from amaranth.lib import data
 
 from palhdl.sim.format import PALFormat
 
-__all__ = ["PALLayout", "PALView"]
+__all__ = ["PALLayout", "PALView", "pack_word"]
 
 
 class PALLayout(data.StructLayout):
@@ -66,3 +66,15 @@ class PALView(data.View):
         """The signed log magnitude ``L = E - bias`` in units of ``2**-frac_bits``."""
         fmt = self.shape().fmt
         return self.mag - fmt.bias
+
+
+def pack_word(m: Module, out, *, log, negative, nan, zero, fmt: PALFormat) -> None:
+    """Drive ``out`` from a signed biased log ``log`` (any width): NaN, then zero, then a
+    saturated (``> max`` to ``max``) or flushed (``< 1`` to ``+0``) value, like golden ``_pack``.
+    """
+    flush = zero | (log < 1)
+    saturate = log > fmt.mag_mask
+    m.d.comb += [
+        out.mag.eq(Mux(nan | flush, 0, Mux(saturate, fmt.mag_mask, log[: fmt.mag_bits]))),
+        out.sign.eq(nan | (~flush & negative)),
+    ]

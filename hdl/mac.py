@@ -15,10 +15,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from palhdl.hdl.arith import _check_pipelined
 from palhdl.hdl.convert import AccumulatorToFloat32, AccumulatorToPAL
 from palhdl.hdl.layout import PALLayout
-from palhdl.hdl.pipeline import StreamPipeline
+from palhdl.hdl.pipeline import StreamPipeline, check_pipelined
 from palhdl.sim.format import MacConfig
 from palhdl.sim.golden import _check_config
 from palhdl.sim.tables import mantissa_table
@@ -181,7 +180,7 @@ class PALProductTerm(wiring.Component):
 
     def __init__(self, *, config: MacConfig, pipelined: bool = False):
         self._config = _check_config(config)
-        self._pipelined = _check_pipelined(pipelined)
+        self._pipelined = check_pipelined(pipelined)
         word = PALLayout(config.fmt)
         members = {
             "a": In(word),
@@ -367,7 +366,7 @@ class PALMac(wiring.Component):
 
     def __init__(self, *, config: MacConfig, pipelined: bool = False, readout: str = "raw"):
         self._config = _check_config(config)
-        self._pipelined = _check_pipelined(pipelined)
+        self._pipelined = check_pipelined(pipelined)
         if not isinstance(readout, str) or readout not in READOUTS:
             raise ValueError(
                 f"readout must be one of {', '.join(map(repr, READOUTS))}, not {readout!r}"

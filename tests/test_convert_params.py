@@ -16,7 +16,7 @@ from palhdl.hdl.convert import (
     FloatLayout,
     PALToBFloat16,
     PALToFloat32,
-    accumulator_layout,
+    readout_input_layout,
 )
 from palhdl.hdl.layout import PALLayout
 from palhdl.sim.format import MacConfig, PALFormat, pal8, pal16
@@ -170,13 +170,13 @@ def test_float_layout_errors(name, value, error, message):
 
 def test_accumulator_layout():
     config = MacConfig(pal16)
-    layout = accumulator_layout(config)
+    layout = readout_input_layout(config)
     assert [(name, field.shape) for name, field in layout] == [
         ("acc", signed(config.acc_bits)),
         ("scale", signed(16)),
         ("nan", unsigned(1)),
     ]
-    assert accumulator_layout(config, 24)["scale"].shape == signed(24)
+    assert readout_input_layout(config, 24)["scale"].shape == signed(24)
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ def test_accumulator_layout():
 )
 def test_accumulator_layout_errors(kwargs, error, message):
     with pytest.raises(error, match=re.escape(message)):
-        accumulator_layout(**{"config": MacConfig(pal8), **kwargs})
+        readout_input_layout(**{"config": MacConfig(pal8), **kwargs})
 
 
 # --- accumulator readouts ---------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_accumulator_units(make):
     dut = make(config=config, scale_bits=20)
     assert dut.config is config
     assert dut.scale_bits == 20
-    assert dut.i.payload.shape() == accumulator_layout(config, 20)
+    assert dut.i.payload.shape() == readout_input_layout(config, 20)
     assert make(config=config).scale_bits == 16
 
 
