@@ -20,8 +20,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
-from palhdl.sim.baselines import FLOAT_FORMATS, FloatFormat, check_acc, check_int_mac
-from palhdl.sim.format import MacConfig, pal8
+from palhdl.sim.baselines import FLOAT_FORMATS, FloatFormat, check_int_mac, float_geometry
 
 __all__ = ["BF16Mac", "FP8Mac", "IntMac"]
 
@@ -107,17 +106,17 @@ class IntMac(wiring.Component):
 
 
 class _FloatMac(wiring.Component):
-    """Exact small-float products in a saturating fixed-point window (see :class:`FP8Mac`)."""
+    """Exact small-float products in a saturating or wrapping fixed-point window (see
+    :class:`FP8Mac`)."""
 
-    def __init__(self, fmt: FloatFormat, acc_bits, acc_frac_bits):
+    def __init__(self, fmt: FloatFormat, acc_bits, acc_frac_bits, term_bits, saturate):
         self._fmt = fmt
-        self._acc_bits, self._acc_frac_bits = check_acc(acc_bits, acc_frac_bits)
-        # The PAL MAC's accumulate step needs only the accumulator geometry of a MacConfig;
-        # the operand format (pal8) plays no part in it.
-        self._geometry = MacConfig(pal8, acc_bits=self._acc_bits, acc_frac_bits=acc_frac_bits)
+        self._geometry = float_geometry(
+            acc_bits, acc_frac_bits, term_bits=term_bits, saturate=saturate
+        )
         output = data.StructLayout(
             {
-                "acc": signed(self._acc_bits),
+                "acc": signed(self._geometry.acc_bits),
                 "nan": unsigned(1),
                 "pos_inf": unsigned(1),
                 "neg_inf": unsigned(1),
@@ -137,15 +136,25 @@ class _FloatMac(wiring.Component):
 
     @property
     def acc_bits(self) -> int:
-        return self._acc_bits
+        return self._geometry.acc_bits
 
     @property
     def acc_frac_bits(self) -> int:
-        return self._acc_frac_bits
+        return self._geometry.acc_frac_bits
+
+    @property
+    def term_bits(self) -> int:
+        """A product term of ``2**term_bits`` or more overflows."""
+        return self._geometry.term_bits
+
+    @property
+    def saturate(self) -> bool:
+        """Overflowing terms clamp and sums saturate (``True``) or are dropped and wrap."""
+        return self._geometry.saturate
 
     @property
     def acc_max(self) -> int:
-        return (1 << (self._acc_bits - 1)) - 1
+        return self._geometry.acc_max
 
     @property
     def latency(self) -> int:
@@ -169,33 +178,56 @@ class _FloatMac(wiring.Component):
         return bits[-1], significand, exp | subnormal, nan, inf, subnormal & (man == 0)
 
     def _term(self, m: Module, a, b):
-        """The product ``a * b`` as a :func:`~palhdl.hdl.mac.term_layout` record (sign and
-        clamped magnitude, ``nan``, ``overflow``) and whether it is infinite."""
+        """The product ``a * b`` as a :func:`~palhdl.hdl.mac.term_layout` record (sign,
+        magnitude clamped or dropped on overflow, ``nan``, ``overflow``) and whether it is
+        infinite."""
         fmt = self._fmt
+        geometry = self._geometry
         sign_a, sig_a, exp_a, nan_a, inf_a, zero_a = self._decode(a)
         sign_b, sig_b, exp_b, nan_b, inf_b, zero_b = self._decode(b)
         product_bits = 2 * fmt.man_bits + 2
         product = sig_a * sig_b
         # The product is product * 2**(exp_a + exp_b + offset) in accumulator LSBs.
-        offset = self._acc_frac_bits - 2 * fmt.bias - 2 * fmt.man_bits
-        exp_max = 2 * ((1 << fmt.exp_bits) - 1)
-        # Shifts below `low` round every product to 0; shifts above acc_bits - 1 overflow any
-        # nonzero product, so clamping the shift to [low, high] keeps every result exact.
-        low = max(2 + offset, -(product_bits + 1))
-        high = max(low, min(exp_max + offset, self._acc_bits - 1))
-        shift = Signal(signed(max(abs(2 + offset), abs(exp_max + offset)).bit_length() + 1))
+        offset = geometry.acc_frac_bits - 2 * fmt.bias - 2 * fmt.man_bits
+        shift_min, shift_max = 2 + offset, 2 * ((1 << fmt.exp_bits) - 1) + offset
+        # Shifts below `low` round every product to 0. A shift above `high` exceeds shift_min,
+        # so an operand is normal and the product is at least 2**man_bits, and then `high` is
+        # at least term_bits - man_bits: the product overflows at either shift. So clamping
+        # the shift to [low, high] keeps every term and overflow exact; only clamps that some
+        # shift needs are built.
+        low = max(shift_min, -(product_bits + 1))
+        high = max(low, min(shift_max, geometry.term_bits - fmt.man_bits))
+        shift = Signal(signed(max(abs(shift_min), abs(shift_max)).bit_length() + 1))
         m.d.comb += shift.eq(exp_a + exp_b + offset)
+        index = shift - low
+        if shift_max > high:
+            index = Mux(shift > high, high - low, index)
+        if shift_min < low:
+            index = Mux(shift < low, 0, index)
         amount = Signal(range(high - low + 1))
-        m.d.comb += amount.eq(Mux(shift < low, 0, Mux(shift > high, high - low, shift - low)))
+        m.d.comb += amount.eq(index)
         shifted = (product << amount)[: product_bits + high - low]
-        # Round half away from zero where the window's LSB is above the product's.
-        magnitude = shifted << low if low >= 0 else (shifted + (1 << (-low - 1))) >> -low
-        top = magnitude[self._acc_bits - 1 :]
+        if low < 0:
+            # Round half away from zero where the window's LSB is above the product's. Only
+            # right shifts (amount < -low) round, and they leave `shifted` below
+            # 2**(product_bits - low - 1); left shifts leave its low -low bits zero. So the
+            # rounding adder needs only the low product_bits - low bits: no carry leaves them.
+            width = product_bits - low
+            rounded = (shifted[:width] + (1 << (-low - 1)))[-low:width]
+            magnitude = Cat(rounded, shifted[width:])
+        else:
+            magnitude = shifted << low
+        top = magnitude[geometry.term_bits :]
         overflow = top.any() if len(top) else Const(0, 1)
+        kept = magnitude[: geometry.term_bits]
+        if geometry.saturate:
+            kept = Mux(overflow, geometry.acc_max, kept)
+        elif len(top):
+            kept = Mux(overflow, 0, kept)
         nan = nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a)
-        term = Signal(term_layout(self._geometry))
+        term = Signal(term_layout(geometry))
         m.d.comb += [
-            term.magnitude.eq(Mux(overflow, self.acc_max, magnitude)),
+            term.magnitude.eq(kept),
             term.negative.eq(sign_a ^ sign_b),
             term.nan.eq(nan),
             term.overflow.eq(overflow),
@@ -233,18 +265,28 @@ class _FloatMac(wiring.Component):
 
 
 class FP8Mac(_FloatMac):
-    """OCP FP8 MAC: exact products accumulated in a saturating fixed-point window.
+    """OCP FP8 MAC: exact products accumulated in a fixed-point window, as the PAL MAC does.
 
     Each product ``a * b`` is exact (significand multiply, exponent add, subnormals included)
     and lands in an ``acc_bits``-bit two's-complement accumulator whose LSB weighs
-    ``2**-acc_frac_bits``: bits below the LSB are rounded half away from zero, a term beyond
-    ``acc_max = 2**(acc_bits - 1) - 1`` is clamped and every sum saturates to
-    ``[-acc_max, acc_max]`` (``overflow`` flag) -- the PAL MAC's scheme. Specials follow
-    ``ml_dtypes``: E4M3 (``float8_e4m3fn``) has no infinities and one NaN per sign
-    (``S.1111.111``); E5M2 (``float8_e5m2``) has IEEE infinities and NaNs. A NaN operand or
-    infinity times zero sets ``nan``, infinite products set ``pos_inf``/``neg_inf`` and add
-    nothing, and infinities of both signs set ``nan``. All flags are sticky over a dot product.
+    ``2**-acc_frac_bits``: bits below the LSB are rounded half away from zero. A nonzero term
+    whose magnitude exceeds ``2**term_bits - 1`` sets ``overflow`` and, with ``saturate``, is
+    clamped to ``acc_max = 2**(acc_bits - 1) - 1`` while every sum saturates to
+    ``[-acc_max, acc_max]``; without ``saturate`` it is dropped (adds 0) and every sum wraps
+    modulo ``2**acc_bits`` (two's-complement overflow sets ``overflow``). This is the scheme of
+    :class:`palhdl.sim.format.MacConfig`, whose ``term_bits`` and ``saturate`` these
+    parameters are; the accumulate step is :func:`palhdl.hdl.mac.accumulate`. ``acc`` is
+    meaningful only while ``overflow`` is clear. Specials follow ``ml_dtypes``: E4M3
+    (``float8_e4m3fn``) has no infinities and one NaN per sign (``S.1111.111``); E5M2
+    (``float8_e5m2``) has IEEE infinities and NaNs. A NaN operand or infinity times zero sets
+    ``nan``, infinite products set ``pos_inf``/``neg_inf`` and add nothing, and infinities of
+    both signs set ``nan``. All flags are sticky over a dot product.
     Reference: :func:`palhdl.sim.baselines.float_mac`.
+
+    The term shifter spans only the shifts that can change a term: from the one below which
+    every product rounds to 0 up to ``term_bits - man_bits`` (or the smallest shift, if that
+    is larger), beyond which every nonzero product overflows; so a narrow ``term_bits`` gives a
+    narrow shifter. The rounding adder covers only the bits a rounding carry can reach.
 
     Parameters
     ----------
@@ -254,6 +296,12 @@ class FP8Mac(_FloatMac):
     acc_frac_bits : int
         Fraction bits of the accumulator, -4096..4096 (E4M3 products are exact with 18,
         E5M2 products with 32).
+    term_bits : int, optional
+        Width of a term's magnitude, 2..``acc_bits - 1``: a term of ``2**term_bits`` or more
+        overflows. Default ``acc_bits - 1`` (a term may fill the accumulator).
+    saturate : bool
+        ``True`` (default): overflowing terms clamp and sums saturate. ``False``: overflowing
+        terms are dropped and sums wrap; cheaper.
 
     Attributes
     ----------
@@ -261,12 +309,27 @@ class FP8Mac(_FloatMac):
         ``a`` and ``b`` are FP8 bit patterns.
     o : Out(stream.Signature({"acc": signed(acc_bits), "nan": 1, "pos_inf": 1, "neg_inf": 1,
         "overflow": 1}))
+        ``acc`` is in ``[-acc_max, acc_max]`` (saturating) or ``[-acc_max - 1, acc_max]``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter has the wrong type or is out of range; the message names it (for
+        example ``term_bits must be in [2, 31], not 40`` or ``saturate must be a bool``).
     """
 
-    def __init__(self, *, variant: str = "e4m3", acc_bits: int, acc_frac_bits: int):
+    def __init__(
+        self,
+        *,
+        variant: str = "e4m3",
+        acc_bits: int,
+        acc_frac_bits: int,
+        term_bits: int | None = None,
+        saturate: bool = True,
+    ):
         if variant not in ("e4m3", "e5m2"):
             raise ValueError(f"variant must be 'e4m3' or 'e5m2', not {variant!r}")
-        super().__init__(FLOAT_FORMATS[variant], acc_bits, acc_frac_bits)
+        super().__init__(FLOAT_FORMATS[variant], acc_bits, acc_frac_bits, term_bits, saturate)
 
     @property
     def variant(self) -> str:
@@ -274,7 +337,7 @@ class FP8Mac(_FloatMac):
 
 
 class BF16Mac(_FloatMac):
-    """bfloat16 MAC: exact products in a saturating fixed-point window, as :class:`FP8Mac`.
+    """bfloat16 MAC: exact products in a fixed-point window, exactly as :class:`FP8Mac`.
 
     bfloat16 has IEEE infinities, NaNs and subnormals (products are exact with
     ``acc_frac_bits = 266``; a window of 48 bits or so is the practical choice).
@@ -285,7 +348,24 @@ class BF16Mac(_FloatMac):
         Accumulator width, 8..62.
     acc_frac_bits : int
         Fraction bits of the accumulator, -4096..4096.
+    term_bits : int, optional
+        A term of ``2**term_bits`` or more overflows; 2..``acc_bits - 1``, default
+        ``acc_bits - 1``.
+    saturate : bool
+        Clamp overflowing terms and saturate sums (``True``, default) or drop them and wrap.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter has the wrong type or is out of range; the message names it.
     """
 
-    def __init__(self, *, acc_bits: int, acc_frac_bits: int):
-        super().__init__(FLOAT_FORMATS["bf16"], acc_bits, acc_frac_bits)
+    def __init__(
+        self,
+        *,
+        acc_bits: int,
+        acc_frac_bits: int,
+        term_bits: int | None = None,
+        saturate: bool = True,
+    ):
+        super().__init__(FLOAT_FORMATS["bf16"], acc_bits, acc_frac_bits, term_bits, saturate)

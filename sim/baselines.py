@@ -8,8 +8,11 @@ axis (``K``) in order, exactly as the RTL accumulates one row of a dot product:
 * :func:`float_mac`: exact products of small floats (OCP FP8 E4M3/E5M2 as ``ml_dtypes``'
   ``float8_e4m3fn``/``float8_e5m2`` define them, or bfloat16) placed in a fixed-point window
   like the PAL MAC's (:func:`palhdl.sim.golden.mac_terms`): ``acc_bits`` bits, LSB weight
-  ``2**-acc_frac_bits``, products rounded half away from zero onto the LSB grid, terms and sums
-  saturating to ``[-acc_max, acc_max]`` with ``acc_max = 2**(acc_bits - 1) - 1``.
+  ``2**-acc_frac_bits``, products rounded half away from zero onto the LSB grid, a term of
+  ``2**term_bits`` or more overflowing, and -- as :class:`palhdl.sim.format.MacConfig`'s
+  ``saturate`` selects -- overflowing terms clamped and sums saturating to
+  ``[-acc_max, acc_max]`` with ``acc_max = 2**(acc_bits - 1) - 1``, or overflowing terms dropped
+  and sums wrapping modulo ``2**acc_bits``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
+from palhdl.sim.format import MacConfig, pal8
 from palhdl.sim.golden import _bit_length, _round_shift_right
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "check_acc",
     "check_int_mac",
     "float_fields",
+    "float_geometry",
     "float_mac",
     "float_mac_terms",
     "int_mac",
@@ -93,6 +98,40 @@ def check_acc(acc_bits, acc_frac_bits) -> tuple[int, int]:
     return int(acc_bits), int(acc_frac_bits)
 
 
+def float_geometry(acc_bits, acc_frac_bits, *, term_bits=None, saturate=True) -> MacConfig:
+    """The accumulator window of a float MAC, validated, as a :class:`MacConfig`.
+
+    Only the accumulator fields of the result (``acc_bits``, ``acc_frac_bits``, ``term_bits``,
+    ``saturate`` and the derived ``acc_max``, ``acc_min``, ``term_max``) describe the float MAC;
+    its operand format (``pal8``) plays no part. The RTL accumulates with
+    :func:`palhdl.hdl.mac.accumulate` on it, exactly as the PAL MAC does.
+
+    Parameters
+    ----------
+    acc_bits, acc_frac_bits : int
+        As :func:`check_acc`.
+    term_bits : int, optional
+        2..``acc_bits - 1``: a product term of ``2**term_bits`` or more overflows. Default
+        ``acc_bits - 1``.
+    saturate : bool
+        ``True`` (default): overflowing terms clamp to ``acc_max``, sums saturate. ``False``:
+        overflowing terms are dropped, sums wrap modulo ``2**acc_bits``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter has the wrong type or is out of range; the message names it.
+    """
+    acc_bits, acc_frac_bits = check_acc(acc_bits, acc_frac_bits)
+    return MacConfig(
+        pal8,
+        acc_bits=acc_bits,
+        acc_frac_bits=acc_frac_bits,
+        term_bits=term_bits,
+        saturate=saturate,
+    )
+
+
 def check_int_mac(width, acc_bits) -> tuple[int, int]:
     """Validate an integer MAC: ``width`` in 2..16, ``acc_bits`` in ``[2 * width, 62]``."""
     for name, value in (("width", width), ("acc_bits", acc_bits)):
@@ -142,16 +181,26 @@ def float_fields(bits, fmt: FloatFormat):
     return negative, significand, exponent, nan, inf
 
 
-def float_mac_terms(a, b, fmt: FloatFormat, *, acc_bits: int, acc_frac_bits: int):
+def float_mac_terms(
+    a,
+    b,
+    fmt: FloatFormat,
+    *,
+    acc_bits: int,
+    acc_frac_bits: int,
+    term_bits: int | None = None,
+    saturate: bool = True,
+):
     """Accumulator terms of the exact products ``a * b`` (bit patterns, elementwise).
 
     Returns ``(term, nan, pos_inf, neg_inf, overflow)``: ``term`` is the int64
-    ``+-round(|a * b| * 2**acc_frac_bits)`` (half away from zero), clamped to ``+-acc_max``
-    with ``overflow`` set; ``nan`` marks a NaN operand or infinity times zero;
-    ``pos_inf``/``neg_inf`` mark an infinite product of that sign. Special products add 0.
+    ``+-round(|a * b| * 2**acc_frac_bits)`` (half away from zero); a nonzero product whose
+    rounded magnitude exceeds ``term_max = 2**term_bits - 1`` sets ``overflow`` and is clamped
+    to ``+-acc_max`` (``saturate``) or dropped (0, not ``saturate``). ``nan`` marks a NaN
+    operand or infinity times zero; ``pos_inf``/``neg_inf`` mark an infinite product of that
+    sign. Special products add 0. The keywords are those of :func:`float_geometry`.
     """
-    acc_bits, acc_frac_bits = check_acc(acc_bits, acc_frac_bits)
-    acc_max = (1 << (acc_bits - 1)) - 1
+    geometry = float_geometry(acc_bits, acc_frac_bits, term_bits=term_bits, saturate=saturate)
     na, sa, ea, nan_a, inf_a = float_fields(a, fmt)
     nb, sb, eb, nan_b, inf_b = float_fields(b, fmt)
     zero_a = (sa == 0) & ~nan_a & ~inf_a
@@ -160,13 +209,13 @@ def float_mac_terms(a, b, fmt: FloatFormat, *, acc_bits: int, acc_frac_bits: int
     inf = (inf_a | inf_b) & ~nan
     negative = na ^ nb
     product = sa * sb
-    shift = ea + eb + acc_frac_bits
-    too_big = shift > acc_bits - 1 - _bit_length(product)
+    shift = ea + eb + geometry.acc_frac_bits
+    too_big = shift > geometry.term_bits - _bit_length(product)
     left = product << np.clip(shift, 0, 62)
     right = _round_shift_right(product, np.maximum(-shift, 0))
     magnitude = np.where(shift >= 0, left, right)
-    overflow = (product != 0) & (too_big | (magnitude > acc_max))
-    magnitude = np.where(overflow, acc_max, magnitude)
+    overflow = (product != 0) & (too_big | (magnitude > geometry.term_max))
+    magnitude = np.where(overflow, geometry.acc_max if geometry.saturate else 0, magnitude)
     term = np.where(negative, -magnitude, magnitude)
     return term, nan, inf & ~negative, inf & negative, overflow
 
@@ -176,14 +225,15 @@ class FloatMacResult:
     """Accumulators of :func:`float_mac` (shape of the inputs without the last axis).
 
     The result of a row is NaN if ``nan``, else ``+inf`` if ``pos_inf``, ``-inf`` if
-    ``neg_inf``, else ``acc * 2**-acc_frac_bits`` (``overflow``: saturated on the way).
+    ``neg_inf``, else ``acc * 2**-acc_frac_bits``, meaningful only while ``overflow`` is clear.
 
     Attributes
     ----------
     acc : ndarray of int64
-        In ``[-acc_max, acc_max]``.
+        In ``[-acc_max, acc_max]`` (saturating) or ``[-acc_max - 1, acc_max]`` (wrapping).
     nan, pos_inf, neg_inf, overflow : ndarray of bool
-        Sticky over the row; ``nan`` includes infinities of both signs.
+        Sticky over the row; ``nan`` includes infinities of both signs; ``overflow``: a term
+        overflowed or a sum saturated (wrapped).
     """
 
     acc: np.ndarray
@@ -203,28 +253,48 @@ def _rows(a, b) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def float_mac(a, b, fmt: FloatFormat, *, acc_bits: int, acc_frac_bits: int) -> FloatMacResult:
+def float_mac(
+    a,
+    b,
+    fmt: FloatFormat,
+    *,
+    acc_bits: int,
+    acc_frac_bits: int,
+    term_bits: int | None = None,
+    saturate: bool = True,
+) -> FloatMacResult:
     """Dot products over the last axis of bit-pattern arrays ``a`` and ``b`` (same shape).
 
     Terms (:func:`float_mac_terms`) are added for ``k = 0 .. K-1`` in order, each sum
-    saturating to ``[-acc_max, acc_max]`` (setting ``overflow``).
+    saturating to ``[-acc_max, acc_max]`` (``saturate``) or wrapping modulo ``2**acc_bits``
+    into ``[-acc_max - 1, acc_max]`` (not ``saturate``); either sets ``overflow``. The keywords
+    are those of :func:`float_geometry`.
     """
     a, b = _rows(a, b)
-    acc_bits, acc_frac_bits = check_acc(acc_bits, acc_frac_bits)
-    acc_max = (1 << (acc_bits - 1)) - 1
+    geometry = float_geometry(acc_bits, acc_frac_bits, term_bits=term_bits, saturate=saturate)
     term, nan, pos_inf, neg_inf, overflow = float_mac_terms(
-        a, b, fmt, acc_bits=acc_bits, acc_frac_bits=acc_frac_bits
+        a,
+        b,
+        fmt,
+        acc_bits=acc_bits,
+        acc_frac_bits=acc_frac_bits,
+        term_bits=term_bits,
+        saturate=saturate,
     )
+    low, high = geometry.acc_min, geometry.acc_max
     acc = np.zeros(a.shape[:-1], dtype=np.int64)
-    saturated = np.zeros(a.shape[:-1], dtype=bool)
+    overflowed = overflow.any(axis=-1)
     for k in range(a.shape[-1]):
         total = acc + term[..., k]
-        saturated |= np.abs(total) > acc_max
-        acc = np.clip(total, -acc_max, acc_max)
+        overflowed |= (total < low) | (total > high)
+        if geometry.saturate:
+            acc = np.clip(total, low, high)
+        else:
+            acc = (total - low) % (1 << geometry.acc_bits) + low
     pos_inf = pos_inf.any(axis=-1)
     neg_inf = neg_inf.any(axis=-1)
     nan = nan.any(axis=-1) | (pos_inf & neg_inf)
-    return FloatMacResult(acc, nan, pos_inf, neg_inf, saturated | overflow.any(axis=-1))
+    return FloatMacResult(acc, nan, pos_inf, neg_inf, overflowed)
 
 
 def int_mac(a, b, *, width: int = 8, acc_bits: int = 32) -> np.ndarray:
