@@ -19,7 +19,9 @@ from palhdl.boards.hostlink import (
     ERROR_LENGTH,
     ERROR_REPLY,
     IDENTIFY_LENGTH,
+    IDENTIFY_WRAPPING,
     MAGIC,
+    MAX_K,
     OUTPUT_MODES,
     REPLY_FLAG,
     RUN_LENGTH,
@@ -33,8 +35,9 @@ from palhdl.boards.hostlink import (
     crc8,
     frame,
 )
+from palhdl.hdl.systolic import MAX_DIM
 from palhdl.sim.driver import MatmulStats, Tile
-from palhdl.sim.format import MacConfig, PALFormat
+from palhdl.sim.format import MacConfig, PALFormat, _check_int
 
 __all__ = [
     "ChecksumError",
@@ -211,8 +214,13 @@ class HostLink:
 
     # --- packets --------------------------------------------------------------------------
 
-    def transact(self, command: int, payload: bytes = b"", *, reply_length: int = 0) -> bytes:
+    def transact(
+        self, command: int, payload: bytes = b"", *, reply_length: int | None = 0
+    ) -> bytes:
         """Send one packet and return the payload of its successful reply.
+
+        ``reply_length`` is the payload length a successful reply must announce (``None``:
+        any; the caller checks it).
 
         Raises
         ------
@@ -241,7 +249,7 @@ class HostLink:
                 f"reply to {_command_name(command)} has code 0x{code:02x}, expected "
                 f"0x{command | REPLY_FLAG:02x} or ERROR 0x{ERROR_REPLY:02x}"
             )
-        if length != expected:
+        if expected is not None and length != expected:
             raise ProtocolError(
                 f"reply to {_command_name(command)} announces {length} payload bytes, "
                 f"expected {expected}"
@@ -265,29 +273,65 @@ class HostLink:
     # --- commands -------------------------------------------------------------------------
 
     def identify(self) -> DeviceInfo:
-        """Send IDENTIFY; return (and remember) the device description."""
-        reply = self.transact(Command.IDENTIFY, reply_length=IDENTIFY_LENGTH)
+        """Send IDENTIFY; return (and remember) the device description.
+
+        Raises
+        ------
+        ProtocolError
+            If the reply is not a version-:data:`~palhdl.boards.hostlink.VERSION` IDENTIFY
+            payload of :data:`~palhdl.boards.hostlink.IDENTIFY_LENGTH` bytes describing a
+            valid device: wrong magic, version or length, an unknown readout code or flag
+            bit, or parameters ``HostLinkCore`` would not accept.
+        """
+        reply = self.transact(Command.IDENTIFY, reply_length=None)
+        # Magic and version before the length: another version has another length.
+        length_error = ProtocolError(
+            f"IDENTIFY reply has {len(reply)} payload bytes, expected {IDENTIFY_LENGTH} for "
+            f"protocol version {VERSION}"
+        )
+        if len(reply) <= len(MAGIC):
+            raise length_error
         if reply[:4] != MAGIC:
             raise ProtocolError(f"IDENTIFY magic is {reply[:4]!r}, not {MAGIC!r}")
         if reply[4] != VERSION:
             raise ProtocolError(f"device speaks protocol version {reply[4]}, not {VERSION}")
+        if len(reply) != IDENTIFY_LENGTH:
+            raise length_error
         rows, cols, int_bits, frac_bits, mantissa_bits, acc_bits = reply[5:11]
         acc_frac_bits = int.from_bytes(reply[11:13], "little", signed=True)
-        if reply[13] >= len(OUTPUT_MODES):
-            raise ProtocolError(f"IDENTIFY output mode {reply[13]} is unknown")
-        config = MacConfig(
-            PALFormat(int_bits=int_bits, frac_bits=frac_bits),
-            mantissa_bits=mantissa_bits,
-            acc_bits=acc_bits,
-            acc_frac_bits=acc_frac_bits,
-        )
+        mode, k_max = reply[13], int.from_bytes(reply[14:16], "little")
+        term_bits, flags = reply[16], reply[17]
+        if mode >= len(OUTPUT_MODES):
+            raise ProtocolError(
+                f"IDENTIFY readout code {mode} is unknown (0..{len(OUTPUT_MODES) - 1}: "
+                f"{', '.join(OUTPUT_MODES)})"
+            )
+        if flags & ~IDENTIFY_WRAPPING:
+            raise ProtocolError(
+                f"IDENTIFY flags 0x{flags:02x} have unknown bits 0x{flags & ~IDENTIFY_WRAPPING:02x}"
+                f" (only bit 0, wrapping accumulator, is defined)"
+            )
+        try:
+            _check_int("rows", rows, 1, MAX_DIM)
+            _check_int("cols", cols, 1, MAX_DIM)
+            _check_int("k_max", k_max, 1, MAX_K)
+            config = MacConfig(
+                PALFormat(int_bits=int_bits, frac_bits=frac_bits),
+                mantissa_bits=mantissa_bits,
+                acc_bits=acc_bits,
+                acc_frac_bits=acc_frac_bits,
+                term_bits=term_bits,
+                saturate=not (flags & IDENTIFY_WRAPPING),
+            )
+        except (TypeError, ValueError) as error:
+            raise ProtocolError(f"IDENTIFY describes an impossible device: {error}") from None
         self._info = DeviceInfo(
             version=reply[4],
             rows=rows,
             cols=cols,
             config=config,
-            output=OUTPUT_MODES[reply[13]],
-            k_max=int.from_bytes(reply[14:16], "little"),
+            output=OUTPUT_MODES[mode],
+            k_max=k_max,
         )
         return self._info
 
@@ -378,19 +422,43 @@ class HostLink:
         ]
         return np.array(lanes, dtype=object).reshape(info.rows, info.cols)
 
-    def matmul(self, a, b, *, adaptive: bool = True):
-        """``a @ b`` on the board through :func:`palhdl.sim.driver.matmul`; returns
-        ``(result, MatmulStats)`` in the device's readout mode."""
+    def matmul(self, a, b, *, output: str | None = None, adaptive: bool = True):
+        """``a @ b`` on the board through :func:`palhdl.sim.driver.matmul`.
+
+        Parameters
+        ----------
+        a, b : ndarray
+            Float arrays (quantised with adaptive scales when ``adaptive``) or PAL codes.
+        output : {"float32", "pal", "raw"}, optional
+            The result. Default: float32 values from a device with the ``"raw"`` or
+            ``"float32"`` readout, PAL codes from one with the ``"pal"`` readout. A ``"raw"``
+            device gives all three (float32 and PAL converted here, bit-exact with a device
+            that converts itself); a ``"float32"`` or ``"pal"`` device only its own.
+        adaptive : bool
+            Per-row / per-column scales for float operands.
+
+        Returns
+        -------
+        (result, MatmulStats)
+
+        Raises
+        ------
+        ValueError
+            If the device's readout cannot give ``output`` (the message names both).
+        """
         from palhdl.sim.driver import matmul
 
         info = self.info
+        if output is None:
+            output = "pal" if info.output == "pal" else "float32"
         return matmul(
             a,
             b,
             config=info.config,
             rows=info.rows,
             cols=info.cols,
-            output=info.output,
+            output=output,
+            readout=info.output,
             adaptive=adaptive,
             transport=SerialTransport(self),
         )

@@ -13,12 +13,13 @@ from __future__ import annotations
 import collections
 import enum
 import functools
+import itertools
 import math
 import operator
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Shape, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -32,6 +33,7 @@ __all__ = [
     "ERROR_LENGTH",
     "ERROR_REPLY",
     "IDENTIFY_LENGTH",
+    "IDENTIFY_WRAPPING",
     "MAGIC",
     "OUTPUT_MODES",
     "REPLY_FLAG",
@@ -53,7 +55,8 @@ __all__ = [
 ]
 
 SYNC = 0xA5
-VERSION = 1
+#: Protocol version in the IDENTIFY reply; 2 added ``term_bits`` and the flags byte.
+VERSION = 2
 MAGIC = b"PALH"
 #: A successful reply carries the command code with this bit set.
 REPLY_FLAG = 0x80
@@ -65,7 +68,10 @@ OUTPUT_MODES = ("raw", "float32", "pal")
 SCALE_BITS = 16
 #: Bytes the receiver buffers while the device executes or answers the previous packet.
 RX_FIFO_DEPTH = 64
-IDENTIFY_LENGTH = 16
+IDENTIFY_LENGTH = 18
+#: Bit of the IDENTIFY flags byte: the accumulator wraps (``MacConfig.saturate`` is False).
+#: The other bits are 0.
+IDENTIFY_WRAPPING = 0x01
 STATUS_LENGTH = 6
 RUN_LENGTH = 2
 ERROR_LENGTH = 2
@@ -151,6 +157,30 @@ def load_length(lanes: int, k: int, word_bytes: int) -> int:
     return 2 + lanes * k * word_bytes + 2 * lanes
 
 
+#: A receive FIFO entry: the byte, its line flags (a framing error; input dropped because the
+#: FIFO was full before it) and comparisons made when it is written (16 bits: one block RAM).
+_RX_ENTRY = data.StructLayout(
+    {
+        "byte": 8,
+        "framing_error": 1,
+        "dropped_before": 1,
+        "is_sync": 1,  # SYNC without a framing error
+        "is_zero": 1,
+        "is_one": 1,
+        # Against the bytes of k_max, for the K range check of a LOAD:
+        "above_k_low": 1,  # byte > k_max % 256
+        "is_k_high": 1,  # byte == k_max // 256
+        "above_k_high": 1,  # byte > k_max // 256
+    }
+)
+
+
+def _one_hot(fsm) -> None:
+    """Ask the synthesiser to re-encode ``fsm``'s state one-hot: a state test is then one
+    flip-flop, not a comparison (Yosys ``fsm_encoding``)."""
+    fsm.state.attrs["fsm_encoding"] = "one-hot"
+
+
 def _crc8_step(crc, byte):
     """Amaranth expression of the CRC register after ``byte``: the update is linear over GF(2)
     in ``crc ^ byte``, so each output bit XORs the inputs whose unit vector sets it."""
@@ -177,6 +207,14 @@ class HostLinkCore(wiring.Component):
     buffer in block RAM (``rows x cols`` lanes of :attr:`lane_bytes` bytes, row-major) and a
     reply generator. The protocol is in
     ``docs/host-link.md``.
+
+    Every decision of the link's control is taken from registers (decoded command flags,
+    comparisons of counters with their limits made a step ahead, comparisons of received bytes
+    made when they enter the FIFO, registered memory writes and array handshakes), so the link
+    adds at most a few LUT levels to any path. Its state machines carry Yosys'
+    ``fsm_encoding = "one-hot"``: Yosys then ignores their initial values, so ``sync`` must be
+    reset after configuration (the board tops of :mod:`palhdl.boards.platforms` hold it in
+    reset until the PLL has locked).
 
     Parameters
     ----------
@@ -347,6 +385,7 @@ class HostLinkCore(wiring.Component):
             + config.acc_frac_bits.to_bytes(2, "little", signed=True)
             + bytes([OUTPUT_MODES.index(self._output)])
             + self._k_max.to_bytes(2, "little")
+            + bytes([config.term_bits, 0 if config.saturate else IDENTIFY_WRAPPING])
         )
 
     def elaborate(self, platform):
@@ -357,12 +396,24 @@ class HostLinkCore(wiring.Component):
         m.submodules.uart_tx = uart_tx = UARTTx(divisor=self._divisor)
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
 
-        # Receive FIFO entries are {byte, framing error, input dropped (FIFO full) before it}.
-        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=10, depth=RX_FIFO_DEPTH)
+        # Receive FIFO entries (_RX_ENTRY) carry the byte, its line flags and comparisons the
+        # parser needs, made here where there is time.
+        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=_RX_ENTRY.size, depth=RX_FIFO_DEPTH)
         dropped = Signal()
         line_error = Signal()  # sticky until a STATUS reply reports it
+        received = uart_rx.o.payload
+        entry = Signal(_RX_ENTRY)
         m.d.comb += [
-            fifo.w_data.eq(Cat(uart_rx.o.payload.data, uart_rx.o.payload.error, dropped)),
+            entry.byte.eq(received.data),
+            entry.framing_error.eq(received.error),
+            entry.dropped_before.eq(dropped),
+            entry.is_sync.eq((received.data == SYNC) & ~received.error),
+            entry.is_zero.eq(received.data == 0),
+            entry.is_one.eq(received.data == 1),
+            entry.above_k_low.eq(received.data > self._k_max % 256),
+            entry.is_k_high.eq(received.data == self._k_max // 256),
+            entry.above_k_high.eq(received.data > self._k_max // 256),
+            fifo.w_data.eq(entry),
             fifo.w_en.eq(uart_rx.o.valid),
         ]
         with m.If(uart_rx.o.valid):
@@ -387,27 +438,34 @@ class HostLinkCore(wiring.Component):
 
         # --- run engine: beat k reads row k of both operand memories ------------------------
         k_run = Signal(range(self._k_max))
+        beat_last = Signal()  # k_run is the last K step (registered in RUN_FETCH)
         m.d.comb += [
             buffers.read_a.addr.eq(k_run),
             buffers.read_b.addr.eq(k_run),
             array.a.payload.data.as_value().eq(buffers.read_a.data),
             array.b.payload.data.as_value().eq(buffers.read_b.data),
-            array.a.payload.last.eq(k_run == buffers.a_k - 1),
+            array.a.payload.last.eq(beat_last),
         ]
         # A result row is taken from the array into a shift register of whole-byte lanes and
         # written to the byte-wide result memory one byte per cycle (the array waits).
         row_bytes = cols * self._lane_bytes
-        rows_taken = Signal(range(rows + 1))
+        rows_taken = Signal(range(rows))
+        all_taken = Signal()  # rows_taken has reached rows
         row_shift = Signal(8 * row_bytes)
         bytes_left = Signal(range(row_bytes + 1))
+        storing = Signal()  # bytes_left != 0
+        # array.c.ready, registered: in RUN_COLLECT with no row being stored and rows to take.
+        collect = Signal()
+        m.d.comb += array.c.ready.eq(collect)
         m.d.comb += [
             buffers.write_c.data.eq(row_shift[:8]),
-            buffers.write_c.en.eq(bytes_left != 0),
+            buffers.write_c.en.eq(storing),
         ]
-        with m.If(bytes_left != 0):
+        with m.If(storing):
             m.d.sync += [
                 row_shift.eq(row_shift >> 8),
                 bytes_left.eq(bytes_left - 1),
+                storing.eq(bytes_left != 1),
                 buffers.write_c.addr.eq(buffers.write_c.addr + 1),
             ]
         padded_row = Cat(
@@ -422,80 +480,109 @@ class HostLinkCore(wiring.Component):
         lane_nan = Cat(nan for nan, _ in flags).any()
         lane_sat = Cat(sat for _, sat in flags).any()
 
+        # VERIFY registers the verdict on the parsed packet, PREPARE the reply it calls for;
+        # DISPATCH starts that reply once the reply generator is free, and executes the
+        # command. Everything these states decide on is registered.
+        verdict = Signal(4)  # 0: execute; else the code of the ERROR reply
+        reply_now = Signal()  # DISPATCH starts the reply (all but a good RUN)
+        k_match = Signal()  # a_k == b_k (they change only at a LOAD's DISPATCH)
+        m.d.sync += k_match.eq(buffers.a_k == buffers.b_k)
         with m.FSM(name="control") as control:
-            with m.State("IDLE"):
-                m.d.comb += parser.enable.eq(1)
-                with m.If(parser.done):
-                    m.next = "DISPATCH"
-            with m.State("DISPATCH"):
-                verdict = Signal(4)
-                m.d.comb += verdict.eq(parser.error)
+            # The parser stops reading when a packet ends (parser.enable is cleared); every
+            # return to IDLE sets parser.enable again.
+            with m.State("IDLE"), m.If(parser.done):
+                m.next = "VERIFY"
+            with m.State("VERIFY"):
+                m.d.sync += verdict.eq(parser.error)
                 with m.If(parser.error == 0):
-                    with m.If(parser.cmd == Command.RUN):
+                    with m.If(parser.is_run):
                         with m.If(~(buffers.a_valid & buffers.b_valid)):
-                            m.d.comb += verdict.eq(ErrorCode.NOT_LOADED)
-                        with m.Elif(buffers.a_k != buffers.b_k):
-                            m.d.comb += verdict.eq(ErrorCode.K_MISMATCH)
-                    with m.If((parser.cmd == Command.READ) & ~buffers.c_valid):
-                        m.d.comb += verdict.eq(ErrorCode.NO_RESULT)
-                with m.If(~reply.busy):
+                            m.d.sync += verdict.eq(ErrorCode.NOT_LOADED)
+                        with m.Elif(~k_match):
+                            m.d.sync += verdict.eq(ErrorCode.K_MISMATCH)
+                    with m.If(parser.is_read & ~buffers.c_valid):
+                        m.d.sync += verdict.eq(ErrorCode.NO_RESULT)
+                m.next = "PREPARE"
+            with m.State("PREPARE"):
+                m.d.sync += [
+                    reply_now.eq((verdict != 0) | ~parser.is_run),
+                    reply.error.eq(verdict),
+                    reply.code.eq(parser.cmd | REPLY_FLAG),
+                ]
+                with m.If(verdict != 0):
+                    m.d.sync += [reply.kind.eq(_Reply.ERROR), reply.code.eq(ERROR_REPLY)]
+                for flag, kind in (
+                    (parser.is_identify, _Reply.IDENTIFY),
+                    (parser.is_status, _Reply.STATUS),
+                    (parser.is_load_a | parser.is_load_b, _Reply.EMPTY),
+                    (parser.is_run, _Reply.RUN),  # sent when the run has finished
+                    (parser.is_read, _Reply.READ),
+                ):
+                    with m.Elif(flag):
+                        m.d.sync += reply.kind.eq(kind)
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"), m.If(~reply.busy):
+                with m.If(verdict != 0):
+                    m.d.sync += [last_error.eq(verdict), error_led.eq(1)]
+                with m.Else():
+                    m.d.sync += error_led.eq(0)
+                with m.If(reply_now):
+                    m.d.comb += reply.start.eq(1)
+                    m.d.sync += parser.enable.eq(1)
                     m.next = "IDLE"
-                    with m.If(verdict != 0):
-                        reply.start(_Reply.ERROR, ERROR_REPLY, error=verdict)
-                        m.d.sync += [last_error.eq(verdict), error_led.eq(1)]
-                    with m.Else():
-                        m.d.sync += error_led.eq(0)
-                        code = parser.cmd | REPLY_FLAG
-                        with m.Switch(parser.cmd):
-                            with m.Case(Command.IDENTIFY):
-                                reply.start(_Reply.IDENTIFY, code)
-                            with m.Case(Command.STATUS):
-                                reply.start(_Reply.STATUS, code)
-                                m.d.sync += [last_error.eq(0), line_error.eq(0)]
-                            with m.Case(Command.LOAD_A, Command.LOAD_B):
-                                reply.start(_Reply.EMPTY, code)
-                                m.d.comb += buffers.commit.eq(1)
-                            with m.Case(Command.READ):
-                                reply.start(_Reply.READ, code)
-                            with m.Case(Command.RUN):
-                                m.d.sync += [
-                                    k_run.eq(0),
-                                    rows_taken.eq(0),
-                                    buffers.write_c.addr.eq(0),
-                                    buffers.c_valid.eq(0),
-                                    result_nan.eq(0),
-                                    result_sat.eq(0),
-                                    run_cycles.eq(0),
-                                ]
-                                m.next = "RUN_FETCH"
-            with m.State("RUN_FETCH"):
+                with m.If(verdict == 0):
+                    with m.If(parser.is_status):
+                        m.d.sync += [last_error.eq(0), line_error.eq(0)]
+                    with m.If(parser.is_load_a | parser.is_load_b):
+                        m.d.comb += buffers.commit.eq(1)
+                    with m.If(parser.is_run):
+                        m.d.sync += [
+                            k_run.eq(0),
+                            rows_taken.eq(0),
+                            all_taken.eq(0),
+                            buffers.write_c.addr.eq(0),
+                            buffers.c_valid.eq(0),
+                            result_nan.eq(0),
+                            result_sat.eq(0),
+                            run_cycles.eq(0),
+                        ]
+                        m.next = "RUN_FETCH"
+            with m.State("RUN_FETCH"):  # the operand memories read row k_run
+                m.d.sync += beat_last.eq(k_run == buffers.a_k - 1)
                 m.next = "RUN_BEAT"
             with m.State("RUN_BEAT"):
                 m.d.comb += [array.a.valid.eq(1), array.b.valid.eq(1)]
                 with m.If(array.a.ready):
                     with m.If(array.a.payload.last):
+                        m.d.sync += collect.eq(1)
                         m.next = "RUN_COLLECT"
                     with m.Else():
                         m.d.sync += k_run.eq(k_run + 1)
                         m.next = "RUN_FETCH"
             with m.State("RUN_COLLECT"):
-                with m.If(bytes_left != 0):
-                    pass  # the previous row is still going into the result memory
-                with m.Elif(rows_taken == rows):
+                with m.If(storing):  # the previous row is still going into the result memory
+                    m.d.sync += collect.eq((bytes_left == 1) & ~all_taken)
+                with m.Elif(all_taken):
                     m.d.sync += buffers.c_valid.eq(1)
-                    reply.start(_Reply.RUN, Command.RUN | REPLY_FLAG)
+                    m.d.comb += reply.start.eq(1)
+                    m.d.sync += parser.enable.eq(1)
                     m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += array.c.ready.eq(1)
-                    with m.If(array.c.valid):
-                        m.d.sync += [
-                            row_shift.eq(padded_row),
-                            bytes_left.eq(row_bytes),
-                            rows_taken.eq(rows_taken + 1),
-                            result_nan.eq(result_nan | lane_nan),
-                            result_sat.eq(result_sat | lane_sat),
-                        ]
-        running = ~control.ongoing("IDLE") & ~control.ongoing("DISPATCH")
+
+        # Taking a row: `collect` implies RUN_COLLECT, so no state decoding here.
+        with m.If(array.c.valid & collect):
+            m.d.sync += [
+                collect.eq(0),
+                row_shift.eq(padded_row),
+                bytes_left.eq(row_bytes),
+                storing.eq(1),
+                rows_taken.eq(rows_taken + 1),
+                all_taken.eq(rows_taken == rows - 1),
+                result_nan.eq(result_nan | lane_nan),
+                result_sat.eq(result_sat | lane_sat),
+            ]
+        _one_hot(control)
+        waiting = ("IDLE", "VERIFY", "PREPARE", "DISPATCH")
+        running = ~Cat(control.ongoing(state) for state in waiting).any()
         with m.If(running & (run_cycles != 0xFFFF)):
             m.d.sync += run_cycles.eq(run_cycles + 1)
 
@@ -524,7 +611,7 @@ class HostLinkCore(wiring.Component):
             read_c=buffers.read_c,
         )
 
-        m.d.comb += [
+        m.d.sync += [
             self.status[LedBit.BUSY].eq(
                 ~control.ongoing("IDLE") | ~parser.idle | reply.busy | fifo.r_rdy
             ),
@@ -580,79 +667,145 @@ class _Buffers:
 
 
 class _Parser:
-    """Byte-wide packet parser: reads the receive FIFO while ``enable``; ``done`` pulses for
-    one cycle when a packet has ended (CRC byte or timeout) with ``cmd``, ``error`` (0 = good)
-    and, for a LOAD, its K. LOAD words go straight into the operand memories; the target
-    buffer is invalidated when the LOAD header arrives and made valid only by ``commit``."""
+    """Byte-wide packet parser: reads the receive FIFO while ``enable`` (a register: the parser
+    clears it when a packet ends, the control sets it when it is ready for the next one);
+    ``done`` pulses for one cycle when a packet has ended (CRC byte or timeout) with ``cmd``,
+    its decoded flags (``is_identify`` .. ``is_read``, registered with ``cmd``), ``error``
+    (0 = good) and, for a LOAD, its K. LOAD words and scales go into the operand memories and
+    scale registers through one register stage; the target buffer is invalidated when the LOAD
+    header arrives and made valid only by ``commit``.
+
+    Every decision on a byte uses that byte and registers only: comparisons of counters with
+    their limits are registered one step ahead (``final``, ``inner_last``, ``outer_last``,
+    ``scale_last``, ``expired``), and the error is kept as separate flags merged by priority in
+    ``error``."""
 
     def __init__(self, m: Module, core: HostLinkCore, fifo, buffers: _Buffers):
         rows, cols, k_max = core.rows, core.cols, core.k_max
         width, word_bytes = core.config.fmt.width, core.word_bytes
-        self.enable = Signal()
+        self.enable = Signal(init=1)
         self.done = Signal()
         self.cmd = Signal(8)
         self.error = Signal(4)
         self.idle = Signal()
+        self.is_identify = Signal()
+        self.is_status = Signal()
+        self.is_load_a = Signal()
+        self.is_load_b = Signal()
+        self.is_run = Signal()
+        self.is_read = Signal()
+        decoded = {
+            Command.IDENTIFY: self.is_identify,
+            Command.STATUS: self.is_status,
+            Command.LOAD_A: self.is_load_a,
+            Command.LOAD_B: self.is_load_b,
+            Command.RUN: self.is_run,
+            Command.READ: self.is_read,
+        }
 
-        byte, framing_error, dropped_before = fifo.r_data[:8], fifo.r_data[8], fifo.r_data[9]
-        bad = framing_error | dropped_before
+        entry = _RX_ENTRY(fifo.r_data)
+        byte, byte_zero, byte_one = entry.byte, entry.is_zero, entry.is_one
+        bad = entry.framing_error | entry.dropped_before
         got = Signal()
-        reading = Signal()  # enabled and not in DONE
-        m.d.comb += [fifo.r_en.eq(reading), got.eq(fifo.r_rdy & reading)]
-        cmd, err = self.cmd, self.error
+        m.d.comb += [fifo.r_en.eq(self.enable), got.eq(fifo.r_rdy & self.enable)]
+        cmd = self.cmd
+        length_low_zero, length_low_one = Signal(), Signal()
         length_low = Signal(8)
         remaining = Signal(16)
+        final = Signal()  # remaining == 1: the next byte is the last of the payload
         crc = Signal(8)
-        line_bad = Signal()
         timeout = core.timeout_cycles
+        # Cycles without a byte inside a packet; expired = (timer == timeout - 1), registered.
         timer = Signal(range(timeout))
+        expired = Signal()
         timed_out = Signal()
 
-        is_a = Signal()
-        is_load = Signal()
-        is_plain = Signal()
-        m.d.comb += [
-            is_a.eq(cmd == Command.LOAD_A),
-            is_load.eq(is_a | (cmd == Command.LOAD_B)),
-            is_plain.eq(
-                (cmd == Command.IDENTIFY)
-                | (cmd == Command.STATUS)
-                | (cmd == Command.RUN)
-                | (cmd == Command.READ)
-            ),
+        # One flag per error, merged by priority: TIMEOUT, LINE, CHECKSUM, then the first of
+        # UNKNOWN_COMMAND / K_RANGE / LENGTH found (at most one of these is set: finding one
+        # stops the checks).
+        timeout_hit, line_bad, crc_bad = Signal(), Signal(), Signal()
+        unknown_command, k_bad, length_bad = Signal(), Signal(), Signal()
+        by_priority = [
+            (timeout_hit, ErrorCode.TIMEOUT),
+            (line_bad, ErrorCode.LINE),
+            (crc_bad, ErrorCode.CHECKSUM),
+            (unknown_command, ErrorCode.UNKNOWN_COMMAND),
+            (k_bad, ErrorCode.K_RANGE),
+            (length_bad, ErrorCode.LENGTH),
         ]
+        fault = unknown_command | k_bad | length_bad
+        merged = Const(0, 4)
+        for flag, code in reversed(by_priority):
+            merged = Mux(flag, code, merged)
+        m.d.comb += self.error.eq(merged)
+
+        is_a = self.is_load_a
+        is_load = Signal()  # LOAD_A or LOAD_B
+        is_plain = Signal()  # a command without payload
 
         # LOAD payload: K (2 bytes LE), the words (A: lane-major, k inner; B: k-major, lane
         # inner), then one 2-byte scale per lane. inner/outer walk the words. The length is
         # checked by where the payload ends: exactly after the last scale.
+        k_low_zero, k_low_one, k_low_above = Signal(), Signal(), Signal()
         k_low = Signal(8)
         k = Signal(range(k_max + 1))
-        phase = Signal(range(5))  # K low byte, K high byte, words, scales, complete
+        k_last = Signal(range(k_max))  # k - 1
+        k_one = Signal()  # k == 1
+        # K low byte, K high byte, words, scales, complete
+        phase = Signal(range(5), attrs={"fsm_encoding": "one-hot"})
         inner = Signal(range(max(k_max, rows, cols)))
         outer = Signal(range(max(k_max, rows, cols)))
+        inner_last, outer_last = Signal(), Signal()  # inner / outer is at its limit
+        inner_limit = Mux(is_a, k_last, cols - 1)
+        outer_limit = Mux(is_a, rows - 1, k_last)
         byte_in_word = Signal(range(word_bytes))
         word_low = Signal(8 * (word_bytes - 1))
         scale_index = Signal(range(2 * max(rows, cols)))
-        word = Cat(word_low, byte)[:width]
         lane = Mux(is_a, outer, inner)
-        address = Mux(is_a, inner, outer)
-        inner_last = Mux(is_a, inner == k - 1, inner == cols - 1)
-        outer_last = Mux(is_a, outer == rows - 1, outer == k - 1)
-        scale_last = Mux(is_a, scale_index == 2 * rows - 1, scale_index == 2 * cols - 1)
+        scale_last = Signal()  # scale_index is at its limit
+        scale_limit = Mux(is_a, 2 * rows - 1, 2 * cols - 1)
+        # A LOAD payload byte: `walking` steps through the payload; once an error is found the
+        # bytes are no longer written (`loading`) and no further error is looked for.
+        walking = Signal()
         loading = Signal()
-        m.d.comb += loading.eq(got & is_load & (err == 0))
+        m.d.comb += loading.eq(walking & ~fault)
         write_word = loading & (phase == 2) & (byte_in_word == word_bytes - 1)
+        write_scale = loading & (phase == 3)
+
+        # The write stage: registered address, word, per-lane enables and scale strobes.
+        word = Signal(width)
+        address = Signal(range(k_max))
+        write_a_en, write_b_en = Signal(rows), Signal(cols)
+        scale_byte = Signal(8)
+        scale_a_en, scale_b_en = Signal(2 * rows), Signal(2 * cols)
+        m.d.sync += [
+            word.eq(Cat(word_low, byte)[:width]),
+            address.eq(Mux(is_a, inner, outer)),
+            write_a_en.eq(Mux(write_word & is_a, Cat(lane == i for i in range(rows)), 0)),
+            write_b_en.eq(Mux(write_word & ~is_a, Cat(lane == j for j in range(cols)), 0)),
+            scale_byte.eq(byte),
+            scale_a_en.eq(
+                Mux(write_scale & is_a, Cat(scale_index == i for i in range(2 * rows)), 0)
+            ),
+            scale_b_en.eq(
+                Mux(write_scale & ~is_a, Cat(scale_index == j for j in range(2 * cols)), 0)
+            ),
+        ]
         m.d.comb += [
             buffers.write_a.addr.eq(address),
             buffers.write_b.addr.eq(address),
             buffers.write_a.data.eq(Cat([word] * rows)),
             buffers.write_b.data.eq(Cat([word] * cols)),
+            buffers.write_a.en.eq(write_a_en),
+            buffers.write_b.en.eq(write_b_en),
         ]
-        with m.If(write_word):
-            with m.If(is_a):
-                m.d.comb += buffers.write_a.en.eq(Cat(lane == i for i in range(rows)))
-            with m.Else():
-                m.d.comb += buffers.write_b.en.eq(Cat(lane == j for j in range(cols)))
+        for registers, enables in (
+            (buffers.a_scale_bytes, scale_a_en),
+            (buffers.b_scale_bytes, scale_b_en),
+        ):
+            for index, register in enumerate(registers):
+                with m.If(enables[index]):
+                    m.d.sync += register.eq(scale_byte)
         with m.If(buffers.commit):
             with m.If(is_a):
                 m.d.sync += [buffers.a_valid.eq(1), buffers.a_k.eq(k)]
@@ -661,61 +814,93 @@ class _Parser:
 
         with m.FSM(name="parser") as fsm:
             # Bytes lost before a SYNC belonged to an earlier packet: start this one anyway.
-            with m.State("IDLE"), m.If(got & (byte == SYNC) & ~framing_error):
-                m.d.sync += [crc.eq(0), err.eq(0), line_bad.eq(0), cmd.eq(0), timer.eq(0)]
+            with m.State("IDLE"), m.If(got & entry.is_sync):
+                m.d.sync += [crc.eq(0), cmd.eq(0)]
+                m.d.sync += [flag.eq(0) for flag in (*decoded.values(), is_load, is_plain)]
+                m.d.sync += [flag.eq(0) for flag, _ in by_priority]
                 m.next = "CMD"
             with m.State("CMD"):
                 with m.If(got):
                     m.d.sync += cmd.eq(byte)
+                    m.d.sync += [flag.eq(byte == code) for code, flag in decoded.items()]
+                    loads = (Command.LOAD_A, Command.LOAD_B)
+                    plain = (Command.IDENTIFY, Command.STATUS, Command.RUN, Command.READ)
+                    m.d.sync += [
+                        is_load.eq(Cat(byte == code for code in loads).any()),
+                        is_plain.eq(Cat(byte == code for code in plain).any()),
+                    ]
                     m.next = "LEN_LO"
                 with m.If(timed_out):
                     m.next = "DONE"
             with m.State("LEN_LO"):
                 with m.If(got):
-                    m.d.sync += length_low.eq(byte)
+                    m.d.sync += [
+                        length_low.eq(byte),
+                        length_low_zero.eq(byte_zero),
+                        length_low_one.eq(byte_one),
+                    ]
                     m.next = "LEN_HI"
                 with m.If(timed_out):
                     m.next = "DONE"
             with m.State("LEN_HI"):
-                full = Cat(length_low, byte)
+                empty = length_low_zero & byte_zero
                 with m.If(got):
                     m.d.sync += [
-                        remaining.eq(full),
+                        remaining.eq(Cat(length_low, byte)),
+                        final.eq(length_low_one & byte_zero),
                         phase.eq(0),
                         inner.eq(0),
                         outer.eq(0),
                         byte_in_word.eq(0),
                         scale_index.eq(0),
+                        scale_last.eq(0),  # the limit is at least 1
                     ]
                     with m.If(is_load):
                         with m.If(is_a):
                             m.d.sync += buffers.a_valid.eq(0)
                         with m.Else():
                             m.d.sync += buffers.b_valid.eq(0)
-                    with m.Elif(is_plain), m.If(full != 0):
-                        m.d.sync += err.eq(ErrorCode.LENGTH)
+                    with m.Elif(is_plain), m.If(~empty):
+                        m.d.sync += length_bad.eq(1)
                     with m.Else():
-                        m.d.sync += err.eq(ErrorCode.UNKNOWN_COMMAND)
+                        m.d.sync += unknown_command.eq(1)
                     m.next = "PAYLOAD"
-                    with m.If(full == 0):
+                    with m.If(empty):
                         m.next = "CHECK"
                 with m.If(timed_out):
                     m.next = "DONE"
             with m.State("PAYLOAD"):
                 with m.If(got):
-                    m.d.sync += remaining.eq(remaining - 1)
-                    with m.If(remaining == 1):
+                    m.d.sync += [remaining.eq(remaining - 1), final.eq(remaining == 2)]
+                    with m.If(final):
                         m.next = "CHECK"
                 with m.If(timed_out):
                     m.next = "DONE"
-                with m.If(loading), m.Switch(phase):
+                m.d.comb += walking.eq(got & is_load)
+                with m.If(walking), m.Switch(phase):
                     with m.Case(0):
-                        m.d.sync += [k_low.eq(byte), phase.eq(1)]
+                        m.d.sync += [
+                            k_low.eq(byte),
+                            k_low_zero.eq(byte_zero),
+                            k_low_one.eq(byte_one),
+                            k_low_above.eq(entry.above_k_low),
+                            phase.eq(1),
+                        ]
                     with m.Case(1):
                         full_k = Cat(k_low, byte)
-                        m.d.sync += [k.eq(full_k), phase.eq(2)]
-                        with m.If((full_k == 0) | (full_k > k_max)):
-                            m.d.sync += err.eq(ErrorCode.K_RANGE)
+                        one = k_low_one & byte_zero
+                        m.d.sync += [
+                            k.eq(full_k),
+                            k_last.eq(full_k - 1),
+                            k_one.eq(one),
+                            inner_last.eq(Mux(is_a, one, cols == 1)),
+                            outer_last.eq(Mux(is_a, rows == 1, one)),
+                            phase.eq(2),
+                        ]
+                        too_large = entry.above_k_high | (entry.is_k_high & k_low_above)
+                        # (No error can have been found before K.)
+                        with m.If((k_low_zero & byte_zero) | too_large):
+                            m.d.sync += k_bad.eq(1)
                     with m.Case(2):
                         with m.If(byte_in_word != word_bytes - 1):
                             m.d.sync += byte_in_word.eq(byte_in_word + 1)
@@ -724,32 +909,33 @@ class _Parser:
                         with m.Else():
                             m.d.sync += byte_in_word.eq(0)
                             with m.If(inner_last):
-                                m.d.sync += [inner.eq(0), outer.eq(outer + 1)]
+                                m.d.sync += [
+                                    inner.eq(0),
+                                    inner_last.eq(Mux(is_a, k_one, cols == 1)),
+                                    outer.eq(outer + 1),
+                                    outer_last.eq(outer + 1 == outer_limit),
+                                ]
                                 with m.If(outer_last):
                                     m.d.sync += phase.eq(3)
                             with m.Else():
-                                m.d.sync += inner.eq(inner + 1)
+                                m.d.sync += [
+                                    inner.eq(inner + 1),
+                                    inner_last.eq(inner + 1 == inner_limit),
+                                ]
                     with m.Case(3):
-                        m.d.sync += scale_index.eq(scale_index + 1)
+                        m.d.sync += [
+                            scale_index.eq(scale_index + 1),
+                            scale_last.eq(scale_index + 1 == scale_limit),
+                        ]
                         with m.If(scale_last):
                             m.d.sync += phase.eq(4)
-                            with m.If(remaining != 1):
-                                m.d.sync += err.eq(ErrorCode.LENGTH)
-                        for registers, selected in (
-                            (buffers.a_scale_bytes, is_a),
-                            (buffers.b_scale_bytes, ~is_a),
-                        ):
-                            for index, register in enumerate(registers):
-                                with m.If(selected & (scale_index == index)):
-                                    m.d.sync += register.eq(byte)
+                            with m.If(~fault & ~final):
+                                m.d.sync += length_bad.eq(1)
             with m.State("CHECK"):
                 with m.If(got):
-                    with m.If(line_bad | bad):
-                        m.d.sync += err.eq(ErrorCode.LINE)
-                    with m.Elif(byte != crc):
-                        m.d.sync += err.eq(ErrorCode.CHECKSUM)
-                    with m.Elif(is_load & (err == 0) & (phase != 4)):
-                        m.d.sync += err.eq(ErrorCode.LENGTH)
+                    m.d.sync += [crc_bad.eq(byte != crc), self.enable.eq(0)]
+                    with m.If(is_load & ~fault & (phase != 4)):
+                        m.d.sync += length_bad.eq(1)
                     m.next = "DONE"
                 with m.If(timed_out):
                     m.next = "DONE"
@@ -757,45 +943,50 @@ class _Parser:
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
 
+        _one_hot(fsm)
         # Inside a packet: CRC over everything but SYNC and the CRC byte, inter-byte timeout.
-        inside = ~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE")
+        # (In DONE, after the CRC byte or a timeout, `enable` is clear: no byte arrives and the
+        # timer stands still until IDLE clears it.)
+        inside = ~fsm.ongoing("IDLE")
+        with m.If(~inside | got):
+            m.d.sync += [timer.eq(0), expired.eq(0)]
+        with m.Elif(self.enable):
+            m.d.sync += [timer.eq(timer + 1), expired.eq(timer == timeout - 2)]
         with m.If(inside):
             with m.If(got):
-                m.d.sync += [timer.eq(0), line_bad.eq(line_bad | bad)]
+                m.d.sync += line_bad.eq(line_bad | bad)
                 with m.If(~fsm.ongoing("CHECK")):
                     m.d.sync += crc.eq(_crc8_step(crc, byte))
             with m.Elif(timed_out):
-                m.d.sync += [timer.eq(0), err.eq(ErrorCode.TIMEOUT)]
-            with m.Elif(self.enable):
-                m.d.sync += timer.eq(timer + 1)
+                m.d.sync += [timeout_hit.eq(1), self.enable.eq(0)]
         m.d.comb += [
-            reading.eq(self.enable & ~fsm.ongoing("DONE")),
-            timed_out.eq(inside & self.enable & ~got & (timer == timeout - 1)),
+            timed_out.eq(inside & self.enable & ~got & expired),
             self.idle.eq(fsm.ongoing("IDLE")),
         ]
 
 
 class _Reply:
-    """Reply generator: ``SYNC | code | LEN | payload | CRC-8`` onto the UART transmitter."""
+    """Reply generator: ``SYNC | code | LEN | payload | CRC-8`` onto the UART transmitter.
+
+    ``start`` only snapshots the small payloads; the generator starts from registers a cycle
+    later. The next byte is selected into a register (``data_r``; offered only when the state,
+    index and CRC did not change in the cycle before, so it is up to date) and handed to the
+    transmitter through a one-byte buffer, so the byte multiplexer never waits on the
+    transmitter; the CRC is updated from the buffered byte a cycle after it was sent. A
+    character lasts at least 40 cycles, so this costs no throughput."""
 
     EMPTY, ERROR, IDENTIFY, STATUS, RUN, READ = range(6)
 
     def __init__(self, m: Module):
         self._m = m
         self.busy = Signal()
-        self._start = Signal()
-        self._kind = Signal(range(6))
-        self._code = Signal(8)
-        self._error = Signal(4)
-
-    def start(self, kind: int, code, *, error=0):
-        """Request a reply (only when not ``busy``); the caller's ``cmd`` is sampled now."""
-        self._m.d.comb += [
-            self._start.eq(1),
-            self._kind.eq(kind),
-            self._code.eq(code),
-            self._error.eq(error),
-        ]
+        #: The reply to send: registers the control sets before it pulses ``start``.
+        self.kind = Signal(range(6))
+        self.code = Signal(8)
+        self.error = Signal(4)  # error code of an ERROR reply
+        #: Pulse (only while not ``busy``) to send the reply; the small payloads (ERROR with
+        #: the parser's ``cmd``, STATUS, RUN) are sampled at that cycle.
+        self.start = Signal()
 
     def elaborate(self, core: HostLinkCore, *, uart_tx, error_cmd, status_bytes, run_bytes, read_c):
         m = self._m
@@ -812,38 +1003,59 @@ class _Reply:
         code = Signal(8)
         captured = [Signal(8, name=f"reply_byte{i}") for i in range(STATUS_LENGTH)]
         index = Signal(range(max(IDENTIFY_LENGTH, read_length)))
-        crc = Signal(8)
+        # Payload bytes after the one being sent, minus one: negative (sign bit) at the last.
+        left = Signal(range(-1, max(lengths.values()) - 1))
         length = Signal(16)
+        crc = Signal(8)
         data = Signal(8)
-        m.d.comb += [uart_tx.i.payload.eq(data), read_c.addr.eq(index)]
-        sent = uart_tx.i.valid & uart_tx.i.ready
-        with m.Switch(kind):
-            for reply_kind, reply_length in lengths.items():
+        m.d.comb += read_c.addr.eq(index)
+
+        tx_byte, tx_full = Signal(8), Signal()
+        m.d.comb += [uart_tx.i.payload.eq(tx_byte), uart_tx.i.valid.eq(tx_full)]
+        with m.If(uart_tx.i.ready):
+            m.d.sync += tx_full.eq(0)
+        offer = Signal()  # the FSM has a byte to send: `data`, registered in `data_r`
+        data_r = Signal(8)
+        stale = Signal()  # data_r does not reflect the current state, index and CRC yet
+        sent = Signal()
+        m.d.sync += data_r.eq(data)
+        m.d.comb += sent.eq(offer & ~tx_full & ~stale)
+        with m.If(sent):
+            m.d.sync += [tx_byte.eq(data_r), tx_full.eq(1)]
+
+        # Snapshot the small payloads at `start`: the parser may already change them.
+        snapshots = {
+            self.ERROR: [self.error, error_cmd],
+            self.STATUS: status_bytes,
+            self.RUN: run_bytes,
+        }
+        with m.If(self.start), m.Switch(self.kind):
+            for reply_kind, values in snapshots.items():
                 with m.Case(reply_kind):
-                    m.d.comb += length.eq(reply_length)
+                    m.d.sync += [captured[i].eq(v) for i, v in enumerate(values)]
+        started = Signal()  # `start` was pulsed last cycle (`kind` and `code` are still valid)
+        m.d.sync += started.eq(self.start)
 
         identify = core.identify_payload()
         with m.FSM(name="reply") as fsm:
-            with m.State("IDLE"), m.If(self._start):
+            with m.State("IDLE"), m.If(started):
                 m.d.sync += [
-                    kind.eq(self._kind),
-                    code.eq(self._code),
+                    kind.eq(self.kind),
+                    code.eq(self.code),
                     index.eq(0),
                     crc.eq(0),
                 ]
-                # Snapshot the small payloads: the parser may already change them.
-                snapshots = {
-                    self.ERROR: [self._error, error_cmd],
-                    self.STATUS: status_bytes,
-                    self.RUN: run_bytes,
-                }
-                with m.Switch(self._kind):
-                    for reply_kind, values in snapshots.items():
+                with m.Switch(self.kind):
+                    for reply_kind, reply_length in lengths.items():
                         with m.Case(reply_kind):
-                            m.d.sync += [captured[i].eq(v) for i, v in enumerate(values)]
+                            # (EMPTY goes from HEAD to TAIL and never uses `left`.)
+                            m.d.sync += [
+                                length.eq(reply_length),
+                                left.eq(max(reply_length - 2, -1)),
+                            ]
                 m.next = "HEAD"
             with m.State("HEAD"):
-                m.d.comb += uart_tx.i.valid.eq(1)
+                m.d.comb += offer.eq(1)
                 with m.Switch(index):
                     for position, value in enumerate([SYNC, code, length[:8], length[8:]]):
                         with m.Case(position):
@@ -852,14 +1064,14 @@ class _Reply:
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == 3):
                         m.d.sync += index.eq(0)
-                        with m.If(length == 0):
+                        with m.If(kind == self.EMPTY):
                             m.next = "TAIL"
                         with m.Elif(kind == self.READ):
                             m.next = "FETCH"
                         with m.Else():
                             m.next = "BODY"
             with m.State("BODY"):
-                m.d.comb += uart_tx.i.valid.eq(1)
+                m.d.comb += offer.eq(1)
                 with m.Switch(kind):
                     with m.Case(self.IDENTIFY), m.Switch(index):
                         for position, value in enumerate(identify):
@@ -867,25 +1079,36 @@ class _Reply:
                                 m.d.comb += data.eq(value)
                     with m.Case(self.READ):
                         m.d.comb += data.eq(read_c.data)
-                    with m.Default(), m.Switch(index):
-                        for position, register in enumerate(captured):
-                            with m.Case(position):
-                                m.d.comb += data.eq(register)
+                    with m.Default():
+                        m.d.comb += data.eq(captured[0])
                 with m.If(sent):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == length - 1):
+                    m.d.sync += [index.eq(index + 1), left.eq(left - 1)]
+                    # The snapshot is a shift register: the next byte moves to captured[0].
+                    m.d.sync += [a.eq(b) for a, b in itertools.pairwise(captured)]
+                    with m.If(left[-1]):
                         m.next = "TAIL"
                     with m.Elif(kind == self.READ):
                         m.next = "FETCH"
             with m.State("FETCH"):  # the result memory's read port has one cycle of latency
                 m.next = "BODY"
             with m.State("TAIL"):
-                m.d.comb += [uart_tx.i.valid.eq(1), data.eq(crc)]
+                # The last byte's CRC update lands while that byte waits in the buffer.
+                m.d.comb += [offer.eq(1), data.eq(crc)]
                 with m.If(sent):
                     m.next = "IDLE"
-        with m.If(sent & ~fsm.ongoing("TAIL") & (~fsm.ongoing("HEAD") | (index != 0))):
-            m.d.sync += crc.eq(_crc8_step(crc, data))
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        _one_hot(fsm)
+        crc_pending = Signal()  # tx_byte was sent last cycle and is covered by the CRC
+        m.d.sync += crc_pending.eq(
+            sent & ~fsm.ongoing("TAIL") & (~fsm.ongoing("HEAD") | (index != 0))
+        )
+        with m.If(crc_pending):
+            m.d.sync += crc.eq(_crc8_step(crc, tx_byte))
+        m.d.sync += stale.eq(started | sent | fsm.ongoing("FETCH") | crc_pending)
+        # Busy until the transmitter has taken the CRC byte, so a STATUS snapshot is as late
+        # as it would be without the buffer; registered (free one cycle later).
+        free = Signal()
+        m.d.sync += free.eq(fsm.ongoing("IDLE") & ~tx_full & ~self.start & ~started)
+        m.d.comb += self.busy.eq(~free)
 
 
 @dataclass(frozen=True)

@@ -52,26 +52,29 @@ class UARTTx(wiring.Component):
         shreg = Signal(10, init=0x3FF)  # bit 0 is on the line; idle all ones
         bits_left = Signal(range(11))
         timer = Signal(range(self._divisor))
+        bit_end = Signal()  # timer == 0, registered with the timer (divisor - 1 >= 3 is never 0)
         # Ready while idle and in the last cycle of a stop bit: characters go back to back.
         m.d.comb += [
             self.tx.eq(shreg[0]),
-            self.i.ready.eq((bits_left == 0) | ((bits_left == 1) & (timer == 0))),
+            self.i.ready.eq((bits_left == 0) | ((bits_left == 1) & bit_end)),
         ]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [
                 shreg.eq(Cat(0, self.i.payload, 1)),
                 bits_left.eq(10),
                 timer.eq(self._divisor - 1),
+                bit_end.eq(0),
             ]
         with m.Elif(bits_left != 0):
-            with m.If(timer == 0):
+            with m.If(bit_end):
                 m.d.sync += [
                     shreg.eq(Cat(shreg[1:], 1)),
                     bits_left.eq(bits_left - 1),
                     timer.eq(self._divisor - 1),
+                    bit_end.eq(0),
                 ]
             with m.Else():
-                m.d.sync += timer.eq(timer - 1)
+                m.d.sync += [timer.eq(timer - 1), bit_end.eq(timer == 1)]
         return m
 
 

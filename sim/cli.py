@@ -96,23 +96,30 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from palhdl.boards.host import HostLink, HostLinkError
+    from palhdl.sim import golden
 
     try:
         a, b = np.load(args.a), np.load(args.b)
         with HostLink(args.port, baud=args.baud, timeout=args.timeout) as link:
             info = link.identify()
+            # A PAL readout's float32 output is its codes' values (the device rounded to PAL).
+            decode_pal = args.output == "float32" and info.output == "pal"
             print(
                 f"palhdl run: {args.port}: {info.rows} x {info.cols} {info.config.fmt} array, "
-                f"{info.output} readout, k_max {info.k_max}",
+                f"{info.output} readout, k_max {info.k_max}; {args.output} output",
                 file=sys.stderr,
             )
-            result, stats = link.matmul(a, b, adaptive=not args.no_adaptive)
+            result, stats = link.matmul(
+                a, b, output="pal" if decode_pal else args.output, adaptive=not args.no_adaptive
+            )
     except (TypeError, ValueError) as error:
         print(f"palhdl run: error: {error}", file=sys.stderr)
         return 2
     except (HostLinkError, OSError) as error:
         print(f"palhdl run: {error}", file=sys.stderr)
         return 1
+    if decode_pal:
+        result = golden.to_float32_bits(result, info.config.fmt).view(np.float32)
     if args.out is None:
         print(result)
     elif isinstance(result, dict):
@@ -217,14 +224,24 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Load A (M x K) and B (K x N) from .npy files (floats are quantised with per-row / "
             "per-column adaptive scales, integers are taken as PAL codes), run A @ B tile by "
-            "tile on a board built with `palhdl build`, and print or save the result in the "
-            "board's readout mode (raw accumulators go to an .npz)."
+            "tile on a board built with `palhdl build`, and print or save the result: float32 "
+            "by default, whatever the board's readout (a raw readout is converted on the host, "
+            "bit-exact; a PAL readout's codes are decoded), or --output pal / raw."
         ),
     )
     run.add_argument("--port", required=True, help="serial device, for example /dev/ttyUSB1")
     run.add_argument("a", help="A as a .npy file")
     run.add_argument("b", help="B as a .npy file")
     run.add_argument("--out", metavar="FILE", help="save the result there (default: print)")
+    run.add_argument(
+        "--output",
+        choices=("float32", "pal", "raw"),
+        default="float32",
+        help=(
+            "result: float32 (default), pal (PAL codes; boards with the pal or raw readout) or "
+            "raw (accumulator records, saved as .npz; boards with the raw readout)"
+        ),
+    )
     run.add_argument("--baud", type=_positive, default=115200, help="UART rate (115200)")
     run.add_argument(
         "--timeout", type=float, default=2.0, help="reply timeout in seconds (default 2)"

@@ -2,8 +2,8 @@
 
 Tiling (splitting ``A @ B`` into array-sized tiles, padding, reassembling) is independent of the
 transport that moves tiles through an array: :class:`PysimTransport` runs the RTL in Amaranth's
-simulator; the board host link (a later issue) is another transport with the same
-``run(tiles)`` method.
+simulator; :class:`palhdl.boards.host.SerialTransport` (a board behind its host link) is another
+transport with the same ``run(tiles)`` method.
 """
 
 from __future__ import annotations
@@ -244,6 +244,7 @@ def matmul(
     rows: int = 4,
     cols: int = 4,
     output: str = "float32",
+    readout: str | None = None,
     adaptive: bool = True,
     pipelined: bool = False,
     backpressure: int | None = None,
@@ -265,7 +266,14 @@ def matmul(
     rows, cols : int
         Array geometry (1..64).
     output : {"float32", "pal", "raw"}
-        Readout: float32 values, PAL codes, or a dict of raw accumulator fields.
+        The result: float32 values, PAL codes, or a dict of raw accumulator fields (``acc``,
+        ``nan``, ``overflow``, ``scale``).
+    readout : {"float32", "pal", "raw"}, optional
+        The array's readout mode (default: ``output``). ``readout="raw"`` with ``output``
+        ``"float32"`` or ``"pal"`` moves the accumulator records and converts them here, with
+        :meth:`palhdl.sim.golden.MacResult.to_float32_bits` / ``to_pal``: bit-exact with an
+        array that converts itself. No other combination of two different modes exists (a
+        rounded readout cannot be turned into the other rounding).
     pipelined : bool
         Pipeline the PE product term (latency 3) and readouts.
     backpressure : int, optional
@@ -277,12 +285,18 @@ def matmul(
     transport : object with ``run(tiles)``, optional
         Where tiles run; default a :class:`PysimTransport` of a new array. Another transport
         (for example :class:`palhdl.boards.host.SerialTransport`) must run arrays of this
-        ``rows``, ``cols``, ``config`` and ``output`` with 16-bit scales.
+        ``rows``, ``cols``, ``config`` and ``readout`` with 16-bit scales.
 
     Returns
     -------
     (result, MatmulStats)
-        ``result`` is bit-exact with :func:`palhdl.sim.golden.matmul` read out the same way.
+        ``result`` is bit-exact with :func:`palhdl.sim.golden.matmul` read out as ``output``.
+
+    Raises
+    ------
+    ValueError
+        If ``output`` or ``readout`` is not a known mode, or ``readout`` cannot give
+        ``output``; the message names both.
     """
     from palhdl.hdl.pal_arithmetic import PALArithmetic
     from palhdl.hdl.systolic import SystolicArray
@@ -291,19 +305,37 @@ def matmul(
         config = MacConfig(fmt if fmt is not None else pal8)
     elif fmt is not None and fmt != config.fmt:
         raise ValueError(f"fmt {fmt} does not match config.fmt {config.fmt}")
+    arithmetic = PALArithmetic(config=config, pipelined=pipelined)
+    readout = output if readout is None else readout
+    for name, mode in (("output", output), ("readout", readout)):
+        if mode not in arithmetic.output_modes:
+            raise ValueError(f"{name} must be one of {arithmetic.output_modes}, not {mode!r}")
+    if readout not in (output, "raw"):
+        raise ValueError(
+            f"readout {readout!r} cannot give output {output!r}: the host converts only the "
+            f"'raw' readout (to 'float32' or 'pal'); use readout={output!r} or readout='raw'"
+        )
     a_codes, a_scales, b_codes, b_scales = _operands(a, b, config, adaptive)
     m, k = a_codes.shape
     n = b_codes.shape[1]
-    arithmetic = PALArithmetic(config=config, pipelined=pipelined)
     if transport is None:
-        array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=output)
+        array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=readout)
         transport = PysimTransport(
             array, backpressure=backpressure, vcd_path=vcd_path, progress=progress
         )
-    lane_shape = arithmetic.output_shape(output, scale_bits=16)
+    lane_shape = arithmetic.output_shape(readout, scale_bits=16)
     tiles = split_tiles(a_codes, b_codes, a_scales, b_scales, rows=rows, cols=cols)
     raw_tiles, stats = transport.run(tiles)
     result = assemble(tiles, [decode_lanes(lane_shape, t) for t in raw_tiles], (m, n))
+    if readout != output:
+        record = golden.MacResult(
+            acc=result["acc"],
+            nan=result["nan"].astype(bool),
+            overflow=result["overflow"].astype(bool),
+            scale_exp=result["scale"],
+            config=config,
+        )
+        result = record.to_float32_bits() if output == "float32" else record.to_pal()
     if output == "float32":
         result = result.astype(np.uint32).view(np.float32)
     elif output == "pal":

@@ -23,16 +23,21 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo
 CLK = 1_000_000
 BAUD = 250_000  # 4 clock cycles per bit
 REAL_TIMEOUT = 60.0  # wall-clock seconds: the simulator runs a few thousand cycles a second
+# The cheap board configuration: W = 5, a 16-bit wrapping accumulator, a 10-bit term window.
+CHEAP = MacConfig(pal8, mantissa_bits=5, acc_bits=16, acc_frac_bits=6, term_bits=10, saturate=False)
+BOARDS = {"pal": (MacConfig(pal8), "pal"), "raw": (CHEAP, "raw")}
 
 
-@pytest.fixture
-def board_tty():
-    """Device path of a pty served by a simulated 2 x 2 pal8 board (pal readout, k_max 4)."""
+@pytest.fixture(params=["pal"])
+def board_tty(request):
+    """Device path of a pty served by a simulated 2 x 2 pal8 board (k_max 4): the parameter
+    picks a key of BOARDS (default the exact accumulator with the pal readout)."""
+    config, output = BOARDS[request.param]
     core = HostLinkCore(
         rows=2,
         cols=2,
-        config=MacConfig(pal8),
-        output="pal",
+        config=config,
+        output=output,
         clk_freq=CLK,
         baud=BAUD,
         k_max=4,
@@ -80,18 +85,47 @@ def test_identify_over_pyserial(board_tty):
         assert not (status.a_valid or status.b_valid or status.result_valid)
 
 
+def run_cli(tty, tmp_path, a, b, *options, status=0):
+    """``palhdl run`` on the board behind ``tty``; returns the saved result."""
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    out = tmp_path / ("c.npz" if "raw" in options else "c.npy")
+    argv = ["run", "--port", tty, "--baud", str(BAUD), "--timeout", str(REAL_TIMEOUT)]
+    argv += [str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out), *options]
+    assert main(argv) == status
+    return np.load(out) if status == 0 else None
+
+
 def test_palhdl_run_matmul(board_tty, tmp_path, capsys):
     rng = np.random.default_rng(11)
     a = rng.standard_normal((3, 4))
     b = rng.standard_normal((4, 2))
-    np.save(tmp_path / "a.npy", a)
-    np.save(tmp_path / "b.npy", b)
-    out = tmp_path / "c.npy"
-    argv = ["run", "--port", board_tty, "--baud", str(BAUD), "--timeout", str(REAL_TIMEOUT)]
-    argv += [str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out)]
-    assert main(argv) == 0
-    expected = golden.matmul_values(a, b, MacConfig(pal8)).to_pal()
-    np.testing.assert_array_equal(np.load(out), expected)
+    result = run_cli(board_tty, tmp_path, a, b)
+    # Default float32 output; a pal readout gives the values of its PAL codes.
+    codes = golden.matmul_values(a, b, MacConfig(pal8)).to_pal()
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result.view(np.uint32), golden.to_float32_bits(codes, pal8))
+    np.testing.assert_array_equal(run_cli(board_tty, tmp_path, a, b, "--output", "pal"), codes)
     messages = capsys.readouterr().err
-    assert "2 x 2 pal8 array, pal readout, k_max 4" in messages
+    assert "2 x 2 pal8 array, pal readout, k_max 4; float32 output" in messages
     assert "2 tiles, 24 MACs" in messages
+    run_cli(board_tty, tmp_path, a, b, "--output", "raw", status=2)
+    assert "error: readout 'pal' cannot give output 'raw'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("board_tty", ["raw"], indirect=True)
+def test_palhdl_run_on_a_raw_readout_board(board_tty, tmp_path, capsys):
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((3, 4)) * np.exp2(rng.integers(-6, 6, size=(3, 1)))
+    b = rng.standard_normal((4, 2))
+    expected = golden.matmul_values(a, b, CHEAP)
+    result = run_cli(board_tty, tmp_path, a, b)
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result.view(np.uint32), expected.to_float32_bits())
+    np.testing.assert_array_equal(
+        run_cli(board_tty, tmp_path, a, b, "--output", "pal"), expected.to_pal()
+    )
+    raw = run_cli(board_tty, tmp_path, a, b, "--output", "raw")
+    np.testing.assert_array_equal(raw["acc"], expected.acc)
+    np.testing.assert_array_equal(raw["scale"], expected.scale_exp)
+    assert "2 x 2 pal8 array, raw readout, k_max 4; float32 output" in capsys.readouterr().err

@@ -163,12 +163,47 @@ def test_core_exports_to_verilog():
 
 # --- host driver against scripted ports (no simulation) -------------------------------------
 
-IDENTIFY_PAL16 = (
-    b"PALH"
-    + bytes([1, 2, 2, 8, 7, 10, 48])
-    + (24).to_bytes(2, "little", signed=True)
-    + bytes([2])
-    + (4).to_bytes(2, "little")
+
+def identify_bytes(
+    *,
+    version=2,
+    rows,
+    cols,
+    fmt,
+    mantissa_bits,
+    acc_bits,
+    acc_frac_bits,
+    mode,
+    k_max,
+    term_bits,
+    flags,
+):
+    """An IDENTIFY payload laid out as the byte table of docs/host-link.md says."""
+    return (
+        b"PALH"
+        + bytes([version, rows, cols, fmt.int_bits, fmt.frac_bits, mantissa_bits, acc_bits])
+        + acc_frac_bits.to_bytes(2, "little", signed=True)
+        + bytes([mode])
+        + k_max.to_bytes(2, "little")
+        + bytes([term_bits, flags])
+    )
+
+
+# pal16, W = 10, a 48-bit wrapping accumulator with 24 fraction bits and a 20-bit term window.
+IDENTIFY_PAL16 = identify_bytes(
+    rows=2,
+    cols=2,
+    fmt=pal16,
+    mantissa_bits=10,
+    acc_bits=48,
+    acc_frac_bits=24,
+    mode=2,
+    k_max=4,
+    term_bits=20,
+    flags=1,
+)
+CONFIG_PAL16 = MacConfig(
+    pal16, mantissa_bits=10, acc_bits=48, acc_frac_bits=24, term_bits=20, saturate=False
 )
 
 
@@ -192,8 +227,9 @@ class ScriptedPort:
 def test_driver_decodes_identify_and_encodes_loads():
     port = ScriptedPort(packet(0x81, IDENTIFY_PAL16), packet(0x90), packet(0x91))
     link = HostLink(port)
-    config = MacConfig(pal16, mantissa_bits=10, acc_bits=48, acc_frac_bits=24)
-    assert link.info == DeviceInfo(version=1, rows=2, cols=2, config=config, output="pal", k_max=4)
+    assert link.info == DeviceInfo(
+        version=2, rows=2, cols=2, config=CONFIG_PAL16, output="pal", k_max=4
+    )
     link.load_a(np.array([[0x1234], [0xABCD]]), [-2, 300])
     link.load_b(np.array([[0x0001, 0xFFFF]]), [0, -32768])
     assert port.written == [
@@ -207,12 +243,33 @@ def test_driver_decodes_identify_and_encodes_loads():
     ("reply", "error", "message"),
     [
         (b"", LinkTimeout, "no complete reply to IDENTIFY: got 0 of 4 bytes"),
-        (packet(0x81, IDENTIFY_PAL16)[:10], LinkTimeout, "got 6 of 17 bytes"),
+        (packet(0x81, IDENTIFY_PAL16)[:10], LinkTimeout, "got 6 of 19 bytes"),
         (b"\x5a" + packet(0x81, IDENTIFY_PAL16)[1:], ProtocolError, "not SYNC 0xa5"),
         (packet(0x82, IDENTIFY_PAL16), ProtocolError, "has code 0x82, expected 0x81"),
-        (packet(0x81, IDENTIFY_PAL16[:15]), ProtocolError, "announces 15 payload bytes"),
+        (packet(0x81, IDENTIFY_PAL16[:17]), ProtocolError, "has 17 payload bytes, expected 18"),
+        (packet(0x81, IDENTIFY_PAL16 + b"\x00"), ProtocolError, "has 19 payload bytes"),
+        (packet(0x81, IDENTIFY_PAL16[:4]), ProtocolError, "has 4 payload bytes, expected 18"),
         (packet(0x81, b"PALX" + IDENTIFY_PAL16[4:]), ProtocolError, "magic"),
-        (packet(0x81, b"PALH\x02" + IDENTIFY_PAL16[5:]), ProtocolError, "version 2"),
+        # A version-1 device: 16 bytes, no term_bits nor flags.
+        (packet(0x81, b"PALH\x01" + IDENTIFY_PAL16[5:16]), ProtocolError, "version 1, not 2"),
+        (packet(0x81, IDENTIFY_PAL16[:17] + b"\x03"), ProtocolError, r"unknown bits 0x02"),
+        (packet(0x81, IDENTIFY_PAL16[:17] + b"\x80"), ProtocolError, r"flags 0x80 have unknown"),
+        (
+            packet(0x81, IDENTIFY_PAL16[:13] + b"\x03" + IDENTIFY_PAL16[14:]),
+            ProtocolError,
+            "readout code 3",
+        ),
+        # term_bits 48 is not below acc_bits 48.
+        (
+            packet(0x81, IDENTIFY_PAL16[:16] + b"\x30\x01"),
+            ProtocolError,
+            r"impossible device: term_bits",
+        ),
+        (
+            packet(0x81, IDENTIFY_PAL16[:5] + b"\x00" + IDENTIFY_PAL16[6:]),
+            ProtocolError,
+            r"impossible device: rows",
+        ),
         (packet(0x81, IDENTIFY_PAL16)[:-1] + b"\x00", ChecksumError, "wrong CRC-8"),
         (error_reply(3, 0x01), DeviceError, "IDENTIFY: UNKNOWN_COMMAND"),
         (error_reply(0x42, 0x01), DeviceError, "unknown error code 66"),
@@ -276,21 +333,94 @@ def test_identify_and_status_replies():
     port, link = sim_link()
     port.write(packet(0x01))
     expected = (
-        b"PALH"  # magic, version 1, rows 2, cols 2, int_bits 4, frac_bits 3
-        + bytes([1, 2, 2, 4, 3, 6, 51])  # mantissa_bits 6, acc_bits 51
+        b"PALH"  # magic, version 2, rows 2, cols 2, int_bits 4, frac_bits 3
+        + bytes([2, 2, 2, 4, 3, 6, 51])  # mantissa_bits 6, acc_bits 51
         + (22).to_bytes(2, "little")  # acc_frac_bits 22
         + bytes([2])  # output "pal"
         + (8).to_bytes(2, "little")  # k_max 8
+        + bytes([50, 0])  # term_bits 50 (acc_bits - 1), flags 0 (saturating)
     )
     assert read_reply(port) == packet(0x81, expected)
     assert link.identify() == DeviceInfo(
-        version=1, rows=2, cols=2, config=MacConfig(pal8), output="pal", k_max=8
+        version=2, rows=2, cols=2, config=MacConfig(pal8), output="pal", k_max=8
     )
     port.write(packet(0x02))
     assert read_reply(port) == packet(0x82, bytes(6))
     status = link.status()
-    assert not (status.busy or status.a_valid or status.b_valid or status.result_valid)
+    assert not (status.a_valid or status.b_valid or status.result_valid)
     assert status.last_error is None and status.a_k == status.b_k == 0
+
+
+# The cheap board configuration: W = 5, a 16-bit wrapping accumulator, a 10-bit term window.
+CHEAP = MacConfig(pal8, mantissa_bits=5, acc_bits=16, acc_frac_bits=6, term_bits=10, saturate=False)
+
+
+def test_identify_round_trip_of_a_wrapping_raw_device():
+    port, link = sim_link(rows=2, cols=3, config=CHEAP, output="raw", k_max=5)
+    port.write(packet(0x01))
+    expected = identify_bytes(
+        rows=2,
+        cols=3,
+        fmt=pal8,
+        mantissa_bits=5,
+        acc_bits=16,
+        acc_frac_bits=6,
+        mode=0,
+        k_max=5,
+        term_bits=10,
+        flags=1,
+    )
+    assert read_reply(port) == packet(0x81, expected)
+    info = link.identify()
+    assert info == DeviceInfo(version=2, rows=2, cols=3, config=CHEAP, output="raw", k_max=5)
+    assert info.config == port.core.config
+    assert (info.config.term_bits, info.config.saturate) == (10, False)
+    # acc 16 + nan + overflow + scale 16 = 34 bits
+    assert info.lane_bytes == port.core.lane_bytes == 5
+
+
+def test_raw_device_gives_float32_and_pal_converted_on_the_host():
+    rng = np.random.default_rng(12)
+    # Codes with specials: many products leave the 10-bit term window or wrap the sum.
+    a = random_codes(rng, (3, 5), pal8)
+    b = random_codes(rng, (5, 4), pal8)
+    _, link = sim_link(config=CHEAP, output="raw", k_max=5)
+    result, stats = link.matmul(a, b)  # default output of a raw device: float32
+    expected = golden.matmul(a, b, CHEAP)
+    assert expected.overflow.any() and expected.nan.any() and not expected.nan.all()
+    assert result.dtype == np.float32 and stats.tiles == 4
+    np.testing.assert_array_equal(result.view(np.uint32), expected.to_float32_bits())
+    result, _ = link.matmul(a, b, output="pal")
+    assert result.dtype == np.uint8
+    np.testing.assert_array_equal(result, expected.to_pal())
+    raw, _ = link.matmul(a, b, output="raw")
+    fields = {"acc": expected.acc, "nan": expected.nan, "overflow": expected.overflow, "scale": 0}
+    for name, value in fields.items():
+        np.testing.assert_array_equal(raw[name], value, err_msg=name)
+
+    # Floats: adaptive scales (travelling in the raw lanes) for the narrow window.
+    x = rng.standard_normal((3, 5)) * np.exp2(rng.integers(-6, 6, size=(3, 1)))
+    y = rng.standard_normal((5, 4)) * np.exp2(rng.integers(-6, 6, size=(1, 4)))
+    target = CHEAP.scale_target(5)
+    a_codes, a_scales = golden.quantize(x, pal8, per="row", target=target)
+    b_codes, b_scales = golden.quantize(y, pal8, per="col", target=target)
+    expected = golden.matmul(a_codes, b_codes, CHEAP, a_scales=a_scales, b_scales=b_scales)
+    assert not expected.overflow.any()
+    result, _ = link.matmul(x, y)
+    np.testing.assert_array_equal(result.view(np.uint32), expected.to_float32_bits())
+    result, _ = link.matmul(x, y, output="pal")
+    np.testing.assert_array_equal(result, expected.to_pal())
+
+
+def test_readouts_that_cannot_give_the_output_are_refused():
+    _, link = sim_link()  # pal readout
+    codes = np.ones((2, 2), np.int64)
+    with pytest.raises(ValueError, match="readout 'pal' cannot give output 'float32'"):
+        link.matmul(codes, codes, output="float32")
+    with pytest.raises(ValueError, match="readout 'pal' cannot give output 'raw'"):
+        link.matmul(codes, codes, output="raw")
+    with pytest.raises(ValueError, match=r"output must be one of \('raw', 'float32', 'pal'\)"):
+        link.matmul(codes, codes, output="int8")
 
 
 def test_matmul_float_inputs_through_the_tiling_driver():
