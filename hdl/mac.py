@@ -165,7 +165,8 @@ class PALProductTerm(wiring.Component):
         Register enable; present only when ``pipelined``.
     term : Out(accumulator_layout(config))
         ``term.acc``: the signed term in ``[-acc_max, acc_max]``; ``term.nan``: an operand is
-        NaN; ``term.overflow``: the term was clamped (never set with a zero or NaN operand).
+        NaN; ``term.overflow``: the term's magnitude exceeded ``config.term_max``, so it was
+        clamped (saturating) or dropped (wrapping); never set with a zero or NaN operand.
     term_sm : Out(term_layout(config))
         The same term in sign-magnitude form.
 

@@ -14,7 +14,15 @@ def _demo(args: argparse.Namespace) -> int:
 
     run_demo(seed=args.seed)
     exact = run_array_demo(rows=args.rows, cols=args.cols, batch=args.batch, seed=args.seed)
-    return 0 if exact else 1
+    if args.no_build:
+        return 0 if exact else 1
+    print(
+        f"\nBuilding the default iCEBreaker bitstream into {args.out} "
+        "(palhdl build --board icebreaker; a few minutes, the first YoWASP run longer):",
+        flush=True,
+    )
+    built = _build(build_parser().parse_args(["build", "--board", "icebreaker", "--out", args.out]))
+    return 0 if exact and built == 0 else 1
 
 
 def _positive(text: str) -> int:
@@ -62,12 +70,17 @@ def _build(args: argparse.Namespace) -> int:
     from palhdl.sim.format import FORMATS, MacConfig
     from palhdl.synth.build import BuildError, build
 
+    accumulator = {
+        "mantissa_bits": args.mantissa_bits,
+        "acc_bits": args.acc_bits,
+        "acc_frac_bits": args.acc_frac_bits,
+        "term_bits": args.term_bits,
+    }
+    accumulator = {name: value for name, value in accumulator.items() if value is not None}
     try:
         config = None
-        if args.acc_bits is not None or args.acc_frac_bits is not None:
-            config = MacConfig(
-                FORMATS[args.format], acc_bits=args.acc_bits, acc_frac_bits=args.acc_frac_bits
-            )
+        if accumulator or args.wrap:
+            config = MacConfig(FORMATS[args.format], **accumulator, saturate=not args.wrap)
         report = build(
             args.board,
             rows=args.rows,
@@ -151,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
             "hardware accumulation, and print the error against float64 next to FP8 E4M3/E5M2, "
             "INT8 and BF16. Then run layer 1 of an MLP trained on scikit-learn's bundled digits "
             "through the simulated RTL systolic array, check it bit for bit against the golden "
-            "model and report its error. Exits 1 if RTL and golden model differ."
+            "model and report its error. Finally build the default iCEBreaker bitstream "
+            "(palhdl build --board icebreaker) and print its report. Exits 1 if RTL and golden "
+            "model differ or the build fails."
         ),
     )
     demo.add_argument("--seed", type=int, default=0, help="random seed for the data (default 0)")
@@ -159,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cols", type=_array_dim, default=4, help="array columns (default 4)")
     demo.add_argument(
         "--batch", type=_positive, default=8, help="digits pushed through the RTL (default 8)"
+    )
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        default="build-icebreaker",
+        help="build directory of the iCEBreaker bitstream (default build-icebreaker)",
+    )
+    demo.add_argument(
+        "--no-build", action="store_true", help="skip building the iCEBreaker bitstream"
     )
     demo.set_defaults(handler=_demo)
 
@@ -206,10 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--freq", type=float, metavar="MHZ", help="clock (default: the board's)")
     build.add_argument("--out", metavar="DIR", help="build directory (default build-BOARD)")
     build.add_argument(
-        "--output", choices=("pal", "float32", "raw"), default="pal", help="readout (pal)"
+        "--output",
+        choices=("pal", "float32", "raw"),
+        help="readout (default: the board's, raw: converted on the host)",
     )
-    build.add_argument("--acc-bits", type=int, help="accumulator width (default: the board's)")
-    build.add_argument("--acc-frac-bits", type=int, help="accumulator fraction bits")
+    accumulator = build.add_argument_group(
+        "accumulator",
+        "The board's default MAC configuration is used unless one of these is given; then the "
+        "others take palhdl.sim.format.MacConfig's defaults (a saturating accumulator).",
+    )
+    accumulator.add_argument("--mantissa-bits", type=int, help="mantissa table width W")
+    accumulator.add_argument("--acc-bits", type=int, help="accumulator width")
+    accumulator.add_argument("--acc-frac-bits", type=int, help="accumulator fraction bits")
+    accumulator.add_argument(
+        "--term-bits", type=int, help="product term window (a term >= 2**TERM_BITS overflows)"
+    )
+    accumulator.add_argument(
+        "--wrap", action="store_true", help="wrapping accumulator; overflowing terms dropped"
+    )
     build.add_argument("--k-max", type=_positive, default=64, help="deepest K (default 64)")
     build.add_argument("--baud", type=_positive, default=115200, help="UART rate (115200)")
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")

@@ -3,8 +3,11 @@
 Run ``python -m palhdl.synth.cost`` (``--help`` for options). Every unit is synthesized, as a
 combinational unit (``pipelined=False``) whose only registers are its own state, four ways with
 the YoWASP Yosys (:func:`palhdl.synth.yosys.synth_stats`): iCE40 logic only, iCE40 with DSPs,
-ECP5 with DSPs and generic CMOS gates. ``--write docs/units.md`` replaces the text between the
-``<!-- cost:begin -->`` and ``<!-- cost:end -->`` markers with the table and the comparisons.
+ECP5 with DSPs and generic CMOS gates. With ``--fmax`` the MACs (PAL and baseline) are also
+placed and routed for their Fmax, and the PAL MACs once more pipelined (``pipelined=True``),
+the configuration the Fmax targets are about. ``--write docs/units.md`` replaces the text
+between the ``<!-- cost:begin -->`` and ``<!-- cost:end -->`` markers with the table and the
+comparisons.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from palhdl.synth.yosys import synth_stats, yosys_version
 __all__ = [
     "BEGIN_MARKER",
     "END_MARKER",
+    "FMAX_TARGETS",
     "MAC_CONFIGS",
     "PAL8_COST",
     "PAL16_COST",
@@ -123,6 +127,13 @@ class Unit:
     build: Callable[[], object]
     stats: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Builds the pipelined variant, for units that have one and whose Fmax is studied.
+    build_pipelined: Callable[[], object] | None = None
+
+    @property
+    def is_mac(self) -> bool:
+        """A multiply-accumulate row (PAL or baseline): the rows ``--fmax`` places and routes."""
+        return self.name.startswith(("PALMac", "IntMac", "FP8Mac", "BF16Mac"))
 
 
 def pal_units(fmt_name: str) -> list[Unit]:
@@ -162,7 +173,14 @@ def pal_units(fmt_name: str) -> list[Unit]:
             (PALMac, "MAC", {"config": config}, mac_label(config)),
         ]
     return [
-        Unit(f"{cls.__name__} {fmt_name}{label}", group, lambda cls=cls, kw=kwargs: cls(**kw))
+        Unit(
+            f"{cls.__name__} {fmt_name}{label}",
+            group,
+            lambda cls=cls, kw=kwargs: cls(**kw),
+            build_pipelined=(lambda kw=kwargs: PALMac(**kw, pipelined=True))
+            if cls is PALMac
+            else None,
+        )
         for cls, group, kwargs, label in specs
     ]
 
@@ -212,17 +230,23 @@ def rounding_cost_lines(unit_names: Sequence[str]) -> list[str]:
 def measure(unit: Unit, targets: Sequence[str], *, with_fmax: bool = False) -> Unit:
     """Fill ``unit.stats`` (``{target name: synth_stats result}``) and ``unit.seconds``.
 
-    With ``with_fmax`` also ``stats["fmax_ice40"]`` and ``stats["fmax_ecp5"]``:
-    ``{"fmax_mhz": ...}`` from :func:`palhdl.synth.pnr.fmax` (registers around the unit).
+    With ``with_fmax``, for a MAC (:attr:`Unit.is_mac`), also ``stats["fmax_ice40"]`` and
+    ``stats["fmax_ecp5"]``: ``{"fmax_mhz": ...}`` from :func:`palhdl.synth.pnr.fmax` (registers
+    around the unit), and ``stats["fmax_pipelined_ice40"]``/``["fmax_pipelined_ecp5"]`` of its
+    pipelined variant if it has one.
     """
     start = time.perf_counter()
     for name in targets:
         target, dsp = TARGETS[name]
         unit.stats[name] = synth_stats(unit.build(), target=target, dsp=dsp)
-    if with_fmax:
-        for target in DEVICES:
-            result = fmax(unit.build(), target=target)
-            unit.stats[f"fmax_{target}"] = {"fmax_mhz": round(result["fmax_mhz"], 1)}
+    if with_fmax and unit.is_mac:
+        variants = [("fmax", unit.build), ("fmax_pipelined", unit.build_pipelined)]
+        for prefix, build in variants:
+            if build is None:
+                continue
+            for target in DEVICES:
+                result = fmax(build(), target=target)
+                unit.stats[f"{prefix}_{target}"] = {"fmax_mhz": round(result["fmax_mhz"], 1)}
     unit.seconds = time.perf_counter() - start
     return unit
 
@@ -239,6 +263,14 @@ _COLUMNS = [
     ("CMOS transistors", "cmos", "transistors"),
     ("iCE40 UP5K Fmax MHz", "fmax_ice40", "fmax_mhz"),
     ("ECP5-85 Fmax MHz", "fmax_ecp5", "fmax_mhz"),
+    ("iCE40 UP5K Fmax MHz pipelined", "fmax_pipelined_ice40", "fmax_mhz"),
+    ("ECP5-85 Fmax MHz pipelined", "fmax_pipelined_ecp5", "fmax_mhz"),
+]
+
+#: Fmax targets of the pipelined PAL MACs: ``(stats key, device, MHz)``.
+FMAX_TARGETS = [
+    ("fmax_pipelined_ice40", "iCE40 UP5K", 60.0),
+    ("fmax_pipelined_ecp5", "ECP5-85", 220.0),
 ]
 
 
@@ -262,6 +294,25 @@ def _ratio_lines(units: dict[str, Unit]) -> list[str]:
     return lines
 
 
+def _fmax_lines(units: Sequence[Unit]) -> list[str]:
+    lines = []
+    for unit in units:
+        measured = [
+            (device, unit.stats[key]["fmax_mhz"], limit)
+            for key, device, limit in FMAX_TARGETS
+            if key in unit.stats
+        ]
+        if not measured:
+            continue
+        parts = [
+            f"{device} {mhz} MHz (target >= {limit:g}: "
+            + ("holds)" if mhz >= limit else "does not hold)")
+            for device, mhz, limit in measured
+        ]
+        lines.append(f"- {unit.name}, pipelined: " + "; ".join(parts) + ".")
+    return lines
+
+
 def render(units: Sequence[Unit], yosys_version: str, rounding: Sequence[str] = ()) -> str:
     """The markdown that goes between the markers: the table (a column for every count some
     unit has, ``-`` where a unit lacks it), the target comparisons, then the ``rounding`` lines
@@ -273,8 +324,9 @@ def render(units: Sequence[Unit], yosys_version: str, rounding: Sequence[str] = 
         "units (`pipelined=False`), so the MACs' only registers are the accumulator and its "
         "flags. iCE40: `synth_ice40` without and with `-dsp`; ECP5: `synth_ecp5` (DSPs "
         "allowed); CMOS: `synth; dffunmap; abc -g cmos2; stat -tech cmos`. Fmax (if "
-        "measured, `--fmax`): nextpnr with a shift register driving the inputs and a register "
-        "on the outputs (`palhdl.synth.pnr`), iCE40 logic only, ECP5 with DSPs.",
+        "measured, `--fmax`, MACs only): nextpnr with a shift register driving the inputs and a "
+        "register on the outputs (`palhdl.synth.pnr`), iCE40 logic only, ECP5 with DSPs; the "
+        "pipelined columns are the PAL MACs with `pipelined=True`.",
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join(["---"] + ["---:"] * len(columns)) + " |",
@@ -284,6 +336,9 @@ def render(units: Sequence[Unit], yosys_version: str, rounding: Sequence[str] = 
         lines.append("| " + " | ".join([unit.name, *cells]) + " |")
     lines += ["", "Cost targets (iCE40 LUT4, logic only):", ""]
     lines += _ratio_lines({unit.name: unit for unit in units})
+    fmax_lines = _fmax_lines(units)
+    if fmax_lines:
+        lines += ["", "Fmax targets (pipelined PAL MACs):", "", *fmax_lines]
     if rounding:
         lines += [
             "",
@@ -349,7 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fmax",
         action="store_true",
-        help="also place and route each unit (iCE40 UP5K, ECP5-85) for its Fmax (slow)",
+        help="also place and route the MACs (iCE40 UP5K, ECP5-85) for their Fmax, the PAL "
+        "MACs also pipelined (slow)",
     )
     parser.add_argument("--no-baselines", action="store_true", help="skip the baseline MACs")
     parser.add_argument("--jobs", type=int, default=2, help="units synthesized in parallel")

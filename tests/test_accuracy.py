@@ -326,8 +326,18 @@ def test_run_demo_prints_every_format(capsys):
 
 def test_palhdl_demo_command():
     done = subprocess.run(
-        # --batch 1 keeps the RTL part of the demo (sim/demo.py) short.
-        [sys.executable, "-m", "palhdl.sim.cli", "demo", "--seed", "1", "--batch", "1"],
+        # --batch 1 keeps the RTL part of the demo (sim/demo.py) short; test_build builds.
+        [
+            sys.executable,
+            "-m",
+            "palhdl.sim.cli",
+            "demo",
+            "--seed",
+            "1",
+            "--batch",
+            "1",
+            "--no-build",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -333,6 +333,29 @@ def test_cli_build_reports_bad_parameters(capsys, tmp_path):
     assert "board must be one of 'icebreaker', 'ulx3s-85f'" in capsys.readouterr().err
     assert main(["build", "--board", "ulx3s-85f", "--freq", "500", "--out", str(tmp_path)]) == 2
     assert "clk_freq must be between 3.125 MHz and 400 MHz" in capsys.readouterr().err
+    too_wide = ["--acc-bits", "20", "--term-bits", "25"]
+    assert main(["build", "--board", "icebreaker", *too_wide, "--out", str(tmp_path)]) == 2
+    assert "term_bits must be in [2, 19], not 25" in capsys.readouterr().err
+
+
+def test_cli_build_passes_the_accumulator_options(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_build(board, **kwargs):
+        calls.append((board, kwargs))
+        raise BuildError("stop here", None)
+
+    monkeypatch.setattr("palhdl.synth.build.build", fake_build)
+    out = str(tmp_path)
+    assert main(["build", "--board", "icebreaker", "--out", out]) == 1
+    assert calls[-1][1]["config"] is None and calls[-1][1]["output"] is None  # board defaults
+    window = ["--acc-bits", "20", "--term-bits", "11", "--mantissa-bits", "5", "--wrap"]
+    assert main(["build", "--board", "icebreaker", *window, "--out", out]) == 1
+    assert calls[-1][1]["config"] == MacConfig(
+        pal8, mantissa_bits=5, acc_bits=20, term_bits=11, saturate=False
+    )
+    assert main(["build", "--board", "icebreaker", "--acc-bits", "24", "--out", out]) == 1
+    assert calls[-1][1]["config"] == MacConfig(pal8, acc_bits=24)
 
 
 # --- failing builds with real tools (stand-in cores) -------------------------------------------
@@ -469,3 +492,18 @@ def test_ulx3s_bitstream_with_pll(tmp_path):
     )
     assert report.pll is not None and report.format == "pal8"
     _check_bitstream_build(tmp_path, report, mhz=50.0, bitstream="top.bit")
+
+
+@pytest.mark.slow
+def test_palhdl_demo_ends_by_building_the_default_icebreaker_bitstream(tmp_path, capsys):
+    out = tmp_path / "icebreaker"
+    assert main(["demo", "--batch", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Building the default iCEBreaker bitstream into {out}" in printed
+    saved = json.loads((out / "report.json").read_text())
+    board = get_board("icebreaker")
+    assert (saved["rows"], saved["cols"], saved["output"]) == (board.rows, board.cols, "raw")
+    assert saved["sync_mhz"] == pytest.approx(board.clk_freq / 1e6, rel=1e-9)
+    assert saved["fits"] and saved["timing_met"] and saved["bitstream"] == "top.bin"
+    assert _SYNC_WORDS["top.bin"] in (out / "top.bin").read_bytes()[:256]
+    assert (out / "report.md").read_text() in printed

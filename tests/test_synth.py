@@ -179,6 +179,31 @@ def test_render_states_which_targets_hold():
     assert "150 / 200 = **0.75x** (target <= 0.7x: does not hold)" in too_big
 
 
+def test_render_states_which_fmax_targets_hold():
+    mac = cost.Unit("PALMac pal8 acc32/12 t14 wrap W5", "MAC", lambda: None)
+    mac.stats = {
+        "ice40": {"LUT4": 100, "carry": 1, "DFF": 2},
+        "fmax_pipelined_ice40": {"fmax_mhz": 61.5},
+        "fmax_pipelined_ecp5": {"fmax_mhz": 180.0},
+    }
+    text = cost.render([mac], "Yosys 0.70")
+    assert "| 61.5 | 180.0 |" in text
+    assert (
+        "- PALMac pal8 acc32/12 t14 wrap W5, pipelined: iCE40 UP5K 61.5 MHz (target >= 60: "
+        "holds); ECP5-85 180.0 MHz (target >= 220: does not hold)."
+    ) in text
+
+
+def test_pipelined_variants_of_the_pal_macs_only():
+    units = {unit.name: unit for unit in cost.pal_units("pal8")}
+    mac = units["PALMac pal8 acc32/12 t14 wrap W5"]
+    assert mac.is_mac and mac.build_pipelined().pipelined
+    assert not mac.build().pipelined
+    term = units["PALProductTerm pal8 acc32/12 t14 wrap W5"]
+    assert not term.is_mac and term.build_pipelined is None
+    assert all(unit.is_mac for unit in cost.baseline_units())
+
+
 def test_mac_labels_name_the_window():
     assert cost.mac_label(cost.PAL8_COST) == " acc32/12 t14 wrap W5"
     assert cost.mac_label(MacConfig(pal8)) == " acc51/22 W6"
