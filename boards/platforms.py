@@ -299,7 +299,7 @@ BOARDS: dict[str, Board] = {
             osc_freq=12e6,
             rows=4,
             cols=4,
-            clk_freq=33e6,
+            clk_freq=36e6,
             configs=(
                 MacConfig(
                     pal8,
