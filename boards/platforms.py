@@ -223,7 +223,9 @@ class Board:
     platform : type
         The ``amaranth_boards`` platform class.
     nextpnr_device : tuple of str
-        nextpnr's device and package options.
+        nextpnr's device and package options, and any others the board's builds need (the
+        ULX3S routes with ``router2``: nextpnr's default router did not converge on a 16 x 16
+        array in two hours).
     osc_freq : float
         Frequency of the board oscillator (the platform's default clock), in Hz.
     rows, cols : int
@@ -319,7 +321,10 @@ BOARDS: dict[str, Board] = {
             title="ULX3S (Lattice ECP5 LFE5U-85F-6BG381C)",
             family="ecp5",
             platform=ULX3S_85F_Platform,
-            nextpnr_device=("--85k", "--package", "CABGA381", "--speed", "6"),
+            nextpnr_device=(
+                *("--85k", "--package", "CABGA381", "--speed", "6"),
+                *("--router", "router2"),
+            ),
             osc_freq=25e6,
             rows=16,
             cols=16,

@@ -46,8 +46,10 @@ class SystolicArray(wiring.Component):
 
     Operands are skewed on entry (row ``i`` of A and column ``j`` of B by ``i`` and ``j``
     cycles), so PE ``(i, j)`` sees the beat injected at cycle ``t`` at cycle ``t + i + j``.
-    The shadow registers of each column shift upwards to drain a finished tile, one row per
-    cycle (row 0 first), through one readout converter per column onto stream ``c``.
+    A finished tile drains row by row (row 0 first) through one readout converter per column
+    onto stream ``c``: each shadow row moves up into the row below it once that one is empty,
+    so the drain takes ``2 * rows - 1`` cycles at full ``c`` rate, and no enable depends on
+    ``c.ready`` beyond row 0's valid bit (no array-wide enable net).
 
     Scales: ``a.payload.scale`` (one per row) and ``b.payload.scale`` (one per column) are
     sampled on the ``last`` beat; output lane ``(i, j)`` is read out with scale
@@ -180,7 +182,6 @@ class SystolicArray(wiring.Component):
         b_top = [_delay(m, self.b.payload.data[j], j, f"b_skew{j}") for j in range(cols)]
 
         shadows = [[None] * cols for _ in range(rows)]
-        shift = Signal()
         latency = arith.product_latency
         for i in range(rows):
             # The control beat moves right one PE per cycle along with the A operand; PE
@@ -208,34 +209,39 @@ class SystolicArray(wiring.Component):
                 a_in = a_reg
                 b_top[j] = b_reg
 
-        # --- drain: shift shadows upwards, row 0 first --------------------------------------
-        with m.If(shift):
-            for i in range(rows - 1):
-                for j in range(cols):
-                    m.d.sync += shadows[i][j].eq(shadows[i + 1][j])
-
+        # --- drain: shadow rows move up one at a time, row 0 leaves first ---------------------
+        # Each shadow row has a valid bit; row i loads row i + 1 when it is empty and row i + 1
+        # is full. Every row's load enable is thus a function of two registers, not of the
+        # consumer's ready (which would fan out to every shadow register of the array), at
+        # the price of one row every other cycle.
         a_scales = [Signal(signed(self._scale_bits), name=f"a_scale{i}") for i in range(rows)]
         b_scales = [Signal(signed(self._scale_bits), name=f"b_scale{j}") for j in range(cols)]
+        row_valid = [Signal(name=f"row_valid{i}") for i in range(rows)]
         countdown = Signal(range(self.capture_delay + 1))
-        drain_row = Signal(range(rows))
+        rows_left = Signal(range(rows + 1))
+        take = Signal()  # row 0 leaves the array
         with m.If(accept & self.a.payload.last):
             m.d.sync += [pending.eq(1), countdown.eq(self.capture_delay)]
             m.d.sync += [a_scales[i].eq(self.a.payload.scale[i]) for i in range(rows)]
             m.d.sync += [b_scales[j].eq(self.b.payload.scale[j]) for j in range(cols)]
         with m.Elif(countdown != 0):
             m.d.sync += countdown.eq(countdown - 1)
-        with m.If(shift):
-            m.d.sync += [a_scales[i].eq(a_scales[i + 1]) for i in range(rows - 1)]
-            m.d.sync += drain_row.eq(drain_row + 1)
-            with m.If(drain_row == rows - 1):
-                m.d.sync += [drain_row.eq(0), pending.eq(0)]
+        with m.If(countdown == 1):  # every PE has captured its result
+            m.d.sync += [valid.eq(1) for valid in row_valid]
+            m.d.sync += rows_left.eq(rows)
+        for i in range(rows - 1):
+            with m.If(~row_valid[i] & row_valid[i + 1]):
+                m.d.sync += [row_valid[i].eq(1), row_valid[i + 1].eq(0)]
+                m.d.sync += [shadows[i][j].eq(shadows[i + 1][j]) for j in range(cols)]
+                m.d.sync += a_scales[i].eq(a_scales[i + 1])
+        with m.If(take):
+            m.d.sync += [row_valid[0].eq(0), rows_left.eq(rows_left - 1)]
+            with m.If(rows_left == 1):
+                m.d.sync += pending.eq(0)
 
-        drain_valid = Signal()
+        drain_valid = row_valid[0]
         drain_ready = Signal()
-        m.d.comb += [
-            drain_valid.eq(pending & (countdown == 0)),
-            shift.eq(drain_valid & drain_ready),
-        ]
+        m.d.comb += take.eq(drain_valid & drain_ready)
 
         # --- readout --------------------------------------------------------------------------
         lanes = []
