@@ -328,7 +328,7 @@ BOARDS: dict[str, Board] = {
             osc_freq=25e6,
             rows=16,
             cols=16,
-            clk_freq=90e6,
+            clk_freq=60e6,
             configs=(
                 MacConfig(
                     pal8,
