@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Fragment, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -197,8 +197,11 @@ def test_render_states_which_fmax_targets_hold():
 def test_pipelined_variants_of_the_pal_macs_only():
     units = {unit.name: unit for unit in cost.pal_units("pal8")}
     mac = units["PALMac pal8 acc32/12 t14 wrap W5"]
-    assert mac.is_mac and mac.build_pipelined().pipelined
-    assert not mac.build().pipelined
+    pipelined, combinational = mac.build_pipelined(), mac.build()
+    assert mac.is_mac and pipelined.pipelined and not combinational.pipelined
+    assert pipelined.latency == 4 and combinational.latency == 1
+    for unit in (pipelined, combinational):
+        Fragment.get(unit, None)  # elaborates (and marks the unit used)
     term = units["PALProductTerm pal8 acc32/12 t14 wrap W5"]
     assert not term.is_mac and term.build_pipelined is None
     assert all(unit.is_mac for unit in cost.baseline_units())
