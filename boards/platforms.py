@@ -222,8 +222,8 @@ class Board:
         packer and the PLL primitive.
     platform : type
         The ``amaranth_boards`` platform class.
-    nextpnr_device : tuple of str
-        nextpnr's device and package options, and any others the board's builds need (the
+    nextpnr_options : tuple of str
+        nextpnr's device and package options and any others the board's builds need (the
         ULX3S routes with ``router2``: nextpnr's default router did not converge on a 16 x 16
         array in two hours).
     osc_freq : float
@@ -245,7 +245,7 @@ class Board:
     title: str
     family: str
     platform: type
-    nextpnr_device: tuple[str, ...]
+    nextpnr_options: tuple[str, ...]
     osc_freq: float
     rows: int
     cols: int
@@ -297,7 +297,7 @@ BOARDS: dict[str, Board] = {
             title="iCEBreaker (Lattice iCE40UP5K-SG48)",
             family="ice40",
             platform=ICEBreakerPlatform,
-            nextpnr_device=("--up5k", "--package", "sg48"),
+            nextpnr_options=("--up5k", "--package", "sg48"),
             osc_freq=12e6,
             rows=4,
             cols=4,
@@ -321,7 +321,7 @@ BOARDS: dict[str, Board] = {
             title="ULX3S (Lattice ECP5 LFE5U-85F-6BG381C)",
             family="ecp5",
             platform=ULX3S_85F_Platform,
-            nextpnr_device=(
+            nextpnr_options=(
                 *("--85k", "--package", "CABGA381", "--speed", "6"),
                 *("--router", "router2"),
             ),

@@ -676,7 +676,7 @@ def build(
     code, log = _run(
         [
             tools[nextpnr_var],
-            *board.nextpnr_device,
+            *board.nextpnr_options,
             "--json",
             f"{_NAME}.json",
             f"--{constraints}",
