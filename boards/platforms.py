@@ -3,7 +3,7 @@
 A :class:`Board` describes one supported board (its Amaranth platform, oscillator, nextpnr
 device options and default accelerator configuration); :data:`BOARDS` lists them by the name
 ``palhdl build --board`` takes. :class:`BoardTop` wraps a
-:class:`~palhdl.boards.hostlink.HostLinkCore` for a board: it derives the ``sync`` clock from
+:class:`~palhdl.boards.hostlink.core.HostLinkCore` for a board: it derives the ``sync`` clock from
 the board oscillator through a PLL (:func:`ice40_pll`, :func:`ecp5_pll`), holds ``sync`` in
 reset until the PLL has locked (plus a power-on delay), and connects the FTDI UART and the
 user LEDs.
@@ -20,7 +20,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from palhdl.sim.format import MacConfig, PALFormat, pal8, pal16
+from palhdl.format import MacConfig, PALFormat, pal8, pal16
 
 __all__ = [
     "BOARDS",

@@ -1,8 +1,8 @@
 """Baseline multiply-accumulate units: INT8, FP8 (E4M3/E5M2) and bfloat16.
 
-They are the comparison points of the cost study (``python -m palhdl.synth.cost``) and the
+They are the comparison points of the cost study (``python -m palhdl.studies.cost``) and the
 integer/float arithmetic of the systolic array. Their numpy references, which they match bit for
-bit, are in :mod:`palhdl.sim.baselines`.
+bit, are in :mod:`palhdl.sim.golden.baselines`.
 
 Stream interface (all units)
 ----------------------------
@@ -20,7 +20,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
-from palhdl.sim.baselines import FLOAT_FORMATS, FloatFormat, check_int_mac, float_geometry
+from palhdl.sim.golden.baselines import FLOAT_FORMATS, FloatFormat, check_int_mac, float_geometry
 
 __all__ = ["BF16Mac", "FP8Mac", "IntMac"]
 
@@ -51,7 +51,7 @@ class IntMac(wiring.Component):
 
     The accumulator wraps modulo ``2**acc_bits`` (no saturation, no flag): with the default
     int8 operands and 32-bit accumulator a wrap needs more than ``2**17 - 1`` products, and a
-    conventional int8 MAC is built this way. Reference: :func:`palhdl.sim.baselines.int_mac`.
+    conventional int8 MAC is built this way. Reference: :func:`palhdl.sim.golden.baselines.int_mac`.
 
     Parameters
     ----------
@@ -274,14 +274,14 @@ class FP8Mac(_FloatMac):
     clamped to ``acc_max = 2**(acc_bits - 1) - 1`` while every sum saturates to
     ``[-acc_max, acc_max]``; without ``saturate`` it is dropped (adds 0) and every sum wraps
     modulo ``2**acc_bits`` (two's-complement overflow sets ``overflow``). This is the scheme of
-    :class:`palhdl.sim.format.MacConfig`, whose ``term_bits`` and ``saturate`` these
+    :class:`palhdl.format.MacConfig`, whose ``term_bits`` and ``saturate`` these
     parameters are; the accumulate step is :func:`palhdl.hdl.mac.accumulate`. ``acc`` is
     meaningful only while ``overflow`` is clear. Specials follow ``ml_dtypes``: E4M3
     (``float8_e4m3fn``) has no infinities and one NaN per sign (``S.1111.111``); E5M2
     (``float8_e5m2``) has IEEE infinities and NaNs. A NaN operand or infinity times zero sets
     ``nan``, infinite products set ``pos_inf``/``neg_inf`` and add nothing, and infinities of
     both signs set ``nan``. All flags are sticky over a dot product.
-    Reference: :func:`palhdl.sim.baselines.float_mac`.
+    Reference: :func:`palhdl.sim.golden.baselines.float_mac`.
 
     The term shifter spans only the shifts that can change a term: from the one below which
     every product rounds to 0 up to ``term_bits - man_bits`` (or the smallest shift, if that

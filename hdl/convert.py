@@ -29,10 +29,10 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from palhdl.format import MacConfig, PALFormat
 from palhdl.hdl.layout import PALLayout, pack_word
 from palhdl.hdl.pipeline import StreamPipeline, check_pipelined
-from palhdl.sim.format import MacConfig, PALFormat
-from palhdl.sim.tables import TABLE_PREC, exp2_table, log_threshold_table
+from palhdl.tables import TABLE_PREC, exp2_table, log_threshold_table
 
 __all__ = [
     "AccumulatorToFloat32",
@@ -59,9 +59,7 @@ _PIPELINED_LATENCY = 2
 
 def _check_fmt(name: str, fmt, unit: str) -> PALFormat:
     if not isinstance(fmt, PALFormat):
-        raise TypeError(
-            f"{name} must be a PALFormat (for example palhdl.sim.format.pal8), not {fmt!r}"
-        )
+        raise TypeError(f"{name} must be a PALFormat (for example palhdl.format.pal8), not {fmt!r}")
     fmt.require_tables(unit)
     return fmt
 
@@ -366,7 +364,7 @@ class AccumulatorToPAL(_Converter):
         Accumulator geometry (``acc_bits``, ``acc_frac_bits``) and default output format.
     out_fmt : PALFormat, optional
         Output format, default ``config.fmt``; ``frac_bits`` at most
-        :data:`palhdl.sim.format.MAX_TABLE_FRAC_BITS`.
+        :data:`palhdl.format.MAX_TABLE_FRAC_BITS`.
     pipelined : bool, optional
         ``False`` (default): combinational, ``latency == 0``. ``True``: a register stage after
         the leading-one normaliser and one on the output, ``latency == 2``.
@@ -432,7 +430,7 @@ class FixedToPAL(_Converter):
     Parameters
     ----------
     fmt : PALFormat
-        Output format (``frac_bits`` at most :data:`palhdl.sim.format.MAX_TABLE_FRAC_BITS`).
+        Output format (``frac_bits`` at most :data:`palhdl.format.MAX_TABLE_FRAC_BITS`).
     width : int
         Input width in bits, 2..63.
     frac_bits : int, optional
@@ -520,7 +518,7 @@ class Float32ToPAL(_FloatToPAL):
     Parameters
     ----------
     fmt : PALFormat
-        Output format (``frac_bits`` at most :data:`palhdl.sim.format.MAX_TABLE_FRAC_BITS`).
+        Output format (``frac_bits`` at most :data:`palhdl.format.MAX_TABLE_FRAC_BITS`).
     pipelined : bool, optional
         ``False`` (default): ``latency == 0``. ``True``: a register stage after the leading-one
         normaliser and one on the output, ``latency == 2``.
@@ -598,7 +596,7 @@ class PALToFloat32(_PALToFloat):
     Parameters
     ----------
     fmt : PALFormat
-        Input format (``frac_bits`` at most :data:`palhdl.sim.format.MAX_TABLE_FRAC_BITS`).
+        Input format (``frac_bits`` at most :data:`palhdl.format.MAX_TABLE_FRAC_BITS`).
     pipelined : bool, optional
         ``False`` (default): ``latency == 0``. ``True``: a register stage after the
         ``exp2`` table lookup and one on the output, ``latency == 2``.

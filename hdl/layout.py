@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Module, Mux, unsigned
 from amaranth.lib import data
 
-from palhdl.sim.format import PALFormat
+from palhdl.format import PALFormat
 
 __all__ = ["PALLayout", "PALView", "pack_word"]
 

@@ -15,12 +15,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from palhdl.format import MacConfig
 from palhdl.hdl.convert import AccumulatorToFloat32, AccumulatorToPAL
 from palhdl.hdl.layout import PALLayout
 from palhdl.hdl.pipeline import StreamPipeline, check_pipelined
-from palhdl.sim.format import MacConfig
 from palhdl.sim.golden import _check_config
-from palhdl.sim.tables import mantissa_table
+from palhdl.tables import mantissa_table
 
 __all__ = [
     "READOUTS",

@@ -9,7 +9,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from palhdl.hdl.arithmetic import Arithmetic
+from palhdl.hdl.providers import Arithmetic
 
 __all__ = ["SystolicArray"]
 

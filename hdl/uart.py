@@ -11,7 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from palhdl.sim.format import _check_int
+from palhdl.format import _check_int
 
 __all__ = ["MIN_DIVISOR", "UARTRx", "UARTTx", "check_divisor"]
 

@@ -2,8 +2,8 @@
 
 Tiling (splitting ``A @ B`` into array-sized tiles, padding, reassembling) is independent of the
 transport that moves tiles through an array: :class:`PysimTransport` runs the RTL in Amaranth's
-simulator; :class:`palhdl.boards.host.SerialTransport` (a board behind its host link) is another
-transport with the same ``run(tiles)`` method.
+simulator; :class:`palhdl.boards.hostlink.driver.SerialTransport` (a board behind its host
+link) is another transport with the same ``run(tiles)`` method.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from palhdl.format import MacConfig, PALFormat, pal8
 from palhdl.sim import golden
-from palhdl.sim.format import MacConfig, PALFormat, pal8
 
 __all__ = [
     "MatmulStats",
@@ -170,7 +170,7 @@ class PysimTransport:
 
     def run(self, tiles: list[Tile]) -> tuple[list[np.ndarray], MatmulStats]:
         """Stream all tiles; return per-tile raw lane values ``(rows, cols)`` (object ints)."""
-        from palhdl.sim.rtl import simulate_streams
+        from palhdl.sim.pysim import simulate_streams
 
         array = self.array
         a_beats, b_beats = self._beats(tiles)
@@ -284,7 +284,7 @@ def matmul(
         ``progress(done_rows, total_rows)`` while result rows arrive.
     transport : object with ``run(tiles)``, optional
         Where tiles run; default a :class:`PysimTransport` of a new array. Another transport
-        (for example :class:`palhdl.boards.host.SerialTransport`) must run arrays of this
+        (for example :class:`palhdl.boards.hostlink.driver.SerialTransport`) must run arrays of this
         ``rows``, ``cols``, ``config`` and ``readout`` with 16-bit scales.
 
     Returns
@@ -298,7 +298,7 @@ def matmul(
         If ``output`` or ``readout`` is not a known mode, or ``readout`` cannot give
         ``output``; the message names both.
     """
-    from palhdl.hdl.pal_arithmetic import PALArithmetic
+    from palhdl.hdl.providers import PALArithmetic
     from palhdl.hdl.systolic import SystolicArray
 
     if config is None:

@@ -1,7 +1,7 @@
 """Build a bitstream of the host-link accelerator for a board, and report what it costs.
 
 :func:`build` elaborates a :class:`~palhdl.boards.platforms.BoardTop` around a
-:class:`~palhdl.boards.hostlink.HostLinkCore`, lets Amaranth's platform generate the RTLIL
+:class:`~palhdl.boards.hostlink.core.HostLinkCore`, lets Amaranth's platform generate the RTLIL
 netlist and the pin constraints (PCF/LPF), then runs each stage itself in the build directory,
 with relative file names (the YoWASP tools see only their working directory):
 
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from palhdl.boards.platforms import ECP5PLL, ICE40PLL, Board, BoardTop, get_board
-from palhdl.sim.format import FORMATS, MacConfig, PALFormat
+from palhdl.format import FORMATS, MacConfig, PALFormat
 from palhdl.synth.toolchain import TOOLS, yowasp_env
 
 __all__ = [
@@ -129,7 +129,7 @@ class BuildReport:
     format : str
         Operand format name.
     mantissa_bits, acc_bits, acc_frac_bits, term_bits : int
-        The :class:`~palhdl.sim.format.MacConfig`.
+        The :class:`~palhdl.format.MacConfig`.
     saturate : bool
         Saturating (``True``) or wrapping accumulator.
     output : str
@@ -556,13 +556,13 @@ def build(
     out_dir : path
         Build directory (created); existing files of an earlier build are overwritten.
     output : {"pal", "float32", "raw"}, optional
-        Readout of the results, passed to :class:`~palhdl.boards.hostlink.HostLinkCore`;
+        Readout of the results, passed to :class:`~palhdl.boards.hostlink.core.HostLinkCore`;
         default the board's (:attr:`Board.output`).
     pipelined : bool
         Register the PE product terms and the readout converters (default ``True``: it
         shortens the critical path of the PE to its accumulator adder).
     k_max, baud : int
-        Passed to :class:`~palhdl.boards.hostlink.HostLinkCore`.
+        Passed to :class:`~palhdl.boards.hostlink.core.HostLinkCore`.
     seed : int
         nextpnr placement seed.
     allow_timing_fail : bool
@@ -584,7 +584,7 @@ def build(
         a clock misses its constraint; the message has the numbers, and ``report.json`` /
         ``report.md`` are still written.
     """
-    from palhdl.boards.hostlink import HostLinkCore
+    from palhdl.boards.hostlink.core import HostLinkCore
 
     board = board if isinstance(board, Board) else get_board(board)
     rows = _check_positive_int("rows", rows, board.rows)

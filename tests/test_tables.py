@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from exact import TIE_MARGIN, exp2_floor, gauss_log, gauss_round, mantissa_round
 
-from palhdl.sim.format import pal16
-from palhdl.sim.tables import (
+from palhdl.format import pal16
+from palhdl.tables import (
     TABLE_PREC,
     db_table,
     exp2_table,

@@ -1,0 +1,300 @@
+"""The ``palhdl`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from palhdl.demo import run_array_demo
+    from palhdl.studies.accuracy import run_demo
+
+    run_demo(seed=args.seed)
+    exact = run_array_demo(rows=args.rows, cols=args.cols, batch=args.batch, seed=args.seed)
+    if args.no_build:
+        return 0 if exact else 1
+    print(
+        f"\nBuilding the default iCEBreaker bitstream into {args.out} "
+        "(palhdl build --board icebreaker; a few minutes, the first YoWASP run longer):",
+        flush=True,
+    )
+    built = _build(build_parser().parse_args(["build", "--board", "icebreaker", "--out", args.out]))
+    return 0 if exact and built == 0 else 1
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _array_dim(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, 64], not {text}")
+    return value
+
+
+def _format(text: str):
+    from palhdl.format import parse_format
+
+    try:
+        return parse_format(text)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from palhdl.demo import run_random_matmul
+
+    exact = run_random_matmul(
+        fmt=args.format,
+        rows=args.rows,
+        cols=args.cols,
+        m=args.m,
+        k=args.k,
+        n=args.n,
+        output=args.output,
+        pipelined=args.pipelined,
+        seed=args.seed,
+        vcd_path=args.vcd,
+    )
+    return 0 if exact else 1
+
+
+def _build(args: argparse.Namespace) -> int:
+    from palhdl.format import FORMATS, MacConfig
+    from palhdl.synth.build import BuildError, build
+
+    accumulator = {
+        "mantissa_bits": args.mantissa_bits,
+        "acc_bits": args.acc_bits,
+        "acc_frac_bits": args.acc_frac_bits,
+        "term_bits": args.term_bits,
+    }
+    accumulator = {name: value for name, value in accumulator.items() if value is not None}
+    try:
+        config = None
+        if accumulator or args.wrap:
+            config = MacConfig(FORMATS[args.format], **accumulator, saturate=not args.wrap)
+        report = build(
+            args.board,
+            rows=args.rows,
+            cols=args.cols,
+            fmt=args.format,
+            config=config,
+            clk_freq=None if args.freq is None else args.freq * 1e6,
+            out_dir=args.out or f"build-{args.board}",
+            output=args.output,
+            k_max=args.k_max,
+            baud=args.baud,
+            seed=args.seed,
+            allow_timing_fail=args.allow_timing_fail,
+        )
+    except (TypeError, ValueError) as error:
+        print(f"palhdl build: error: {error}", file=sys.stderr)
+        return 2
+    except BuildError as error:
+        print(f"palhdl build: {error}", file=sys.stderr)
+        return 1
+    print(report.to_markdown())
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from palhdl.boards.hostlink.driver import HostLink, HostLinkError
+    from palhdl.sim import golden
+
+    try:
+        a, b = np.load(args.a), np.load(args.b)
+        with HostLink(args.port, baud=args.baud, timeout=args.timeout) as link:
+            info = link.identify()
+            # A PAL readout's float32 output is its codes' values (the device rounded to PAL).
+            decode_pal = args.output == "float32" and info.output == "pal"
+            print(
+                f"palhdl run: {args.port}: {info.rows} x {info.cols} {info.config.fmt} array, "
+                f"{info.output} readout, k_max {info.k_max}; {args.output} output",
+                file=sys.stderr,
+            )
+            result, stats = link.matmul(
+                a, b, output="pal" if decode_pal else args.output, adaptive=not args.no_adaptive
+            )
+    except (TypeError, ValueError) as error:
+        print(f"palhdl run: error: {error}", file=sys.stderr)
+        return 2
+    except (HostLinkError, OSError) as error:
+        print(f"palhdl run: {error}", file=sys.stderr)
+        return 1
+    if decode_pal:
+        result = golden.to_float32_bits(result, info.config.fmt).view(np.float32)
+    if args.out is None:
+        print(result)
+    elif isinstance(result, dict):
+        np.savez(args.out, **result)
+    else:
+        np.save(args.out, result)
+    print(
+        f"palhdl run: {stats.tiles} tiles, {stats.macs} MACs, {stats.cycles} array cycles, "
+        f"{stats.seconds:.2f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="palhdl",
+        description=(
+            "palhdl: open PAL logarithmic number formats, Amaranth arithmetic units and a systolic "
+            "matmul accelerator, bit-exact against a numpy golden model."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="compare PAL accuracy with FP8/INT8/BF16 and run an MLP layer on the RTL array",
+        description=(
+            "Quantise a small MLP layer to pal8/pal16 (adaptive scaling), multiply with the exact "
+            "hardware accumulation, and print the error against float64 next to FP8 E4M3/E5M2, "
+            "INT8 and BF16. Then run layer 1 of an MLP trained on scikit-learn's bundled digits "
+            "through the simulated RTL systolic array, check it bit for bit against the golden "
+            "model and report its error. Finally build the default iCEBreaker bitstream "
+            "(palhdl build --board icebreaker) and print its report. Exits 1 if RTL and golden "
+            "model differ or the build fails."
+        ),
+    )
+    demo.add_argument("--seed", type=int, default=0, help="random seed for the data (default 0)")
+    demo.add_argument("--rows", type=_array_dim, default=4, help="array rows (default 4)")
+    demo.add_argument("--cols", type=_array_dim, default=4, help="array columns (default 4)")
+    demo.add_argument(
+        "--batch", type=_positive, default=8, help="digits pushed through the RTL (default 8)"
+    )
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        default="build-icebreaker",
+        help="build directory of the iCEBreaker bitstream (default build-icebreaker)",
+    )
+    demo.add_argument(
+        "--no-build", action="store_true", help="skip building the iCEBreaker bitstream"
+    )
+    demo.set_defaults(handler=_demo)
+
+    sim = commands.add_parser(
+        "sim",
+        help="simulate a random matmul on the RTL systolic array",
+        description=(
+            "Run an M x K @ K x N Gaussian matmul through the simulated PAL systolic array, "
+            "check it bit for bit against the golden model and report error and cycles. "
+            "Exits 1 if the RTL and the golden model differ."
+        ),
+    )
+    sim.add_argument("--rows", type=_array_dim, default=4, help="array rows, 1..64 (default 4)")
+    sim.add_argument("--cols", type=_array_dim, default=4, help="array columns, 1..64 (default 4)")
+    sim.add_argument(
+        "--format", type=_format, default="pal8", help="pal8, pal16 or I.F (default pal8)"
+    )
+    sim.add_argument("-m", type=_positive, default=8, help="rows of A (default 8)")
+    sim.add_argument("-k", type=_positive, default=32, help="columns of A / rows of B (default 32)")
+    sim.add_argument("-n", type=_positive, default=8, help="columns of B (default 8)")
+    sim.add_argument(
+        "--output", choices=("float32", "pal", "raw"), default="float32", help="readout mode"
+    )
+    sim.add_argument("--pipelined", action="store_true", help="pipeline the PE product terms")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sim.add_argument("--vcd", metavar="FILE", help="write a VCD waveform of the simulation")
+    sim.set_defaults(handler=_sim)
+
+    build = commands.add_parser(
+        "build",
+        help="build a bitstream of the host-link accelerator for a board",
+        description=(
+            "Synthesize, place, route and pack the PAL systolic array with its UART host link "
+            "for an FPGA board, using the pip-installed YoWASP Yosys and nextpnr. Writes the "
+            "bitstream, report.md and report.json to the output directory. Exits 1 if the "
+            "design does not fit or misses timing (the report says by how much)."
+        ),
+    )
+    build.add_argument("--board", required=True, help="icebreaker or ulx3s-85f")
+    build.add_argument("--rows", type=_array_dim, help="array rows (default: the board's)")
+    build.add_argument("--cols", type=_array_dim, help="array columns (default: the board's)")
+    build.add_argument(
+        "--format", choices=("pal8", "pal16"), default="pal8", help="operand format (pal8)"
+    )
+    build.add_argument("--freq", type=float, metavar="MHZ", help="clock (default: the board's)")
+    build.add_argument("--out", metavar="DIR", help="build directory (default build-BOARD)")
+    build.add_argument(
+        "--output",
+        choices=("pal", "float32", "raw"),
+        help="readout (default: the board's, raw: converted on the host)",
+    )
+    accumulator = build.add_argument_group(
+        "accumulator",
+        "The board's default MAC configuration is used unless one of these is given; then the "
+        "others take palhdl.format.MacConfig's defaults (a saturating accumulator).",
+    )
+    accumulator.add_argument("--mantissa-bits", type=int, help="mantissa table width W")
+    accumulator.add_argument("--acc-bits", type=int, help="accumulator width")
+    accumulator.add_argument("--acc-frac-bits", type=int, help="accumulator fraction bits")
+    accumulator.add_argument(
+        "--term-bits", type=int, help="product term window (a term >= 2**TERM_BITS overflows)"
+    )
+    accumulator.add_argument(
+        "--wrap", action="store_true", help="wrapping accumulator; overflowing terms dropped"
+    )
+    build.add_argument("--k-max", type=_positive, default=64, help="deepest K (default 64)")
+    build.add_argument("--baud", type=_positive, default=115200, help="UART rate (115200)")
+    build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    build.add_argument(
+        "--allow-timing-fail", action="store_true", help="pack a bitstream even if timing fails"
+    )
+    build.set_defaults(handler=_build)
+
+    run = commands.add_parser(
+        "run",
+        help="multiply two .npy matrices on a board over its UART host link",
+        description=(
+            "Load A (M x K) and B (K x N) from .npy files (floats are quantised with per-row / "
+            "per-column adaptive scales, integers are taken as PAL codes), run A @ B tile by "
+            "tile on a board built with `palhdl build`, and print or save the result: float32 "
+            "by default, whatever the board's readout (a raw readout is converted on the host, "
+            "bit-exact; a PAL readout's codes are decoded), or --output pal / raw."
+        ),
+    )
+    run.add_argument("--port", required=True, help="serial device, for example /dev/ttyUSB1")
+    run.add_argument("a", help="A as a .npy file")
+    run.add_argument("b", help="B as a .npy file")
+    run.add_argument("--out", metavar="FILE", help="save the result there (default: print)")
+    run.add_argument(
+        "--output",
+        choices=("float32", "pal", "raw"),
+        default="float32",
+        help=(
+            "result: float32 (default), pal (PAL codes; boards with the pal or raw readout) or "
+            "raw (accumulator records, saved as .npz; boards with the raw readout)"
+        ),
+    )
+    run.add_argument("--baud", type=_positive, default=115200, help="UART rate (115200)")
+    run.add_argument(
+        "--timeout", type=float, default=2.0, help="reply timeout in seconds (default 2)"
+    )
+    run.add_argument(
+        "--no-adaptive", action="store_true", help="quantise floats without adaptive scales"
+    )
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""The PAL number-format family and the linear-accumulator (MAC) configuration.
+
+Every constant the golden model and the RTL use derives from the two frozen dataclasses here:
+:class:`PALFormat` (the word) and :class:`MacConfig` (how products are accumulated).
+The encoding is specified in ``docs/format.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FORMATS",
+    "MAX_TABLE_FRAC_BITS",
+    "MacConfig",
+    "PALFormat",
+    "pal8",
+    "pal16",
+    "parse_format",
+]
+
+#: Largest ``frac_bits`` for which the table-driven operations (encode, add, MAC) are supported.
+#: Table sizes grow as ``2**frac_bits``; see ``docs/format.md``.
+MAX_TABLE_FRAC_BITS = 12
+
+
+def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    value = int(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_s = "-inf" if lo is None else str(lo)
+        hi_s = "inf" if hi is None else str(hi)
+        raise ValueError(f"{name} must be in [{lo_s}, {hi_s}], not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class PALFormat:
+    """A PAL (parallel adaptive logarithm) word format.
+
+    A word is ``1 + int_bits + frac_bits`` bits wide: bit ``width - 1`` is the sign ``s``, the low
+    ``int_bits + frac_bits`` bits are ``E``, a biased fixed-point log2 magnitude. A word with
+    ``E >= 1`` has the value ``(-1)**s * 2**((E - bias) / 2**frac_bits)`` with
+    ``bias = 2**(int_bits + frac_bits - 1)``. ``E == 0`` is reserved: ``s == 0`` is zero,
+    ``s == 1`` is NaN. There are no infinities and no negative zero.
+
+    Parameters
+    ----------
+    int_bits : int
+        Integer bits of the log magnitude, ``>= 2``.
+    frac_bits : int
+        Fraction bits of the log magnitude, ``>= 1``. ``width = 1 + int_bits + frac_bits`` must
+        be ``<= 32``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter is not an integer or is out of range; the message names it.
+    """
+
+    int_bits: int
+    frac_bits: int
+
+    def __post_init__(self):
+        # Store plain ints (numpy integers are accepted but would leak into table keys and math).
+        object.__setattr__(self, "int_bits", _check_int("int_bits", self.int_bits, 2))
+        object.__setattr__(self, "frac_bits", _check_int("frac_bits", self.frac_bits, 1))
+        if 1 + self.int_bits + self.frac_bits > 32:
+            raise ValueError(
+                f"word width 1 + int_bits + frac_bits must be <= 32, not "
+                f"{1 + self.int_bits + self.frac_bits} (int_bits={self.int_bits}, "
+                f"frac_bits={self.frac_bits})"
+            )
+
+    @property
+    def width(self) -> int:
+        """Word width ``n = 1 + int_bits + frac_bits``."""
+        return 1 + self.int_bits + self.frac_bits
+
+    @property
+    def mag_bits(self) -> int:
+        """Width of the biased log magnitude ``E``."""
+        return self.int_bits + self.frac_bits
+
+    @property
+    def bias(self) -> int:
+        """Exponent bias, ``2**(mag_bits - 1)``."""
+        return 1 << (self.mag_bits - 1)
+
+    @property
+    def units(self) -> int:
+        """Log-domain units per octave, ``2**frac_bits``."""
+        return 1 << self.frac_bits
+
+    @property
+    def mag_mask(self) -> int:
+        return (1 << self.mag_bits) - 1
+
+    @property
+    def sign_mask(self) -> int:
+        return 1 << self.mag_bits
+
+    @property
+    def zero_code(self) -> int:
+        return 0
+
+    @property
+    def nan_code(self) -> int:
+        return self.sign_mask
+
+    @property
+    def max_code(self) -> int:
+        """Code of the largest positive value (``E`` all ones)."""
+        return self.mag_mask
+
+    @property
+    def min_code(self) -> int:
+        """Code of the smallest positive value (``E == 1``)."""
+        return 1
+
+    @property
+    def log_min(self) -> int:
+        """Smallest log magnitude ``L = E - bias`` of a nonzero word, in units of 2**-frac_bits."""
+        return 1 - self.bias
+
+    @property
+    def log_max(self) -> int:
+        """Largest log magnitude ``L``, in units of 2**-frac_bits."""
+        return self.bias - 1
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        """Smallest unsigned numpy dtype that holds a word."""
+        for dt in (np.uint8, np.uint16, np.uint32):
+            if self.width <= np.iinfo(dt).bits:
+                return np.dtype(dt)
+        raise AssertionError("unreachable: width <= 32")
+
+    @property
+    def name(self) -> str:
+        for preset_name, preset in FORMATS.items():
+            if preset == self:
+                return preset_name
+        return f"pal{self.width}_i{self.int_bits}f{self.frac_bits}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def require_tables(self, operation: str) -> None:
+        """Raise ``ValueError`` if ``operation`` needs tables larger than palhdl generates."""
+        if self.frac_bits > MAX_TABLE_FRAC_BITS:
+            raise ValueError(
+                f"{operation} needs tables of 2**frac_bits entries; frac_bits must be <= "
+                f"{MAX_TABLE_FRAC_BITS}, not {self.frac_bits}"
+            )
+
+
+pal8 = PALFormat(int_bits=4, frac_bits=3)
+pal16 = PALFormat(int_bits=8, frac_bits=7)
+
+FORMATS: dict[str, PALFormat] = {"pal8": pal8, "pal16": pal16}
+
+
+def parse_format(text: str) -> PALFormat:
+    """Parse ``"pal8"``, ``"pal16"`` or ``"I.F"`` (for example ``"5.2"``) into a format."""
+    if text in FORMATS:
+        return FORMATS[text]
+    parts = text.split(".")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return PALFormat(int_bits=int(parts[0]), frac_bits=int(parts[1]))
+    raise ValueError(
+        f"format must be one of {sorted(FORMATS)} or 'I.F' (int_bits.frac_bits), not {text!r}"
+    )
+
+
+@dataclass(frozen=True)
+class MacConfig:
+    """How the MAC turns log-domain products into a linear two's-complement sum.
+
+    A product of log magnitudes ``P = La + Lb`` (units of ``2**-F``) splits into
+    ``q = P >> F`` and ``r = P & (2**F - 1)``; its linear mantissa is
+    ``m = round(2**(r / 2**F) * 2**mantissa_bits)`` and it adds ``+-m * 2**(q - mantissa_bits)``
+    to an accumulator of ``acc_bits`` bits whose least significant bit weighs
+    ``2**-acc_frac_bits`` (``acc_frac_bits`` may be negative). See ``docs/format.md``.
+
+    Parameters
+    ----------
+    fmt : PALFormat
+        The operand format.
+    mantissa_bits : int, optional
+        ``W``, fraction bits of the linear mantissa, 1..60. Default ``fmt.frac_bits + 3``.
+    acc_bits : int, optional
+        Accumulator width, 8..62. Default: the exact (Kulisch) width for ``max_k`` terms if
+        that is at most 62 bits, else 48.
+    acc_frac_bits : int, optional
+        Accumulator fraction bits (weight of the LSB is ``2**-acc_frac_bits``), in
+        ``[-4096, 4096]``. Default: exact (no product loses a bit) when ``acc_bits`` is, else 24.
+    max_k : int
+        Number of products the default exact width is sized for, default 4096.
+    term_bits : int, optional
+        Width of a product term's magnitude, 2..``acc_bits - 1``: a term of ``2**term_bits`` or
+        more overflows. Default ``acc_bits - 1`` (a term may fill the accumulator). A smaller
+        value bounds the shift window: the MAC's shifter spans only the low ``term_bits`` bits
+        and the rest of the accumulator is headroom for the sum's growth.
+    saturate : bool
+        ``True`` (default): an overflowing term is clamped to ``acc_max`` and every sum
+        saturates to ``[-acc_max, acc_max]``. ``False``: an overflowing term is dropped (adds
+        0) and the sum wraps modulo ``2**acc_bits`` (range ``[-2**(acc_bits - 1), acc_max]``),
+        like an integer MAC; cheaper in hardware. Either way the sticky ``overflow`` flag is
+        set, and the accumulator value is meaningful only while it is clear.
+    """
+
+    fmt: PALFormat
+    mantissa_bits: int | None = None
+    acc_bits: int | None = None
+    acc_frac_bits: int | None = None
+    max_k: int = 4096
+    term_bits: int | None = None
+    saturate: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.fmt, PALFormat):
+            raise TypeError(f"fmt must be a PALFormat, not {self.fmt!r}")
+        self.fmt.require_tables("MacConfig")
+        object.__setattr__(self, "max_k", _check_int("max_k", self.max_k, 1, 1 << 30))
+        w = self.fmt.frac_bits + 3 if self.mantissa_bits is None else self.mantissa_bits
+        object.__setattr__(self, "mantissa_bits", _check_int("mantissa_bits", w, 1, 60))
+        exact_frac = self.mantissa_bits - self.q_min
+        exact_bits = self.exact_acc_bits(self.max_k)
+        if self.acc_bits is None and self.acc_frac_bits is None and exact_bits <= 62:
+            acc_bits, acc_frac = exact_bits, exact_frac
+        else:
+            acc_bits = 48 if self.acc_bits is None else _check_int("acc_bits", self.acc_bits, 8, 62)
+            if self.acc_frac_bits is not None:
+                acc_frac = self.acc_frac_bits
+            elif self.acc_bits is not None and acc_bits >= exact_bits:
+                acc_frac = exact_frac
+            else:
+                acc_frac = 24
+        object.__setattr__(self, "acc_bits", _check_int("acc_bits", acc_bits, 8, 62))
+        object.__setattr__(
+            self, "acc_frac_bits", _check_int("acc_frac_bits", acc_frac, -4096, 4096)
+        )
+        term_bits = acc_bits - 1 if self.term_bits is None else self.term_bits
+        object.__setattr__(self, "term_bits", _check_int("term_bits", term_bits, 2, acc_bits - 1))
+        if not isinstance(self.saturate, bool):
+            raise TypeError(f"saturate must be a bool, not {self.saturate!r}")
+
+    @property
+    def q_min(self) -> int:
+        """Smallest product octave ``q = floor((La + Lb) / 2**F)``."""
+        return (2 * self.fmt.log_min) >> self.fmt.frac_bits
+
+    @property
+    def q_max(self) -> int:
+        """Largest product octave."""
+        return (2 * self.fmt.log_max) >> self.fmt.frac_bits
+
+    @property
+    def mantissa_max(self) -> int:
+        """Largest entry of the linear mantissa table."""
+        from palhdl.tables import mantissa_table
+
+        return int(mantissa_table(self.fmt.frac_bits, self.mantissa_bits).max())
+
+    @property
+    def acc_max(self) -> int:
+        """Largest accumulator value. Saturating: the range is symmetric,
+        ``[-acc_max, acc_max]``; wrapping: ``[-acc_max - 1, acc_max]``."""
+        return (1 << (self.acc_bits - 1)) - 1
+
+    @property
+    def acc_min(self) -> int:
+        """Smallest accumulator value: ``-acc_max`` saturating, ``-acc_max - 1`` wrapping."""
+        return -self.acc_max - (0 if self.saturate else 1)
+
+    @property
+    def term_max(self) -> int:
+        """Largest magnitude of a term that does not overflow, ``2**term_bits - 1``."""
+        return (1 << self.term_bits) - 1
+
+    def shift(self, q):
+        """Left shift that places a product of octave ``q`` in the accumulator (negative: right)."""
+        return q - self.mantissa_bits + self.acc_frac_bits
+
+    def exact_acc_bits(self, k: int) -> int:
+        """Accumulator width that holds any sum of ``k`` products with no rounding or overflow."""
+        top = self.mantissa_max << (self.q_max - self.q_min)
+        return 1 + (k * top).bit_length()
+
+    @property
+    def is_lossless(self) -> bool:
+        """True if no product term is ever rounded (the smallest product lands on the LSB grid)."""
+        return self.shift(self.q_min) >= 0
+
+    @property
+    def max_exact_k(self) -> int:
+        """Largest K for which a dot product provably cannot overflow (0 if one term can)."""
+        s = self.shift(self.q_max)
+        m = self.mantissa_max
+        biggest = m << s if s >= 0 else (m + (1 << (-s - 1))) >> -s
+        if biggest > self.term_max:
+            return 0
+        return self.acc_max // biggest if biggest else 1 << 30
+
+    @property
+    def acc_top_exp(self) -> int:
+        """``acc_max < 2**acc_top_exp`` in real value: the exponent of the accumulator's top."""
+        return self.acc_bits - 1 - self.acc_frac_bits
+
+    def scale_target(self, k: int) -> int:
+        """Log magnitude (units of 2**-F) that adaptive scaling moves row/column maxima to.
+
+        The format's top, unless the accumulator window is narrower: then the largest value
+        such that ``k`` products of two maxima stay below the accumulator's top and a product
+        of two maxima below ``2**term_bits``.
+        """
+        _check_int("k", k, 1)
+        fmt = self.fmt
+        term_top_exp = self.term_bits - self.acc_frac_bits
+        budget = min(self.acc_top_exp - 1 - math.ceil(math.log2(k)), term_top_exp - 1)
+        return min(fmt.log_max, (budget * fmt.units) // 2)

@@ -1,0 +1,84 @@
+"""Constructor and argument errors of the systolic array, its providers and the driver."""
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+
+from palhdl.format import MacConfig, pal8, pal16
+from palhdl.hdl.providers import IntArithmetic, PALArithmetic
+from palhdl.hdl.systolic import SystolicArray
+from palhdl.sim.driver import matmul
+
+
+@pytest.fixture
+def pal():
+    return PALArithmetic(config=MacConfig(pal8))
+
+
+@pytest.mark.parametrize("name", ["rows", "cols"])
+@pytest.mark.parametrize("value", [0, 65, 2.0, True])
+def test_geometry_is_validated(pal, name, value):
+    kwargs = {"rows": 2, "cols": 2, name: value}
+    with pytest.raises(ValueError, match=rf"{name} must be an integer in \[1, 64\]"):
+        SystolicArray(arithmetic=pal, **kwargs)
+
+
+def test_output_mode_must_suit_the_arithmetic(pal):
+    with pytest.raises(ValueError, match=r"output must be one of \('raw', 'float32', 'pal'\)"):
+        SystolicArray(arithmetic=pal, rows=2, cols=2, output="bf16")
+    with pytest.raises(ValueError, match=r"output must be one of \('raw',\)"):
+        SystolicArray(arithmetic=IntArithmetic(), rows=2, cols=2, output="pal")
+
+
+def test_arithmetic_and_scale_bits_are_validated(pal):
+    with pytest.raises(TypeError, match="arithmetic must be an Arithmetic provider"):
+        SystolicArray(arithmetic=MacConfig(pal8), rows=2, cols=2)
+    with pytest.raises(ValueError, match=r"scale_bits must be an integer in \[2, 32\]"):
+        SystolicArray(arithmetic=pal, rows=2, cols=2, scale_bits=1)
+
+
+def test_providers_validate_parameters():
+    with pytest.raises(TypeError, match="config must be a MacConfig"):
+        PALArithmetic(config=pal8)
+    with pytest.raises(TypeError, match="pipelined must be a bool"):
+        PALArithmetic(config=MacConfig(pal8), pipelined=1)
+    with pytest.raises(ValueError, match=r"width must be an integer in \[2, 32\]"):
+        IntArithmetic(width=1)
+    with pytest.raises(ValueError, match=r"acc_bits must be an integer in \[16, 64\]"):
+        IntArithmetic(width=8, acc_bits=12)
+
+
+def test_properties_are_read_only(pal):
+    array = SystolicArray(arithmetic=pal, rows=3, cols=2, output="pal")
+    assert (array.rows, array.cols, array.output, array.scale_bits) == (3, 2, "pal", 16)
+    assert array.capture_delay == (3 - 1) + (2 - 1) + 0 + 1
+    with pytest.raises(AttributeError):
+        array.rows = 4
+
+
+@pytest.mark.parametrize("output", ["raw", "float32", "pal"])
+def test_exports_to_verilog(output):
+    array = SystolicArray(
+        arithmetic=PALArithmetic(config=MacConfig(pal16), pipelined=True),
+        rows=2,
+        cols=2,
+        output=output,
+    )
+    text = verilog.convert(array, name="systolic")
+    assert "module systolic" in text
+
+
+def test_int_array_exports_to_verilog():
+    text = verilog.convert(SystolicArray(arithmetic=IntArithmetic(), rows=2, cols=3), name="s")
+    assert "module s" in text
+
+
+def test_driver_rejects_bad_operands():
+    with pytest.raises(ValueError, match=r"shapes \(M, K\) and \(K, N\)"):
+        matmul(np.ones((2, 3)), np.ones((4, 2)), fmt=pal8, rows=2, cols=2)
+    with pytest.raises(TypeError, match="both be float arrays or both PAL-code integer arrays"):
+        matmul(np.ones((2, 3)), np.ones((3, 2), dtype=np.int64), fmt=pal8, rows=2, cols=2)
+    with pytest.raises(ValueError, match="outside the pal8 code range"):
+        matmul(np.full((2, 3), 300), np.ones((3, 2), dtype=np.int64), fmt=pal8, rows=2, cols=2)
+    with pytest.raises(ValueError, match=r"does not match config\.fmt"):
+        matmul(np.ones((2, 3)), np.ones((3, 2)), fmt=pal16, config=MacConfig(pal8))

@@ -1,0 +1,385 @@
+"""Linear accumulation (mac_terms, matmul, dot, readouts) and adaptive scaling against exact
+rational references.
+
+The reference follows the accumulation rule of ``docs/format.md`` with ``fractions.Fraction``:
+a product ``P = La + Lb`` contributes ``m * 2**(q - W)`` (``q = floor(P / 2**F)``,
+``m = round(2**(r / 2**F) * 2**W)`` from ``tests/exact.py``), expressed in accumulator LSBs
+and rounded half away from zero, clamped to ``acc_max`` (flagging overflow), and summed in
+``k`` order with each partial sum clamped to ``[-acc_max, acc_max]``.
+"""
+
+import math
+from fractions import Fraction
+from functools import cache
+
+import numpy as np
+import pytest
+from exact import FLOAT32, FLOAT64, code_of_dyadic, ieee_round, mantissa_round, nearest_log, split
+
+from palhdl.format import MacConfig, PALFormat, pal8, pal16
+from palhdl.sim import golden
+
+ODD = PALFormat(int_bits=5, frac_bits=6)
+
+CONFIGS = {
+    "pal8-exact": MacConfig(pal8),
+    "pal8-narrow": MacConfig(pal8, acc_bits=16, acc_frac_bits=4),
+    "pal8-w1": MacConfig(pal8, mantissa_bits=1),
+    "pal16-default": MacConfig(pal16),
+    "pal16-w60": MacConfig(pal16, mantissa_bits=60, acc_bits=62, acc_frac_bits=30),
+    "odd-w9-negfrac": MacConfig(ODD, mantissa_bits=9, acc_bits=40, acc_frac_bits=-3),
+    "pal8-window": MacConfig(pal8, acc_bits=20, acc_frac_bits=8, term_bits=12),
+    "pal8-wrap": MacConfig(pal8, acc_bits=16, acc_frac_bits=6, term_bits=11, saturate=False),
+    "odd-wrap": MacConfig(ODD, mantissa_bits=8, acc_bits=30, acc_frac_bits=10, saturate=False),
+}
+
+
+# --- reference ----------------------------------------------------------------------------------
+
+
+@cache
+def _term_magnitude(log: int, config: MacConfig) -> tuple[int, bool]:
+    """``(|term|, overflow)`` of a product with log magnitude ``log`` (units of 2**-F)."""
+    fmt = config.fmt
+    octave, r = divmod(log, fmt.units)
+    mantissa = mantissa_round(r, fmt.frac_bits, config.mantissa_bits)
+    in_lsbs = mantissa * Fraction(2) ** (octave - config.mantissa_bits + config.acc_frac_bits)
+    magnitude = math.floor(in_lsbs + Fraction(1, 2))
+    if magnitude < 2**config.term_bits:
+        return magnitude, False
+    return (2 ** (config.acc_bits - 1) - 1 if config.saturate else 0), True
+
+
+def ref_terms(a, b, config: MacConfig):
+    """Reference ``(term, nan, overflow)`` arrays for broadcast code arrays ``a``, ``b``."""
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    na, la, za, qa = split(a, config.fmt)
+    nb, lb, zb, qb = split(b, config.fmt)
+    live = ~(za | zb | qa | qb)
+    term = np.zeros(a.shape, dtype=np.int64)
+    overflow = np.zeros(a.shape, dtype=bool)
+    for index in zip(*np.nonzero(live), strict=True):
+        magnitude, over = _term_magnitude(int(la[index] + lb[index]), config)
+        term[index] = -magnitude if na[index] != nb[index] else magnitude
+        overflow[index] = over
+    return term, qa | qb, overflow
+
+
+def ref_matmul(a, b, config: MacConfig):
+    """Reference ``(acc, nan, overflow)`` of ``a @ b`` with in-order saturating (or
+    two's-complement wrapping) accumulation."""
+    half = 2 ** (config.acc_bits - 1)
+    m, n = a.shape[0], b.shape[1]
+    acc = np.zeros((m, n), dtype=np.int64)
+    nan = np.zeros((m, n), dtype=bool)
+    overflow = np.zeros((m, n), dtype=bool)
+    for i in range(m):
+        for j in range(n):
+            terms, nans, overs = ref_terms(a[i], b[:, j], config)
+            total, flag = 0, False
+            for t, over in zip(terms.tolist(), overs.tolist(), strict=True):
+                total += t
+                if config.saturate:
+                    flag |= over or abs(total) > half - 1
+                    total = max(1 - half, min(half - 1, total))
+                else:
+                    flag |= over or not -half <= total < half
+                    total = (total + half) % (2 * half) - half
+            acc[i, j], nan[i, j], overflow[i, j] = total, nans.any(), flag
+    return acc, nan, overflow
+
+
+def ref_readouts(acc, nan, scale_exp, config: MacConfig, out_fmt):
+    """Reference float32 bits, float64 bits and ``out_fmt`` codes of accumulator values."""
+    f32, f64, pal = [], [], []
+    for value, is_nan, scale in zip(acc.ravel(), nan.ravel(), scale_exp.ravel(), strict=True):
+        value, scale = int(value), int(scale)
+        exp2 = -(config.acc_frac_bits + scale)
+        if is_nan:
+            f32.append(0x7FC00000)
+            f64.append(0x7FF8000000000000)
+            pal.append(out_fmt.nan_code)
+        elif value == 0:
+            f32.append(0)
+            f64.append(0)
+            pal.append(0)
+        else:
+            f32.append(ieee_round(abs(value), exp2, FLOAT32) | (value < 0) << 31)
+            f64.append(ieee_round(abs(value), exp2, FLOAT64) | (value < 0) << 63)
+            pal.append(code_of_dyadic(value < 0, abs(value), exp2, out_fmt))
+    shape = acc.shape
+    return (
+        np.array(f32, dtype=np.uint32).reshape(shape),
+        np.array(f64, dtype=np.uint64).reshape(shape),
+        np.array(pal, dtype=np.int64).reshape(shape),
+    )
+
+
+# --- operands -----------------------------------------------------------------------------------
+
+
+def _operands(config: MacConfig, shape, rng, spread_octaves=None):
+    """Codes around 1.0 (``spread_octaves`` either way, default: the whole range), with zeros,
+    NaNs and +-max mixed in."""
+    fmt = config.fmt
+    if spread_octaves is None:
+        mags = rng.integers(1, fmt.mag_mask + 1, shape)
+    else:
+        half = spread_octaves * fmt.units
+        mags = np.clip(fmt.bias + rng.integers(-half, half + 1, shape), 1, fmt.mag_mask)
+    codes = mags | rng.integers(0, 2, shape) * fmt.sign_mask
+    roll = rng.random(shape)
+    codes = np.where(roll < 0.06, fmt.zero_code, codes)
+    codes = np.where((roll >= 0.06) & (roll < 0.08), fmt.nan_code, codes)
+    return np.where((roll >= 0.08) & (roll < 0.10), fmt.max_code, codes)
+
+
+def _spread(config: MacConfig):
+    """Octave spread that keeps the narrow windows busy (some rounding, some saturation)."""
+    return None if config.fmt.int_bits <= 5 else 12
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["pal8-exact", "pal8-narrow", "pal8-w1", "pal8-window", "pal8-wrap"]
+)
+def test_mac_terms_all_pal8_pairs(name):
+    config = CONFIGS[name]
+    codes = np.arange(256)
+    a, b = np.repeat(codes, 256), np.tile(codes, 256)
+    term, nan, overflow = golden.mac_terms(a, b, config)
+    ref_term, ref_nan, ref_overflow = ref_terms(a, b, config)
+    np.testing.assert_array_equal(term, ref_term)
+    np.testing.assert_array_equal(nan, ref_nan)
+    np.testing.assert_array_equal(overflow, ref_overflow)
+    if not config.is_lossless:
+        assert ref_overflow.any()
+        assert np.any((ref_term == 0) & ~nan & (a % 128 != 0) & (b % 128 != 0))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_matmul_against_rational_reference(name):
+    config = CONFIGS[name]
+    rng = np.random.default_rng(sorted(CONFIGS).index(name))
+    overflowed = False
+    for k in (1, 2, 7, 33):
+        a = _operands(config, (3, k), rng, _spread(config))
+        b = _operands(config, (k, 4), rng, _spread(config))
+        a_scales = rng.integers(-60, 61, 3)
+        b_scales = rng.integers(-60, 61, 4)
+        result = golden.matmul(a, b, config, a_scales=a_scales, b_scales=b_scales)
+        acc, nan, overflow = ref_matmul(a, b, config)
+        np.testing.assert_array_equal(result.acc, acc)
+        np.testing.assert_array_equal(result.nan, nan)
+        np.testing.assert_array_equal(result.overflow, overflow)
+        scale_exp = a_scales[:, None] + b_scales[None, :]
+        np.testing.assert_array_equal(result.scale_exp, scale_exp)
+        f32, f64, pal = ref_readouts(acc, nan, scale_exp, config, config.fmt)
+        np.testing.assert_array_equal(result.to_float32_bits(), f32)
+        np.testing.assert_array_equal(result.to_float32().view(np.uint32), f32)
+        np.testing.assert_array_equal(result.to_float64().view(np.uint64), f64)
+        np.testing.assert_array_equal(result.to_pal(), pal)
+        overflowed |= overflow.any()
+    assert overflowed == (config.max_exact_k < 33)
+
+
+@pytest.mark.parametrize("out_fmt", [pal8, pal16, ODD], ids=str)
+def test_to_pal_and_float32_readouts_over_wide_scales(out_fmt):
+    """Readouts of raw accumulators with scales that push float32 into subnormals, overflow and
+    underflow, rounded to another PAL format."""
+    config = CONFIGS["pal16-default"]
+    rng = np.random.default_rng(out_fmt.width)
+    lengths = rng.integers(1, config.acc_bits, 400)
+    acc = (rng.integers(0, 1 << 46, 400) >> (47 - lengths)) * rng.choice([-1, 1], 400)
+    acc = np.r_[acc, 0, 1, -1, config.acc_max, -config.acc_max]
+    scale_exp = rng.integers(-180, 181, acc.size)
+    nan = rng.random(acc.size) < 0.02
+    result = golden.MacResult(acc, nan, np.zeros(acc.size, bool), scale_exp, config)
+    f32, f64, pal = ref_readouts(acc, nan, scale_exp, config, out_fmt)
+    np.testing.assert_array_equal(result.to_float32_bits(), f32)
+    np.testing.assert_array_equal(result.to_float64().view(np.uint64), f64)
+    np.testing.assert_array_equal(result.to_pal(out_fmt), pal)
+    assert np.any((f32 & 0x7F800000) == 0x7F800000) and np.any((f32 != 0) & (f32 < 0x800000))
+
+
+def test_sticky_overflow_survives_cancellation():
+    config = CONFIGS["pal8-narrow"]
+    big = pal8.bias + 6 * pal8.units  # 2**6: its square, 2**16 LSBs, overflows the window
+    one = pal8.bias
+    a = np.array([[big, one, one, one]])
+    b = np.array([[big], [pal8.sign_mask | big], [0], [pal8.nan_code]])
+    result = golden.matmul(a, b, config)
+    acc, nan, overflow = ref_matmul(a, b, config)
+    assert overflow[0, 0] and nan[0, 0] and abs(acc[0, 0]) < config.acc_max
+    np.testing.assert_array_equal(result.acc, acc)
+    np.testing.assert_array_equal(result.overflow, overflow)
+    np.testing.assert_array_equal(result.nan, nan)
+
+
+def test_wrapping_accumulator_wraps_and_drops_overflowing_terms():
+    config = CONFIGS["pal8-wrap"]  # 16 bits, 6 fraction bits, terms below 2**11
+    assert (config.acc_min, config.acc_max, config.term_max) == (-(2**15), 2**15 - 1, 2**11 - 1)
+    four = pal8.bias + 2 * pal8.units  # 4 * 4 = 2**4 -> 2**10 LSBs, a term that fits
+    eight = pal8.bias + 3 * pal8.units  # 8 * 8 = 2**6 -> 2**12 LSBs, a term that overflows
+    a = np.array([[four] * 32 + [eight]])
+    b = np.full((33, 1), four)
+    b[32] = eight
+    # 32 terms of 2**10 reach 2**15: one past acc_max, so the sum wraps to -2**15; the last
+    # term is dropped.
+    result = golden.matmul(a, b, config)
+    assert result.acc[0, 0] == -(2**15) and result.overflow[0, 0]
+    single = golden.matmul(a[:, 32:], b[32:], config)
+    assert single.acc[0, 0] == 0 and single.overflow[0, 0]
+    fits = golden.matmul(a[:, :31], b[:31], config)
+    assert fits.acc[0, 0] == 31 * 2**10 and not fits.overflow[0, 0]
+
+
+def test_scale_target_respects_term_bits():
+    # The product of two scaled maxima must stay below 2**term_bits LSBs.
+    wide = MacConfig(pal8, acc_bits=32, acc_frac_bits=12)
+    narrow = MacConfig(pal8, acc_bits=32, acc_frac_bits=12, term_bits=20)
+    assert wide.scale_target(64) == ((32 - 1 - 12 - 1 - 6) * pal8.units) // 2
+    assert narrow.scale_target(64) == ((20 - 12 - 1) * pal8.units) // 2
+    assert narrow.scale_target(1 << 20) == wide.scale_target(1 << 20)
+
+
+@pytest.mark.parametrize("name", ["pal8-exact", "pal16-default", "odd-w9-negfrac"])
+def test_order_independence_without_saturation(name):
+    config = CONFIGS[name]
+    rng = np.random.default_rng(5)
+    spread = 4 if config.fmt.int_bits > 5 else None
+    a = _operands(config, (4, 64), rng, spread)
+    b = _operands(config, (64, 5), rng, spread)
+    a = np.where(a == config.fmt.max_code, config.fmt.bias, a)
+    b = np.where(b == config.fmt.max_code, config.fmt.bias, b)
+    first = golden.matmul(a, b, config)
+    assert not first.overflow.any()
+    for _ in range(3):
+        order = rng.permutation(64)
+        again = golden.matmul(a[:, order], b[order], config)
+        np.testing.assert_array_equal(again.acc, first.acc)
+        np.testing.assert_array_equal(again.nan, first.nan)
+
+
+@pytest.mark.parametrize("name", ["pal8-exact", "pal8-narrow", "pal16-default"])
+def test_dot_matches_reference_and_matmul(name):
+    config = CONFIGS[name]
+    rng = np.random.default_rng(11)
+    for k in (1, 5, 40):
+        a = _operands(config, (k,), rng, _spread(config))
+        b = _operands(config, (k,), rng, _spread(config))
+        result = golden.dot(a, b, config)
+        acc, nan, overflow = ref_matmul(a[None, :], b[:, None], config)
+        assert result.acc.shape == ()
+        assert (result.acc, result.nan, result.overflow) == (acc[0, 0], nan[0, 0], overflow[0, 0])
+        f32, _, pal = ref_readouts(acc, nan, np.zeros((1, 1), np.int64), config, config.fmt)
+        assert result.to_float32_bits() == f32[0, 0]
+        assert result.to_pal() == pal[0, 0]
+
+
+@pytest.mark.parametrize(("fmt", "bound"), [(pal8, 0.08), (pal16, 0.008)], ids=str)
+def test_matmul_values_accuracy_against_float64(fmt, bound):
+    """Loose sanity bound; the measured error is printed (run with ``-s``)."""
+    rng = np.random.default_rng(2024)
+    a = rng.standard_normal((24, 96)) * 1e3
+    b = rng.standard_normal((96, 16)) * 1e-5
+    exact = a @ b
+    got = golden.matmul_values(a, b, MacConfig(fmt)).to_float64()
+    relative = np.linalg.norm(got - exact) / np.linalg.norm(exact)
+    print(f"{fmt}: relative Frobenius error vs float64 matmul = {relative:.3e}")
+    assert relative < bound
+
+
+# --- adaptive scaling ---------------------------------------------------------------------------
+
+
+def _float_log(x: float, fmt) -> int:
+    """Exact nearest log (units of 2**-F) of a finite nonzero float."""
+    numerator, denominator = abs(x).as_integer_ratio()
+    return nearest_log(numerator, 1 - denominator.bit_length(), fmt.frac_bits)
+
+
+def _scaling_matrix(rng):
+    x = rng.standard_normal((9, 7)) * np.exp2(rng.integers(-300, 300, (9, 1)))
+    x *= np.exp2(rng.integers(-40, 40, (1, 7)))
+    x[2] = 0.0
+    x[3] = np.nan
+    x[4, 1] = np.inf
+    x[5, :3] = 5e-324
+    x[6, 0] = -np.inf
+    x[6, 1:] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("fmt", [pal8, pal16, ODD], ids=str)
+@pytest.mark.parametrize("per", ["row", "col", "tensor"])
+@pytest.mark.parametrize("target", [None, 5, -37])
+def test_choose_scales_lands_in_top_octave(fmt, per, target):
+    x = _scaling_matrix(np.random.default_rng(3))
+    scales = golden.choose_scales(x, fmt, per=per, target=target)
+    goal = fmt.log_max if target is None else target
+    groups = {"row": list(x), "col": list(x.T), "tensor": [x.ravel()]}[per]
+    assert scales.shape == {"row": (9,), "col": (7,), "tensor": ()}[per]
+    assert scales.dtype == np.int64
+    for group, scale in zip(groups, np.atleast_1d(scales), strict=True):
+        finite = group[np.isfinite(group) & (group != 0)]
+        if finite.size == 0:
+            assert scale == 0
+            continue
+        top = max(_float_log(v, fmt) for v in finite) + int(scale) * fmt.units
+        assert goal - fmt.units < top <= goal
+
+
+def test_choose_scales_without_scaling_and_all_zero_rows():
+    x = _scaling_matrix(np.random.default_rng(4))
+    assert golden.choose_scales(x, pal8, per=None).shape == ()
+    assert golden.choose_scales(x, pal8, per=None) == 0
+    scales = golden.choose_scales(x, pal8, per="row")
+    assert scales[2] == 0 and scales[3] == 0
+    assert golden.choose_scales(np.zeros((2, 3)), pal16, per="tensor") == 0
+
+
+@pytest.mark.parametrize("fmt", [pal8, pal16, ODD], ids=str)
+@pytest.mark.parametrize("per", [None, "row", "col", "tensor"])
+def test_quantize_is_exact_scaled_encoding(fmt, per):
+    x = _scaling_matrix(np.random.default_rng(6))
+    codes, scales = golden.quantize(x, fmt, per=per)
+    np.testing.assert_array_equal(scales, golden.choose_scales(x, fmt, per=per))
+    offset = np.broadcast_to(scales[:, None] if per == "row" else scales, x.shape)
+    expected = np.zeros(x.shape, dtype=np.int64)
+    for index, value in np.ndenumerate(x):
+        if np.isnan(value):
+            expected[index] = fmt.nan_code
+        elif np.isinf(value):
+            expected[index] = fmt.max_code | (fmt.sign_mask if value < 0 else 0)
+        elif value != 0:
+            numerator, denominator = abs(value).as_integer_ratio()
+            exp2 = 1 - denominator.bit_length() + int(offset[index])
+            expected[index] = code_of_dyadic(value < 0, numerator, exp2, fmt)
+    np.testing.assert_array_equal(codes, expected)
+    with np.errstate(over="ignore"):
+        product = x * np.exp2(offset.astype(float))
+    exact = np.isfinite(product) & (np.abs(product) >= np.finfo(np.float64).tiny)
+    exact &= product / np.exp2(offset.astype(float)) == x
+    assert exact.sum() > x.size // 2
+    np.testing.assert_array_equal(codes[exact], golden.encode(product[exact], fmt))
+
+
+def test_matmul_values_is_quantize_then_matmul():
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((5, 12)) * 1e-30
+    b = rng.standard_normal((12, 3)) * 1e12
+    config = CONFIGS["pal8-narrow"]
+    target = config.scale_target(12)
+    a_codes, a_scales = golden.quantize(a, pal8, per="row", target=target)
+    b_codes, b_scales = golden.quantize(b, pal8, per="col", target=target)
+    expected = golden.matmul(a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales)
+    got = golden.matmul_values(a, b, config)
+    np.testing.assert_array_equal(got.acc, expected.acc)
+    np.testing.assert_array_equal(got.scale_exp, expected.scale_exp)
+    assert not got.overflow.any()
+    plain = golden.matmul_values(a, b, config, adaptive=False)
+    assert np.all(plain.scale_exp == 0)
+    assert np.all(plain.acc == 0)  # unscaled, every product is far below the window's LSB

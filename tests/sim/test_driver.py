@@ -1,0 +1,44 @@
+# amaranth: UnusedElaboratable=no
+"""``palhdl.sim.driver.matmul(output=, readout=)``: a raw-readout array with float32 / PAL
+results converted on the host, checked bit for bit against the golden model."""
+
+import numpy as np
+import pytest
+
+from palhdl.format import MacConfig, pal8
+from palhdl.sim import golden
+from palhdl.sim.driver import matmul
+
+# W = 5, a 16-bit wrapping accumulator, a 10-bit term window (a cheap board configuration).
+CHEAP = MacConfig(pal8, mantissa_bits=5, acc_bits=16, acc_frac_bits=6, term_bits=10, saturate=False)
+
+
+@pytest.mark.parametrize(
+    ("output", "readout", "message"),
+    [
+        ("float32", "pal", "readout 'pal' cannot give output 'float32'"),
+        ("pal", "float32", "readout 'float32' cannot give output 'pal'"),
+        ("raw", "float32", "readout 'float32' cannot give output 'raw'"),
+        ("int8", None, r"output must be one of \('raw', 'float32', 'pal'\), not 'int8'"),
+        ("pal", "fp8", r"readout must be one of \('raw', 'float32', 'pal'\), not 'fp8'"),
+    ],
+)
+def test_impossible_readouts_are_refused(output, readout, message):
+    codes = np.ones((2, 2), np.int64)
+    with pytest.raises(ValueError, match=message):
+        matmul(codes, codes, config=CHEAP, output=output, readout=readout)
+
+
+def test_raw_readout_converted_on_the_host():
+    rng = np.random.default_rng(21)
+    a = rng.standard_normal((3, 4)) * np.exp2(rng.integers(-5, 5, size=(3, 1)))
+    b = rng.standard_normal((4, 3))
+    expected = golden.matmul_values(a, b, CHEAP)
+    result, _ = matmul(a, b, config=CHEAP, rows=2, cols=2, output="float32", readout="raw")
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result.view(np.uint32), expected.to_float32_bits())
+    codes = rng.integers(0, 1 << pal8.width, size=(3, 4))
+    expected = golden.matmul(codes, codes.T, CHEAP)
+    result, _ = matmul(codes, codes.T, config=CHEAP, rows=2, cols=2, output="pal", readout="raw")
+    assert result.dtype == np.uint8
+    np.testing.assert_array_equal(result, expected.to_pal())
