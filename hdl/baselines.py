@@ -107,7 +107,8 @@ class IntMac(wiring.Component):
 
 class _FloatMac(wiring.Component):
     """Exact small-float products in a saturating or wrapping fixed-point window (see
-    :class:`FP8Mac`)."""
+    :class:`FP8Mac`).
+    """
 
     def __init__(self, fmt: FloatFormat, acc_bits, acc_frac_bits, term_bits, saturate):
         self._fmt = fmt
@@ -180,7 +181,8 @@ class _FloatMac(wiring.Component):
     def _term(self, m: Module, a, b):
         """The product ``a * b`` as a :func:`~palhdl.hdl.mac.term_layout` record (sign,
         magnitude clamped or dropped on overflow, ``nan``, ``overflow``) and whether it is
-        infinite."""
+        infinite.
+        """
         fmt = self._fmt
         geometry = self._geometry
         sign_a, sig_a, exp_a, nan_a, inf_a, zero_a = self._decode(a)

@@ -122,7 +122,8 @@ def readout_input_layout(config: MacConfig, scale_bits: int = 16) -> data.Struct
     """Input payload of the accumulator readouts: ``acc`` (signed ``config.acc_bits``, low
     bits), ``scale`` (signed ``scale_bits``, the output scale octave ``MacResult.scale_exp``) and
     ``nan`` (1 bit). The value is ``acc * 2**-(config.acc_frac_bits + scale)``.
-    ``scale_bits`` must be in 2..32."""
+    ``scale_bits`` must be in 2..32.
+    """
     acc_bits = _check_config(config).acc_bits
     scale_bits = _check_int("scale_bits", scale_bits, 2, 32)
     return data.StructLayout(

@@ -73,12 +73,14 @@ class Arithmetic(abc.ABC):
     def accumulate(self, m: Module, acc, term):
         """Add logic computing ``acc + term`` (``acc`` a value of :attr:`acc_layout`, ``term``
         from :meth:`product`), flags sticky. A PE starts a dot product by accumulating its
-        first term onto an all-zero record."""
+        first term onto an all-zero record.
+        """
 
     def readout(self, mode: str, *, scale_bits: int):
         """A stream component converting ``{acc record fields, scale}`` to the ``mode`` output,
         or ``None`` for ``"raw"``. The converter's input payload has fields ``acc``, ``scale``
-        and the provider's flags it needs."""
+        and the provider's flags it needs.
+        """
         if mode != "raw":
             raise ValueError(f"output mode must be one of {self.output_modes}, not {mode!r}")
         return None

@@ -18,7 +18,8 @@ MAX_DIM = 64
 
 def _delay_chain(m: Module, value, cycles: int, name: str) -> list:
     """Registers ``r[0] .. r[cycles - 1]``: ``r[k]`` is ``value`` delayed by ``k + 1`` cycles
-    (Views keep their layout)."""
+    (Views keep their layout).
+    """
     chain = []
     for index in range(cycles):
         reg = Signal(value.shape(), name=f"{name}_d{index + 1}")

@@ -11,7 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from palhdl.format import _check_int
+from palhdl.validate import check_int
 
 __all__ = ["MIN_DIVISOR", "UARTRx", "UARTTx", "check_divisor"]
 
@@ -22,7 +22,7 @@ MAX_DIVISOR = 1 << 24
 
 def check_divisor(divisor) -> int:
     """Validate a UART bit period in clock cycles; return it as an int."""
-    return _check_int("divisor", divisor, MIN_DIVISOR, MAX_DIVISOR)
+    return check_int("divisor", divisor, MIN_DIVISOR, MAX_DIVISOR)
 
 
 class UARTTx(wiring.Component):

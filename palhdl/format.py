@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from palhdl.validate import check_int
+
 __all__ = [
     "FORMATS",
     "MAX_TABLE_FRAC_BITS",
+    "SCALE_BITS",
     "MacConfig",
     "PALFormat",
     "pal8",
@@ -26,16 +29,9 @@ __all__ = [
 #: Table sizes grow as ``2**frac_bits``; see ``docs/format.md``.
 MAX_TABLE_FRAC_BITS = 12
 
-
-def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    value = int(value)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        lo_s = "-inf" if lo is None else str(lo)
-        hi_s = "inf" if hi is None else str(hi)
-        raise ValueError(f"{name} must be in [{lo_s}, {hi_s}], not {value}")
-    return value
+#: Width of the signed power-of-two scale exponent that travels with each operand row (of ``A``)
+#: and column (of ``B``) through the array, its readouts and the host link.
+SCALE_BITS = 16
 
 
 @dataclass(frozen=True)
@@ -67,8 +63,8 @@ class PALFormat:
 
     def __post_init__(self):
         # Store plain ints (numpy integers are accepted but would leak into table keys and math).
-        object.__setattr__(self, "int_bits", _check_int("int_bits", self.int_bits, 2))
-        object.__setattr__(self, "frac_bits", _check_int("frac_bits", self.frac_bits, 1))
+        object.__setattr__(self, "int_bits", check_int("int_bits", self.int_bits, 2))
+        object.__setattr__(self, "frac_bits", check_int("frac_bits", self.frac_bits, 1))
         if 1 + self.int_bits + self.frac_bits > 32:
             raise ValueError(
                 f"word width 1 + int_bits + frac_bits must be <= 32, not "
@@ -226,27 +222,25 @@ class MacConfig:
         if not isinstance(self.fmt, PALFormat):
             raise TypeError(f"fmt must be a PALFormat, not {self.fmt!r}")
         self.fmt.require_tables("MacConfig")
-        object.__setattr__(self, "max_k", _check_int("max_k", self.max_k, 1, 1 << 30))
+        object.__setattr__(self, "max_k", check_int("max_k", self.max_k, 1, 1 << 30))
         w = self.fmt.frac_bits + 3 if self.mantissa_bits is None else self.mantissa_bits
-        object.__setattr__(self, "mantissa_bits", _check_int("mantissa_bits", w, 1, 60))
+        object.__setattr__(self, "mantissa_bits", check_int("mantissa_bits", w, 1, 60))
         exact_frac = self.mantissa_bits - self.q_min
         exact_bits = self.exact_acc_bits(self.max_k)
         if self.acc_bits is None and self.acc_frac_bits is None and exact_bits <= 62:
             acc_bits, acc_frac = exact_bits, exact_frac
         else:
-            acc_bits = 48 if self.acc_bits is None else _check_int("acc_bits", self.acc_bits, 8, 62)
+            acc_bits = 48 if self.acc_bits is None else check_int("acc_bits", self.acc_bits, 8, 62)
             if self.acc_frac_bits is not None:
                 acc_frac = self.acc_frac_bits
             elif self.acc_bits is not None and acc_bits >= exact_bits:
                 acc_frac = exact_frac
             else:
                 acc_frac = 24
-        object.__setattr__(self, "acc_bits", _check_int("acc_bits", acc_bits, 8, 62))
-        object.__setattr__(
-            self, "acc_frac_bits", _check_int("acc_frac_bits", acc_frac, -4096, 4096)
-        )
+        object.__setattr__(self, "acc_bits", check_int("acc_bits", acc_bits, 8, 62))
+        object.__setattr__(self, "acc_frac_bits", check_int("acc_frac_bits", acc_frac, -4096, 4096))
         term_bits = acc_bits - 1 if self.term_bits is None else self.term_bits
-        object.__setattr__(self, "term_bits", _check_int("term_bits", term_bits, 2, acc_bits - 1))
+        object.__setattr__(self, "term_bits", check_int("term_bits", term_bits, 2, acc_bits - 1))
         if not isinstance(self.saturate, bool):
             raise TypeError(f"saturate must be a bool, not {self.saturate!r}")
 
@@ -270,7 +264,8 @@ class MacConfig:
     @property
     def acc_max(self) -> int:
         """Largest accumulator value. Saturating: the range is symmetric,
-        ``[-acc_max, acc_max]``; wrapping: ``[-acc_max - 1, acc_max]``."""
+        ``[-acc_max, acc_max]``; wrapping: ``[-acc_max - 1, acc_max]``.
+        """
         return (1 << (self.acc_bits - 1)) - 1
 
     @property
@@ -319,7 +314,7 @@ class MacConfig:
         such that ``k`` products of two maxima stay below the accumulator's top and a product
         of two maxima below ``2**term_bits``.
         """
-        _check_int("k", k, 1)
+        check_int("k", k, 1)
         fmt = self.fmt
         term_top_exp = self.term_bits - self.acc_frac_bits
         budget = min(self.acc_top_exp - 1 - math.ceil(math.log2(k)), term_top_exp - 1)

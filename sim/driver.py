@@ -216,7 +216,8 @@ def _shape_width(shape) -> int:
 
 def decode_lanes(lane_shape, raw: np.ndarray):
     """Raw lane integers to numbers: a dict of sign-extended int64 fields for a record lane
-    (accumulator fields and scale), else an int64 array of bit patterns (PAL codes, float32)."""
+    (accumulator fields and scale), else an int64 array of bit patterns (PAL codes, float32).
+    """
     from amaranth.hdl import Shape
     from amaranth.lib import data
 

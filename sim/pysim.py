@@ -57,7 +57,8 @@ def unpack_fields(raw: np.ndarray, widths: list[int], *, signed: list[bool] | No
 
 def vcd_context(sim: Simulator, name: str, path: str | os.PathLike | None = None):
     """Write a VCD to ``path`` if given, else to ``$PALHDL_VCD/<name>.vcd`` when that
-    environment variable is set; otherwise write nothing."""
+    environment variable is set; otherwise write nothing.
+    """
     if path is None:
         directory = os.environ.get("PALHDL_VCD")
         if not directory:

@@ -188,7 +188,7 @@ class BuildReport:
 
     @property
     def timing_met(self) -> bool:
-        """nextpnr analysed the clocks and every one reaches its constraint."""
+        """Nextpnr analysed the clocks and every one reaches its constraint."""
         return bool(self.clocks) and all(clock.met for clock in self.clocks)
 
     @property

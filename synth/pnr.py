@@ -37,7 +37,8 @@ DEVICES: dict[str, tuple[str, list[str]]] = {
 
 class RegisteredHarness(Elaboratable):
     """``unit`` (a ``wiring.Component``) between a serial-in input register and an output
-    register reduced to one bit. Ports: ``sin`` (in) and ``sout`` (out), plus the clock."""
+    register reduced to one bit. Ports: ``sin`` (in) and ``sout`` (out), plus the clock.
+    """
 
     def __init__(self, unit: wiring.Component):
         self.unit = unit

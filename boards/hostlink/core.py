@@ -25,10 +25,11 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from palhdl.format import MacConfig, _check_int
+from palhdl.format import MacConfig
 from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import MAX_DIM, SystolicArray
 from palhdl.hdl.uart import MIN_DIVISOR, UARTRx, UARTTx
+from palhdl.validate import check_int
 
 __all__ = [
     "ERROR_LENGTH",
@@ -133,7 +134,8 @@ _CRC8_POLY = 0x07
 
 def crc8(data: bytes | bytearray) -> int:
     """CRC-8/SMBUS of ``data``: polynomial 0x07, initial value 0, no reflection, no final XOR.
-    The check value of ``b"123456789"`` is 0xF4."""
+    The check value of ``b"123456789"`` is 0xF4.
+    """
     crc = 0
     for byte in data:
         crc ^= byte
@@ -144,7 +146,8 @@ def crc8(data: bytes | bytearray) -> int:
 
 def frame(code: int, payload: bytes = b"") -> bytes:
     """A packet or reply: ``SYNC | code | LEN (2 bytes LE) | payload | CRC-8`` where the CRC
-    covers ``code``, ``LEN`` and ``payload``."""
+    covers ``code``, ``LEN`` and ``payload``.
+    """
     if not 0 <= code <= 0xFF:
         raise ValueError(f"code must be a byte (0..255), not {code}")
     if len(payload) > 0xFFFF:
@@ -178,13 +181,15 @@ _RX_ENTRY = data.StructLayout(
 
 def _one_hot(fsm) -> None:
     """Ask the synthesiser to re-encode ``fsm``'s state one-hot: a state test is then one
-    flip-flop, not a comparison (Yosys ``fsm_encoding``)."""
+    flip-flop, not a comparison (Yosys ``fsm_encoding``).
+    """
     fsm.state.attrs["fsm_encoding"] = "one-hot"
 
 
 def _crc8_step(crc, byte):
     """Amaranth expression of the CRC register after ``byte``: the update is linear over GF(2)
-    in ``crc ^ byte``, so each output bit XORs the inputs whose unit vector sets it."""
+    in ``crc ^ byte``, so each output bit XORs the inputs whose unit vector sets it.
+    """
     x = crc ^ byte
     bits = []
     for out in range(8):
@@ -263,8 +268,8 @@ class HostLinkCore(wiring.Component):
         arithmetic = PALArithmetic(config=config, pipelined=pipelined)
         if output not in OUTPUT_MODES:
             raise ValueError(f"output must be one of {OUTPUT_MODES}, not {output!r}")
-        _check_int("clk_freq", clk_freq, 1, 10**12)
-        _check_int("baud", baud, 1, 10**9)
+        check_int("clk_freq", clk_freq, 1, 10**12)
+        check_int("baud", baud, 1, 10**9)
         divisor = round(clk_freq / baud)
         if divisor < MIN_DIVISOR:
             raise ValueError(
@@ -277,7 +282,7 @@ class HostLinkCore(wiring.Component):
                 f"{divisor} gives {clk_freq / divisor:.0f} baud (more than "
                 f"{MAX_BAUD_ERROR:.0%} off)"
             )
-        _check_int("k_max", k_max, 1, MAX_K)
+        check_int("k_max", k_max, 1, MAX_K)
         self._word_bytes = (config.fmt.width + 7) // 8
         longest = load_length(max(rows, cols), k_max, self._word_bytes)
         if longest > 0xFFFF:
@@ -291,7 +296,7 @@ class HostLinkCore(wiring.Component):
         self._lane_bytes = (self._lane_width + 7) // 8
         if timeout_cycles is None:
             timeout_cycles = max(clk_freq // 100, 20 * divisor)
-        _check_int("timeout_cycles", timeout_cycles, 20 * divisor, MAX_TIMEOUT_CYCLES)
+        check_int("timeout_cycles", timeout_cycles, 20 * divisor, MAX_TIMEOUT_CYCLES)
         self._rows = rows
         self._cols = cols
         self._config = config
@@ -634,7 +639,8 @@ class HostLinkCore(wiring.Component):
 
 class _Buffers:
     """Operand memories A (row k: column k of the A tile) and B (row k: row k of the B tile),
-    their scale registers and valid flags, and the byte-wide result memory (READ order)."""
+    their scale registers and valid flags, and the byte-wide result memory (READ order).
+    """
 
     def __init__(self, m: Module, core: HostLinkCore):
         rows, cols, k_max = core.rows, core.cols, core.k_max
@@ -679,7 +685,8 @@ class _Parser:
     Every decision on a byte uses that byte and registers only: comparisons of counters with
     their limits are registered one step ahead (``final``, ``inner_last``, ``outer_last``,
     ``scale_last``, ``expired``), and the error is kept as separate flags merged by priority in
-    ``error``."""
+    ``error``.
+    """
 
     def __init__(self, m: Module, core: HostLinkCore, fifo, buffers: _Buffers):
         rows, cols, k_max = core.rows, core.cols, core.k_max
@@ -974,7 +981,8 @@ class _Reply:
     index and CRC did not change in the cycle before, so it is up to date) and handed to the
     transmitter through a one-byte buffer, so the byte multiplexer never waits on the
     transmitter; the CRC is updated from the buffered byte a cycle after it was sent. A
-    character lasts at least 40 cycles, so this costs no throughput."""
+    character lasts at least 40 cycles, so this costs no throughput.
+    """
 
     EMPTY, ERROR, IDENTIFY, STATUS, RUN, READ = range(6)
 
@@ -1193,7 +1201,8 @@ class SimulatedSerial:
 
     def send_break(self, duration: float = 0.25) -> None:
         """Queue a break: ``rx`` held low for ``duration`` simulated seconds (at least one
-        character time), then high for one bit period."""
+        character time), then high for one bit period.
+        """
         cycles = max(math.ceil(duration * self._core.clk_freq), 10 * self._core.divisor)
         self._to_device.append(_Break(cycles))
 

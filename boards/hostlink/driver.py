@@ -35,9 +35,10 @@ from palhdl.boards.hostlink.core import (
     crc8,
     frame,
 )
-from palhdl.format import MacConfig, PALFormat, _check_int
+from palhdl.format import MacConfig, PALFormat
 from palhdl.hdl.systolic import MAX_DIM
 from palhdl.sim.driver import MatmulStats, Tile
+from palhdl.validate import check_int
 
 __all__ = [
     "ChecksumError",
@@ -312,9 +313,9 @@ class HostLink:
                 f" (only bit 0, wrapping accumulator, is defined)"
             )
         try:
-            _check_int("rows", rows, 1, MAX_DIM)
-            _check_int("cols", cols, 1, MAX_DIM)
-            _check_int("k_max", k_max, 1, MAX_K)
+            check_int("rows", rows, 1, MAX_DIM)
+            check_int("cols", cols, 1, MAX_DIM)
+            check_int("k_max", k_max, 1, MAX_K)
             config = MacConfig(
                 PALFormat(int_bits=int_bits, frac_bits=frac_bits),
                 mantissa_bits=mantissa_bits,
@@ -407,7 +408,8 @@ class HostLink:
 
     def run(self) -> int:
         """Run the loaded tiles through the array; return the device's cycle count
-        (RUN to last result, saturating at 65535)."""
+        (RUN to last result, saturating at 65535).
+        """
         reply = self.transact(Command.RUN, reply_length=RUN_LENGTH)
         return int.from_bytes(reply, "little")
 

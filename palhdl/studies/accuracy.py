@@ -432,7 +432,8 @@ class Scheme:
 
     def matmul(self, a, b) -> np.ndarray:
         """``a @ b`` as float64: PAL through :func:`pal_matmul`, other kinds by quantising both
-        operands and multiplying in float64."""
+        operands and multiplying in float64.
+        """
         if self.kind == "pal":
             return pal_matmul(a, b, MacConfig(self.fmt), self.scaling).to_float64()
         return self.roundtrip(a, "row") @ self.roundtrip(b, "col")

@@ -210,7 +210,8 @@ def baseline_units() -> list[Unit]:
 
 def rounding_cost_lines(unit_names: Sequence[str]) -> list[str]:
     """What the own rounding of each PAL MAC configuration among ``unit_names`` costs, from
-    :func:`palhdl.studies.accuracy.mac_rounding_cost` (numpy only, a few seconds)."""
+    :func:`palhdl.studies.accuracy.mac_rounding_cost` (numpy only, a few seconds).
+    """
     from palhdl.studies.accuracy import mac_rounding_cost
 
     lines = []
@@ -316,7 +317,8 @@ def _fmax_lines(units: Sequence[Unit]) -> list[str]:
 def render(units: Sequence[Unit], yosys_version: str, rounding: Sequence[str] = ()) -> str:
     """The markdown that goes between the markers: the table (a column for every count some
     unit has, ``-`` where a unit lacks it), the target comparisons, then the ``rounding`` lines
-    (:func:`rounding_cost_lines`) if given."""
+    (:func:`rounding_cost_lines`) if given.
+    """
     columns = [c for c in _COLUMNS if any(c[1] in unit.stats for unit in units)]
     header = ["unit", *(c[0] for c in columns)]
     lines = [

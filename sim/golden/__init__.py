@@ -285,7 +285,8 @@ def decode(codes, fmt: PALFormat) -> np.ndarray:
 
 def to_float32_bits(codes, fmt: PALFormat) -> np.ndarray:
     """PAL codes to float32 bit patterns (uint32), correctly rounded, subnormals and overflow
-    to infinity included; NaN gives the quiet NaN ``0x7fc00000``."""
+    to infinity included; NaN gives the quiet NaN ``0x7fc00000``.
+    """
     codes = _codes("codes", codes, _check_fmt(fmt))
     return _pal_to_ieee(codes, fmt, _FLOAT32).astype(np.uint32)
 
@@ -643,7 +644,8 @@ def dot(a, b, config: MacConfig) -> MacResult:
 def matmul_values(a, b, config: MacConfig, *, adaptive: bool = True) -> MacResult:
     """Quantise float matrices (per-row scales for ``a``, per-column for ``b`` when
     ``adaptive``) and multiply them with :func:`matmul`. Targets come from
-    :meth:`MacConfig.scale_target` for this ``K``."""
+    :meth:`MacConfig.scale_target` for this ``K``.
+    """
     config = _check_config(config)
     a = _floats("a", a)
     b = _floats("b", b)

@@ -86,7 +86,8 @@ FLOAT_FORMATS: dict[str, FloatFormat] = {
 
 def check_acc(acc_bits, acc_frac_bits) -> tuple[int, int]:
     """Validate an accumulator geometry: ``acc_bits`` in 8..62, ``acc_frac_bits`` in
-    ``[-4096, 4096]`` (the ranges of :class:`palhdl.format.MacConfig`)."""
+    ``[-4096, 4096]`` (the ranges of :class:`palhdl.format.MacConfig`).
+    """
     for name, value, lo, hi in (
         ("acc_bits", acc_bits, 8, 62),
         ("acc_frac_bits", acc_frac_bits, -4096, 4096),
