@@ -1,7 +1,8 @@
 """The PAL number-format family and the linear-accumulator (MAC) configuration.
 
-Every constant the golden model and the RTL use derives from the two frozen dataclasses here:
-:class:`PALFormat` (the word) and :class:`MacConfig` (how products are accumulated).
+Every constant the golden model and the RTL use derives from the frozen dataclasses here:
+:class:`PALFormat` (the word), :class:`AccumulatorConfig` (a saturating or wrapping fixed-point
+accumulator window) and :class:`MacConfig` (how PAL products are accumulated into one).
 The encoding is specified in ``docs/format.md``.
 """
 
@@ -9,25 +10,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from palhdl.validate import check_int
+from palhdl.tables import MAX_TABLE_FRAC_BITS, mantissa_table
+from palhdl.validate import check_bool, check_instance, check_int
 
 __all__ = [
     "FORMATS",
     "MAX_TABLE_FRAC_BITS",
     "SCALE_BITS",
+    "AccumulatorConfig",
     "MacConfig",
     "PALFormat",
     "pal8",
     "pal16",
     "parse_format",
 ]
-
-#: Largest ``frac_bits`` for which the table-driven operations (encode, add, MAC) are supported.
-#: Table sizes grow as ``2**frac_bits``; see ``docs/format.md``.
-MAX_TABLE_FRAC_BITS = 12
 
 #: Width of the signed power-of-two scale exponent that travels with each operand row (of ``A``)
 #: and column (of ``B``) through the array, its readouts and the host link.
@@ -173,6 +173,79 @@ def parse_format(text: str) -> PALFormat:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class AccumulatorConfig:
+    """A two's-complement fixed-point accumulator window that sums signed integer terms.
+
+    The accumulator holds ``acc_bits`` bits; its least significant bit weighs
+    ``2**-acc_frac_bits``. The PAL MAC (:class:`MacConfig`) and the float baselines
+    (:func:`palhdl.sim.golden.baselines.float_geometry`) accumulate into one.
+
+    Parameters
+    ----------
+    acc_bits : int
+        Accumulator width, 8..62.
+    acc_frac_bits : int
+        Accumulator fraction bits (weight of the LSB is ``2**-acc_frac_bits``), in
+        ``[-4096, 4096]``.
+    term_bits : int, optional
+        Width of a term's magnitude, 2..``acc_bits - 1``: a term of ``2**term_bits`` or more
+        overflows. Default ``acc_bits - 1`` (a term may fill the accumulator). A smaller value
+        bounds the shift window of a MAC: its shifter spans only the low ``term_bits`` bits and
+        the rest of the accumulator is headroom for the sum's growth.
+    saturate : bool
+        ``True`` (default): an overflowing term is clamped to ``acc_max`` and every sum
+        saturates to ``[-acc_max, acc_max]``. ``False``: an overflowing term is dropped (adds
+        0) and the sum wraps modulo ``2**acc_bits`` (range ``[-2**(acc_bits - 1), acc_max]``),
+        like an integer MAC; cheaper in hardware. Either way the sticky ``overflow`` flag is
+        set, and the accumulator value is meaningful only while it is clear.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter has the wrong type or is out of range; the message names it.
+    """
+
+    acc_bits: int
+    acc_frac_bits: int
+    term_bits: int | None = None
+    saturate: bool = True
+
+    def __post_init__(self):
+        acc_bits = check_int("acc_bits", self.acc_bits, 8, 62)
+        term_bits = acc_bits - 1 if self.term_bits is None else self.term_bits
+        object.__setattr__(self, "acc_bits", acc_bits)
+        object.__setattr__(
+            self, "acc_frac_bits", check_int("acc_frac_bits", self.acc_frac_bits, -4096, 4096)
+        )
+        object.__setattr__(self, "term_bits", check_int("term_bits", term_bits, 2, acc_bits - 1))
+        object.__setattr__(self, "saturate", check_bool("saturate", self.saturate))
+
+    @property
+    def acc_max(self) -> int:
+        """Largest accumulator value, ``2**(acc_bits - 1) - 1``.
+
+        Saturating, the range is symmetric, ``[-acc_max, acc_max]``; wrapping, it is
+        ``[-acc_max - 1, acc_max]``.
+        """
+        return (1 << (self.acc_bits - 1)) - 1
+
+    @property
+    def acc_min(self) -> int:
+        """Smallest accumulator value: ``-acc_max`` saturating, ``-acc_max - 1`` wrapping."""
+        return -self.acc_max - (0 if self.saturate else 1)
+
+    @property
+    def term_max(self) -> int:
+        """Largest magnitude of a term that does not overflow, ``2**term_bits - 1``."""
+        return (1 << self.term_bits) - 1
+
+    @property
+    def acc_top_exp(self) -> int:
+        """``acc_max < 2**acc_top_exp`` in real value: the exponent of the accumulator's top."""
+        return self.acc_bits - 1 - self.acc_frac_bits
+
+
 @dataclass(frozen=True)
 class MacConfig:
     """How the MAC turns log-domain products into a linear two's-complement sum.
@@ -180,8 +253,8 @@ class MacConfig:
     A product of log magnitudes ``P = La + Lb`` (units of ``2**-F``) splits into
     ``q = P >> F`` and ``r = P & (2**F - 1)``; its linear mantissa is
     ``m = round(2**(r / 2**F) * 2**mantissa_bits)`` and it adds ``+-m * 2**(q - mantissa_bits)``
-    to an accumulator of ``acc_bits`` bits whose least significant bit weighs
-    ``2**-acc_frac_bits`` (``acc_frac_bits`` may be negative). See ``docs/format.md``.
+    to the accumulator window :attr:`accumulator` (``acc_bits`` bits, least significant bit
+    weighing ``2**-acc_frac_bits``; ``acc_frac_bits`` may be negative). See ``docs/format.md``.
 
     Parameters
     ----------
@@ -193,21 +266,19 @@ class MacConfig:
         Accumulator width, 8..62. Default: the exact (Kulisch) width for ``max_k`` terms if
         that is at most 62 bits, else 48.
     acc_frac_bits : int, optional
-        Accumulator fraction bits (weight of the LSB is ``2**-acc_frac_bits``), in
-        ``[-4096, 4096]``. Default: exact (no product loses a bit) when ``acc_bits`` is, else 24.
+        Accumulator fraction bits, in ``[-4096, 4096]``. Default: exact (no product loses a
+        bit) when ``acc_bits`` is, else 24.
     max_k : int
-        Number of products the default exact width is sized for, default 4096.
+        Number of products the default exact width is sized for, 1..2**30, default 4096.
     term_bits : int, optional
-        Width of a product term's magnitude, 2..``acc_bits - 1``: a term of ``2**term_bits`` or
-        more overflows. Default ``acc_bits - 1`` (a term may fill the accumulator). A smaller
-        value bounds the shift window: the MAC's shifter spans only the low ``term_bits`` bits
-        and the rest of the accumulator is headroom for the sum's growth.
+        As :class:`AccumulatorConfig`; default ``acc_bits - 1``.
     saturate : bool
-        ``True`` (default): an overflowing term is clamped to ``acc_max`` and every sum
-        saturates to ``[-acc_max, acc_max]``. ``False``: an overflowing term is dropped (adds
-        0) and the sum wraps modulo ``2**acc_bits`` (range ``[-2**(acc_bits - 1), acc_max]``),
-        like an integer MAC; cheaper in hardware. Either way the sticky ``overflow`` flag is
-        set, and the accumulator value is meaningful only while it is clear.
+        As :class:`AccumulatorConfig`; default ``True``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter has the wrong type or is out of range; the message names it.
     """
 
     fmt: PALFormat
@@ -219,8 +290,7 @@ class MacConfig:
     saturate: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.fmt, PALFormat):
-            raise TypeError(f"fmt must be a PALFormat, not {self.fmt!r}")
+        check_instance("fmt", self.fmt, PALFormat, "palhdl.format.pal8")
         self.fmt.require_tables("MacConfig")
         object.__setattr__(self, "max_k", check_int("max_k", self.max_k, 1, 1 << 30))
         w = self.fmt.frac_bits + 3 if self.mantissa_bits is None else self.mantissa_bits
@@ -237,12 +307,24 @@ class MacConfig:
                 acc_frac = exact_frac
             else:
                 acc_frac = 24
-        object.__setattr__(self, "acc_bits", check_int("acc_bits", acc_bits, 8, 62))
-        object.__setattr__(self, "acc_frac_bits", check_int("acc_frac_bits", acc_frac, -4096, 4096))
-        term_bits = acc_bits - 1 if self.term_bits is None else self.term_bits
-        object.__setattr__(self, "term_bits", check_int("term_bits", term_bits, 2, acc_bits - 1))
-        if not isinstance(self.saturate, bool):
-            raise TypeError(f"saturate must be a bool, not {self.saturate!r}")
+        accumulator = AccumulatorConfig(
+            acc_bits=acc_bits,
+            acc_frac_bits=acc_frac,
+            term_bits=self.term_bits,
+            saturate=self.saturate,
+        )
+        for name in ("acc_bits", "acc_frac_bits", "term_bits", "saturate"):
+            object.__setattr__(self, name, getattr(accumulator, name))
+
+    @cached_property
+    def accumulator(self) -> AccumulatorConfig:
+        """The accumulator window (``acc_bits``, ``acc_frac_bits``, ``term_bits``, ``saturate``)."""
+        return AccumulatorConfig(
+            acc_bits=self.acc_bits,
+            acc_frac_bits=self.acc_frac_bits,
+            term_bits=self.term_bits,
+            saturate=self.saturate,
+        )
 
     @property
     def q_min(self) -> int:
@@ -257,26 +339,27 @@ class MacConfig:
     @property
     def mantissa_max(self) -> int:
         """Largest entry of the linear mantissa table."""
-        from palhdl.tables import mantissa_table
-
         return int(mantissa_table(self.fmt.frac_bits, self.mantissa_bits).max())
 
     @property
     def acc_max(self) -> int:
-        """Largest accumulator value. Saturating: the range is symmetric,
-        ``[-acc_max, acc_max]``; wrapping: ``[-acc_max - 1, acc_max]``.
-        """
-        return (1 << (self.acc_bits - 1)) - 1
+        """:attr:`AccumulatorConfig.acc_max` of :attr:`accumulator`."""
+        return self.accumulator.acc_max
 
     @property
     def acc_min(self) -> int:
-        """Smallest accumulator value: ``-acc_max`` saturating, ``-acc_max - 1`` wrapping."""
-        return -self.acc_max - (0 if self.saturate else 1)
+        """:attr:`AccumulatorConfig.acc_min` of :attr:`accumulator`."""
+        return self.accumulator.acc_min
 
     @property
     def term_max(self) -> int:
-        """Largest magnitude of a term that does not overflow, ``2**term_bits - 1``."""
-        return (1 << self.term_bits) - 1
+        """:attr:`AccumulatorConfig.term_max` of :attr:`accumulator`."""
+        return self.accumulator.term_max
+
+    @property
+    def acc_top_exp(self) -> int:
+        """:attr:`AccumulatorConfig.acc_top_exp` of :attr:`accumulator`."""
+        return self.accumulator.acc_top_exp
 
     def shift(self, q):
         """Left shift that places a product of octave ``q`` in the accumulator (negative: right)."""
@@ -301,11 +384,6 @@ class MacConfig:
         if biggest > self.term_max:
             return 0
         return self.acc_max // biggest if biggest else 1 << 30
-
-    @property
-    def acc_top_exp(self) -> int:
-        """``acc_max < 2**acc_top_exp`` in real value: the exponent of the accumulator's top."""
-        return self.acc_bits - 1 - self.acc_frac_bits
 
     def scale_target(self, k: int) -> int:
         """Log magnitude (units of 2**-F) that adaptive scaling moves row/column maxima to.

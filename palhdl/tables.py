@@ -17,9 +17,10 @@ from functools import lru_cache
 import mpmath
 import numpy as np
 
-from palhdl.format import MAX_TABLE_FRAC_BITS
+from palhdl.validate import check_int
 
 __all__ = [
+    "MAX_TABLE_FRAC_BITS",
     "TABLE_PREC",
     "db_table",
     "exp2_table",
@@ -28,6 +29,10 @@ __all__ = [
     "sb_table",
 ]
 
+#: Largest ``frac_bits`` for which the table-driven operations (encode, add, MAC) are supported.
+#: Table sizes grow as ``2**frac_bits``; see ``docs/format.md``.
+MAX_TABLE_FRAC_BITS = 12
+#: Fraction bits of the fixed-point tables (see the module docstring).
 TABLE_PREC = 62
 _GUARD_BITS = 96
 #: A decision closer than this to a tie would make the table generation refuse to continue.
@@ -37,11 +42,8 @@ _MIN_TIE_DISTANCE = mpmath.mpf(2) ** -48
 cache = lru_cache(maxsize=None, typed=True)
 
 
-def _check_frac_bits(frac_bits: int) -> None:
-    if isinstance(frac_bits, bool) or not isinstance(frac_bits, int):
-        raise TypeError(f"frac_bits must be an integer, not {frac_bits!r}")
-    if not 1 <= frac_bits <= MAX_TABLE_FRAC_BITS:
-        raise ValueError(f"frac_bits must be in [1, {MAX_TABLE_FRAC_BITS}], not {frac_bits}")
+def _check_frac_bits(frac_bits) -> int:
+    return check_int("frac_bits", frac_bits, 1, MAX_TABLE_FRAC_BITS)
 
 
 def _readonly(values, dtype=np.int64) -> np.ndarray:
@@ -72,7 +74,7 @@ def exp2_table(frac_bits: int) -> np.ndarray:
 
     Entry 0 is exactly ``2**TABLE_PREC``; every other entry is the floor of an irrational number.
     """
-    _check_frac_bits(frac_bits)
+    frac_bits = _check_frac_bits(frac_bits)
     units = 1 << frac_bits
     entries = [1 << TABLE_PREC]
     with mpmath.workprec(TABLE_PREC + _GUARD_BITS):
@@ -93,7 +95,7 @@ def log_threshold_table(frac_bits: int) -> np.ndarray:
     there are no ties. For a mantissa with ``p <= TABLE_PREC`` fraction bits, the thresholds
     ``table >> (TABLE_PREC - p)`` (floors again) decide the same way.
     """
-    _check_frac_bits(frac_bits)
+    frac_bits = _check_frac_bits(frac_bits)
     units = 1 << frac_bits
     entries = []
     with mpmath.workprec(TABLE_PREC + _GUARD_BITS):
@@ -109,10 +111,7 @@ def mantissa_table(frac_bits: int, mantissa_bits: int) -> np.ndarray:
 
     Derived exactly from :func:`exp2_table` (nearest; ties cannot occur for ``r > 0``).
     """
-    if isinstance(mantissa_bits, bool) or not isinstance(mantissa_bits, int):
-        raise TypeError(f"mantissa_bits must be an integer, not {mantissa_bits!r}")
-    if not 1 <= mantissa_bits <= TABLE_PREC - 2:
-        raise ValueError(f"mantissa_bits must be in [1, {TABLE_PREC - 2}], not {mantissa_bits}")
+    mantissa_bits = check_int("mantissa_bits", mantissa_bits, 1, TABLE_PREC - 2)
     drop = TABLE_PREC - mantissa_bits
     # floor(t / 2**drop + 1/2) == floor((floor(t / 2**(drop - 1)) + 1) / 2), without int64 overflow.
     return _readonly(((exp2_table(frac_bits) >> (drop - 1)) + 1) >> 1)
@@ -144,8 +143,7 @@ def sb_table(frac_bits: int) -> np.ndarray:
 
     Covers ``d = 0 .. len - 1``; every ``d >= len`` has ``sb[d] == 0``.
     """
-    _check_frac_bits(frac_bits)
-    return _gaussian_log_table(frac_bits, +1)
+    return _gaussian_log_table(_check_frac_bits(frac_bits), +1)
 
 
 @cache
@@ -155,5 +153,4 @@ def db_table(frac_bits: int) -> np.ndarray:
     Covers ``d = 1 .. len - 1``; entry 0 is unused (``d = 0`` is exact cancellation, result +0);
     every ``d >= len`` has ``db[d] == 0``.
     """
-    _check_frac_bits(frac_bits)
-    return _gaussian_log_table(frac_bits, -1)
+    return _gaussian_log_table(_check_frac_bits(frac_bits), -1)

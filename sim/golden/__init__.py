@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from palhdl.format import MacConfig, PALFormat
+from palhdl.format import AccumulatorConfig, MacConfig, PALFormat
 from palhdl.tables import (
     TABLE_PREC,
     db_table,
@@ -28,6 +28,7 @@ from palhdl.tables import (
     mantissa_table,
     sb_table,
 )
+from palhdl.validate import check_instance
 
 __all__ = [
     "UNORDERED",
@@ -473,9 +474,16 @@ def quantize(values, fmt: PALFormat, *, per: str | None = None, target: int | No
 # --- multiply-accumulate ----------------------------------------------------------------------
 
 
-def _check_config(config) -> MacConfig:
-    if not isinstance(config, MacConfig):
-        raise TypeError(f"config must be a MacConfig, not {config!r}")
+def check_mac_config(config) -> MacConfig:
+    """Validate a :class:`~palhdl.format.MacConfig` argument named ``config``."""
+    return check_instance("config", config, MacConfig, "palhdl.format.MacConfig(pal8)")
+
+
+def _check_config(config) -> MacConfig | AccumulatorConfig:
+    # Transitional, for palhdl.hdl.mac until it takes an AccumulatorConfig: its layouts and
+    # accumulate() need only the accumulator window, which the float baselines pass alone.
+    if not isinstance(config, MacConfig | AccumulatorConfig):
+        raise TypeError(f"config must be a MacConfig or an AccumulatorConfig, not {config!r}")
     return config
 
 
@@ -488,7 +496,7 @@ def mac_terms(a, b, config: MacConfig):
     and is clamped to ``+-acc_max`` (``config.saturate``) or dropped (0, wrapping);
     ``nan`` marks NaN operands; zero operands give 0.
     """
-    config = _check_config(config)
+    config = check_mac_config(config)
     fmt = config.fmt
     (sa, la, za, na), (sb, lb, zb, nb) = _binary(a, b, fmt)
     log = la + lb
@@ -604,7 +612,7 @@ def matmul(a, b, config: MacConfig, *, a_scales=None, b_scales=None) -> MacResul
         depend on the order; with the default exact configuration nothing can overflow for
         ``K <= config.max_exact_k``.
     """
-    config = _check_config(config)
+    config = check_mac_config(config)
     fmt = config.fmt
     a = _codes("a", a, fmt)
     b = _codes("b", b, fmt)
@@ -646,7 +654,7 @@ def matmul_values(a, b, config: MacConfig, *, adaptive: bool = True) -> MacResul
     ``adaptive``) and multiply them with :func:`matmul`. Targets come from
     :meth:`MacConfig.scale_target` for this ``K``.
     """
-    config = _check_config(config)
+    config = check_mac_config(config)
     a = _floats("a", a)
     b = _floats("b", b)
     _check_matmul_shapes(a, b)

@@ -9,7 +9,7 @@ axis (``K``) in order, exactly as the RTL accumulates one row of a dot product:
   ``float8_e4m3fn``/``float8_e5m2`` define them, or bfloat16) placed in a fixed-point window
   like the PAL MAC's (:func:`palhdl.sim.golden.mac_terms`): ``acc_bits`` bits, LSB weight
   ``2**-acc_frac_bits``, products rounded half away from zero onto the LSB grid, a term of
-  ``2**term_bits`` or more overflowing, and -- as :class:`palhdl.format.MacConfig`'s
+  ``2**term_bits`` or more overflowing, and -- as :class:`palhdl.format.AccumulatorConfig`'s
   ``saturate`` selects -- overflowing terms clamped and sums saturating to
   ``[-acc_max, acc_max]`` with ``acc_max = 2**(acc_bits - 1) - 1``, or overflowing terms dropped
   and sums wrapping modulo ``2**acc_bits``.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-from palhdl.format import MacConfig, pal8
+from palhdl.format import AccumulatorConfig
 from palhdl.sim.golden import _bit_length, _round_shift_right
 
 __all__ = [
@@ -86,26 +86,17 @@ FLOAT_FORMATS: dict[str, FloatFormat] = {
 
 def check_acc(acc_bits, acc_frac_bits) -> tuple[int, int]:
     """Validate an accumulator geometry: ``acc_bits`` in 8..62, ``acc_frac_bits`` in
-    ``[-4096, 4096]`` (the ranges of :class:`palhdl.format.MacConfig`).
+    ``[-4096, 4096]`` (the ranges of :class:`palhdl.format.AccumulatorConfig`).
     """
-    for name, value, lo, hi in (
-        ("acc_bits", acc_bits, 8, 62),
-        ("acc_frac_bits", acc_frac_bits, -4096, 4096),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise TypeError(f"{name} must be an integer, not {value!r}")
-        if not lo <= value <= hi:
-            raise ValueError(f"{name} must be in [{lo}, {hi}], not {value}")
-    return int(acc_bits), int(acc_frac_bits)
+    geometry = AccumulatorConfig(acc_bits=acc_bits, acc_frac_bits=acc_frac_bits)
+    return geometry.acc_bits, geometry.acc_frac_bits
 
 
-def float_geometry(acc_bits, acc_frac_bits, *, term_bits=None, saturate=True) -> MacConfig:
-    """The accumulator window of a float MAC, validated, as a :class:`MacConfig`.
+def float_geometry(acc_bits, acc_frac_bits, *, term_bits=None, saturate=True) -> AccumulatorConfig:
+    """The accumulator window of a float MAC, validated.
 
-    Only the accumulator fields of the result (``acc_bits``, ``acc_frac_bits``, ``term_bits``,
-    ``saturate`` and the derived ``acc_max``, ``acc_min``, ``term_max``) describe the float MAC;
-    its operand format (``pal8``) plays no part. The RTL accumulates with
-    :func:`palhdl.hdl.mac.accumulate` on it, exactly as the PAL MAC does.
+    The RTL accumulates into it with :func:`palhdl.hdl.mac.accumulate`, exactly as the PAL MAC
+    does.
 
     Parameters
     ----------
@@ -123,13 +114,8 @@ def float_geometry(acc_bits, acc_frac_bits, *, term_bits=None, saturate=True) ->
     TypeError, ValueError
         If a parameter has the wrong type or is out of range; the message names it.
     """
-    acc_bits, acc_frac_bits = check_acc(acc_bits, acc_frac_bits)
-    return MacConfig(
-        pal8,
-        acc_bits=acc_bits,
-        acc_frac_bits=acc_frac_bits,
-        term_bits=term_bits,
-        saturate=saturate,
+    return AccumulatorConfig(
+        acc_bits=acc_bits, acc_frac_bits=acc_frac_bits, term_bits=term_bits, saturate=saturate
     )
 
 

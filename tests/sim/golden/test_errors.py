@@ -74,7 +74,7 @@ def test_bad_format_name(text):
         ({"acc_bits": 20, "term_bits": 20}, ValueError, r"term_bits must be in \[2, 19\], not 20"),
         ({"term_bits": 1}, ValueError, r"term_bits must be in \[2, "),
         ({"term_bits": 8.0}, TypeError, "term_bits must be an integer"),
-        ({"saturate": 1}, TypeError, "saturate must be a bool, not 1"),
+        ({"saturate": 1}, TypeError, r"saturate must be a bool \(True or False\), not 1"),
     ],
 )
 def test_bad_mac_config(kwargs, error, match):
