@@ -1,6 +1,6 @@
 """Cost (area) study: synthesize the PAL units and the baseline MACs, tabulate what they use.
 
-Run ``python -m palhdl.studies.cost`` (``--help`` for options). Every unit is synthesized, as a
+Run ``palhdl cost`` (``--help`` for options). Every unit is synthesized, as a
 combinational unit (``pipelined=False``) whose only registers are its own state, four ways with
 the YoWASP Yosys (:func:`palhdl.synth.yosys.synth_stats`): iCE40 logic only, iCE40 with DSPs,
 ECP5 with DSPs and generic CMOS gates. With ``--fmax`` the MACs (PAL and baseline) are also
@@ -22,8 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from palhdl.format import FORMATS, MacConfig, pal8, pal16
+from palhdl.hdl.baselines import BF16Mac, FP8Mac, IntMac
+from palhdl.hdl.convert import (
+    BFloat16ToPAL,
+    FixedToPAL,
+    Float32ToPAL,
+    PALToBFloat16,
+    PALToFloat32,
+)
+from palhdl.hdl.mac import PALMac, PALProductTerm
+from palhdl.hdl.ops import PALAdder, PALMultiplier
+from palhdl.hdl.readout import AccumulatorToFloat32, AccumulatorToPAL
+from palhdl.studies.accuracy import mac_rounding_cost
 from palhdl.synth.pnr import DEVICES, fmax
 from palhdl.synth.yosys import synth_stats, yosys_version
+from palhdl.validate import check_choice, check_int
 
 __all__ = [
     "BEGIN_MARKER",
@@ -34,6 +47,7 @@ __all__ = [
     "PAL16_COST",
     "TARGETS",
     "Unit",
+    "add_arguments",
     "baseline_units",
     "mac_label",
     "main",
@@ -41,6 +55,7 @@ __all__ = [
     "pal_units",
     "render",
     "rounding_cost_lines",
+    "run",
     "window_label",
     "write_section",
 ]
@@ -91,7 +106,7 @@ def window_label(acc_bits: int, acc_frac_bits: int, term_bits: int, saturate: bo
 
 
 def mac_label(config: MacConfig) -> str:
-    """The row label of a PAL MAC configuration, e.g. ``" acc32/12 t14 wrap W5"``."""
+    """Return the row label of a PAL MAC configuration, e.g. ``" acc32/12 t14 wrap W5"``."""
     window = window_label(config.acc_bits, config.acc_frac_bits, config.term_bits, config.saturate)
     return f"{window} W{config.mantissa_bits}"
 
@@ -137,19 +152,7 @@ class Unit:
 
 
 def pal_units(fmt_name: str) -> list[Unit]:
-    """The PAL units of format ``fmt_name`` (``"pal8"``/``"pal16"``)."""
-    from palhdl.hdl.convert import (
-        AccumulatorToFloat32,
-        AccumulatorToPAL,
-        BFloat16ToPAL,
-        FixedToPAL,
-        Float32ToPAL,
-        PALToBFloat16,
-        PALToFloat32,
-    )
-    from palhdl.hdl.mac import PALMac, PALProductTerm
-    from palhdl.hdl.ops import PALAdder, PALMultiplier
-
+    """Return the PAL units of format ``fmt_name`` (``"pal8"``/``"pal16"``)."""
     fmt = FORMATS[fmt_name]
     specs = [
         (PALMultiplier, "arith", {"fmt": fmt}, ""),
@@ -186,9 +189,7 @@ def pal_units(fmt_name: str) -> list[Unit]:
 
 
 def baseline_units() -> list[Unit]:
-    """The baseline MACs with the accumulator schemes of the PAL MACs they are compared with."""
-    from palhdl.hdl.baselines import BF16Mac, FP8Mac, IntMac
-
+    """Return the baseline MACs, with the accumulators of the PAL MACs they are compared to."""
     acc, frac = SATURATING_ACC
     fp8 = {"acc_bits": PAL8_COST.acc_bits, "acc_frac_bits": PAL8_COST.acc_frac_bits}
     fp8 |= {"term_bits": PAL8_COST.term_bits, "saturate": False}
@@ -209,11 +210,11 @@ def baseline_units() -> list[Unit]:
 
 
 def rounding_cost_lines(unit_names: Sequence[str]) -> list[str]:
-    """What the own rounding of each PAL MAC configuration among ``unit_names`` costs, from
-    :func:`palhdl.studies.accuracy.mac_rounding_cost` (numpy only, a few seconds).
-    """
-    from palhdl.studies.accuracy import mac_rounding_cost
+    """Say what the own rounding of each PAL MAC configuration among ``unit_names`` costs.
 
+    The costs come from :func:`palhdl.studies.accuracy.mac_rounding_cost` (numpy only, a few
+    seconds).
+    """
     lines = []
     for configs in MAC_CONFIGS.values():
         for config in configs:
@@ -315,14 +316,15 @@ def _fmax_lines(units: Sequence[Unit]) -> list[str]:
 
 
 def render(units: Sequence[Unit], yosys_version: str, rounding: Sequence[str] = ()) -> str:
-    """The markdown that goes between the markers: the table (a column for every count some
-    unit has, ``-`` where a unit lacks it), the target comparisons, then the ``rounding`` lines
-    (:func:`rounding_cost_lines`) if given.
+    """Render the markdown that goes between the markers.
+
+    It is the table (a column for every count some unit has, ``-`` where a unit lacks it), the
+    target comparisons, then the ``rounding`` lines (:func:`rounding_cost_lines`) if given.
     """
     columns = [c for c in _COLUMNS if any(c[1] in unit.stats for unit in units)]
     header = ["unit", *(c[0] for c in columns)]
     lines = [
-        f"Measured with {yosys_version} (YoWASP), `python -m palhdl.studies.cost`; combinational "
+        f"Measured with {yosys_version} (YoWASP), `palhdl cost`; combinational "
         "units (`pipelined=False`), so the MACs' only registers are the accumulator and its "
         "flags. iCE40: `synth_ice40` without and with `-dsp`; ECP5: `synth_ecp5` (DSPs "
         "allowed); CMOS: `synth; dffunmap; abc -g cmos2; stat -tech cmos`. Fmax (if "
@@ -371,22 +373,12 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(new)
 
 
-def _select_units(parser: argparse.ArgumentParser, args) -> list[Unit]:
-    units = [unit for name in args.formats.split(",") for unit in pal_units(name)]
-    if not args.no_baselines:
-        units += baseline_units()
-    if args.units:
-        units = [u for u in units if any(text in u.name for text in args.units)]
-    if not units:
-        parser.error("no unit selected")
-    return units
+#: Where ``--write`` without a file name writes, relative to the current directory.
+DEFAULT_DOC = Path("docs/units.md")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m palhdl.studies.cost",
-        description="Synthesize the PAL units and baseline MACs and tabulate their cost.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the cost study (``palhdl cost``) to ``parser``."""
     parser.add_argument(
         "--units",
         nargs="+",
@@ -411,7 +403,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-baselines", action="store_true", help="skip the baseline MACs")
     parser.add_argument("--jobs", type=int, default=2, help="units synthesized in parallel")
-    parser.add_argument("--write", type=Path, metavar="MD", help="update the cost section of MD")
+    parser.add_argument(
+        "--write",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_DOC,
+        metavar="MD",
+        help=f"update the cost section of MD (MD left out: {DEFAULT_DOC}, relative to the "
+        "current directory)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the raw counts")
     parser.add_argument(
         "--from-json",
@@ -421,49 +421,102 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="render the counts previous --json runs wrote instead of synthesizing (later "
         "files add to and override earlier ones, unit by unit and count by count)",
     )
-    args = parser.parse_args(argv)
 
-    formats = args.formats.split(",")
-    for name in formats:
-        if name not in FORMATS:
-            parser.error(f"--formats: {name!r} is not one of {', '.join(FORMATS)}")
-    targets = args.targets.split(",")
-    for name in targets:
-        if name not in TARGETS:
-            parser.error(f"--targets: {name!r} is not one of {', '.join(TARGETS)}")
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
 
-    if args.from_json:
-        saved: dict = {}
-        for path in args.from_json:
-            for name, entry in json.loads(path.read_text()).items():
-                if isinstance(entry, dict):
-                    saved.setdefault(name, {}).update(entry)
-                else:
-                    saved[name] = entry
+def _split_choices(option: str, text: str, choices) -> list[str]:
+    names = text.split(",")
+    for name in names:
+        check_choice(option, name, choices)
+    return names
+
+
+def _check_writable(option: str, path: Path | None) -> None:
+    if path is not None and not path.parent.is_dir():
+        raise ValueError(f"{option}: the directory of {str(path)!r} does not exist")
+
+
+def _select_units(args: argparse.Namespace, formats: Sequence[str]) -> list[Unit]:
+    units = [unit for name in formats for unit in pal_units(name)]
+    if not args.no_baselines:
+        units += baseline_units()
+    if args.units:
+        units = [u for u in units if any(text in u.name for text in args.units)]
+        if not units:
+            raise ValueError(f"--units: no unit name contains any of {', '.join(args.units)}")
+    return units
+
+
+def _load_json(paths: Sequence[Path]) -> tuple[list[Unit], str]:
+    """Load the units and the Yosys version that ``--json`` runs saved, merged in order."""
+    saved: dict = {}
+    for path in paths:
+        try:
+            contents = json.loads(path.read_text())
+        except OSError as error:
+            raise ValueError(f"--from-json: cannot read {str(path)!r}: {error.strerror}") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--from-json: {str(path)!r} is not JSON ({error})") from None
+        if not isinstance(contents, dict):
+            raise ValueError(f"--from-json: {str(path)!r} is not a --json file of palhdl cost")
+        for name, entry in contents.items():
+            if isinstance(entry, dict):
+                saved.setdefault(name, {}).update(entry)
+            else:
+                saved[name] = entry
+    try:
         units = [
             Unit(name, entry.pop("group"), lambda: None, seconds=entry.pop("seconds"))
             for name, entry in saved.items()
             if name != "yosys"
         ]
-        for unit in units:
-            unit.stats = saved[unit.name]
         version = saved["yosys"]
-    else:
-        units = _select_units(parser, args)
-        start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for unit in pool.map(lambda u: measure(u, targets, with_fmax=args.fmax), units):
-                counts = ", ".join(
-                    f"{name} {next(iter(v for k, v in stats.items() if k != 'cells'))}"
-                    for name, stats in unit.stats.items()
-                )
-                print(f"{unit.name}: {counts} ({unit.seconds:.1f} s)", file=sys.stderr, flush=True)
-        elapsed = time.perf_counter() - start
-        print(f"synthesized {len(units)} units in {elapsed:.0f} s", file=sys.stderr)
-        version = yosys_version()
+    except (KeyError, AttributeError) as error:
+        raise ValueError(
+            f"--from-json: the files are not --json files of palhdl cost (no {error})"
+        ) from None
+    for unit in units:
+        unit.stats = saved[unit.name]
+    return units, version
 
+
+def _synthesize(units: list[Unit], targets: Sequence[str], *, jobs: int, with_fmax: bool) -> str:
+    """Measure ``units`` (:func:`measure`), ``jobs`` at a time; returns the Yosys version."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for unit in pool.map(lambda u: measure(u, targets, with_fmax=with_fmax), units):
+            counts = ", ".join(
+                f"{name} {next(iter(v for k, v in stats.items() if k != 'cells'))}"
+                for name, stats in unit.stats.items()
+            )
+            print(f"{unit.name}: {counts} ({unit.seconds:.1f} s)", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - start
+    print(f"synthesized {len(units)} units in {elapsed:.0f} s", file=sys.stderr)
+    return yosys_version()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the study with the options of :func:`add_arguments`; print the section.
+
+    Returns
+    -------
+    int
+        0 on success; 2 after a one-line ``palhdl cost: error: ...`` on ``stderr`` naming the
+        option at fault.
+    """
+    try:
+        formats = _split_choices("--formats", args.formats, FORMATS)
+        targets = _split_choices("--targets", args.targets, TARGETS)
+        jobs = check_int("--jobs", args.jobs, 1)
+        _check_writable("--write", args.write)
+        _check_writable("--json", args.json)
+        if args.from_json:
+            units, version = _load_json(args.from_json)
+        else:
+            units = _select_units(args, formats)
+            version = _synthesize(units, targets, jobs=jobs, with_fmax=args.fmax)
+    except (TypeError, ValueError) as error:
+        print(f"palhdl cost: error: {error}", file=sys.stderr)
+        return 2
     text = render(units, version, rounding_cost_lines([unit.name for unit in units]))
     print(text)
     if args.write:
@@ -475,5 +528,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None) -> int:
+    """``palhdl cost`` on its own: parse ``argv`` (default ``sys.argv[1:]``) and :func:`run`."""
+    parser = argparse.ArgumentParser(
+        prog="palhdl cost",
+        description="Synthesize the PAL units and baseline MACs and tabulate their cost.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

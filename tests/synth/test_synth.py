@@ -4,6 +4,7 @@
 The first Yosys run on a machine compiles the WebAssembly module (about a minute, once).
 """
 
+import argparse
 import os
 from pathlib import Path
 
@@ -230,11 +231,32 @@ def test_cost_main_measures_writes_and_rerenders(tmp_path, capsys):
     assert f"{row} 7 |" in again.read_text()
 
 
-def test_cost_main_rejects_bad_options():
-    with pytest.raises(SystemExit):
-        cost.main(["--formats", "pal9"])
-    with pytest.raises(SystemExit):
-        cost.main(["--targets", "gowin"])
+def test_cost_main_rejects_bad_options(capsys, tmp_path):
+    assert cost.main(["--formats", "pal9"]) == 2
+    assert capsys.readouterr().err == (
+        "palhdl cost: error: --formats must be one of 'pal8', 'pal16', not 'pal9'\n"
+    )
+    assert cost.main(["--targets", "gowin"]) == 2
+    assert "error: --targets must be one of 'ice40', " in capsys.readouterr().err
+    assert cost.main(["--jobs", "0"]) == 2
+    assert "error: --jobs must be in [1, inf], not 0" in capsys.readouterr().err
+    assert cost.main(["--units", "NoSuchUnit", "--targets", "ice40"]) == 2
+    assert "error: --units: no unit name contains any of NoSuchUnit" in capsys.readouterr().err
+    assert cost.main(["--write", str(tmp_path / "missing" / "units.md")]) == 2
+    assert "error: --write: the directory of " in capsys.readouterr().err
+    assert cost.main(["--from-json", str(tmp_path / "absent.json")]) == 2
+    assert "error: --from-json: cannot read " in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{")
+    assert cost.main(["--from-json", str(tmp_path / "bad.json")]) == 2
+    assert "error: --from-json: " in capsys.readouterr().err
+
+
+def test_cost_write_defaults_to_docs_units_md_in_the_current_directory(monkeypatch, tmp_path):
+    parser = argparse.ArgumentParser()
+    cost.add_arguments(parser)
+    assert parser.parse_args(["--write"]).write == Path("docs/units.md")
+    assert parser.parse_args([]).write is None
+    assert "relative to the current directory" in " ".join(parser.format_help().split())
 
 
 # --- place and route --------------------------------------------------------------------------
