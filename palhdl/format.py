@@ -62,6 +62,7 @@ class PALFormat:
     frac_bits: int
 
     def __post_init__(self):
+        """Validate the fields and store them as plain ints."""
         # Store plain ints (numpy integers are accepted but would leak into table keys and math).
         object.__setattr__(self, "int_bits", check_int("int_bits", self.int_bits, 2))
         object.__setattr__(self, "frac_bits", check_int("frac_bits", self.frac_bits, 1))
@@ -94,18 +95,22 @@ class PALFormat:
 
     @property
     def mag_mask(self) -> int:
+        """Mask of the ``E`` field, ``2**mag_bits - 1``."""
         return (1 << self.mag_bits) - 1
 
     @property
     def sign_mask(self) -> int:
+        """The sign bit, ``2**mag_bits``."""
         return 1 << self.mag_bits
 
     @property
     def zero_code(self) -> int:
+        """Code of zero (``+0``, the only zero)."""
         return 0
 
     @property
     def nan_code(self) -> int:
+        """Code of NaN (the sign bit with ``E == 0``)."""
         return self.sign_mask
 
     @property
@@ -138,12 +143,14 @@ class PALFormat:
 
     @property
     def name(self) -> str:
+        """The preset's name (``"pal8"``), else ``"pal{width}_i{int_bits}f{frac_bits}"``."""
         for preset_name, preset in FORMATS.items():
             if preset == self:
                 return preset_name
         return f"pal{self.width}_i{self.int_bits}f{self.frac_bits}"
 
     def __str__(self) -> str:
+        """Return :attr:`name`."""
         return self.name
 
     def require_tables(self, operation: str) -> None:
@@ -212,6 +219,7 @@ class AccumulatorConfig:
     saturate: bool = True
 
     def __post_init__(self):
+        """Validate the fields; store the default ``term_bits``."""
         acc_bits = check_int("acc_bits", self.acc_bits, 8, 62)
         term_bits = acc_bits - 1 if self.term_bits is None else self.term_bits
         object.__setattr__(self, "acc_bits", acc_bits)
@@ -290,6 +298,7 @@ class MacConfig:
     saturate: bool = True
 
     def __post_init__(self):
+        """Validate the fields; store the defaults and the accumulator window's fields."""
         check_instance("fmt", self.fmt, PALFormat, "palhdl.format.pal8")
         self.fmt.require_tables("MacConfig")
         object.__setattr__(self, "max_k", check_int("max_k", self.max_k, 1, 1 << 30))
@@ -366,7 +375,11 @@ class MacConfig:
         return q - self.mantissa_bits + self.acc_frac_bits
 
     def exact_acc_bits(self, k: int) -> int:
-        """Accumulator width that holds any sum of ``k`` products with no rounding or overflow."""
+        """Accumulator width that holds any sum of ``k`` products with no rounding or overflow.
+
+        Sized, as the defaults are, from ``mantissa_max`` in the top octave ``q_max`` (a bound:
+        :attr:`largest_term` is the largest term the operands reach).
+        """
         top = self.mantissa_max << (self.q_max - self.q_min)
         return 1 + (k * top).bit_length()
 
@@ -376,21 +389,50 @@ class MacConfig:
         return self.shift(self.q_min) >= 0
 
     @property
+    def largest_term(self) -> int:
+        """Largest magnitude, in accumulator LSBs, of a product term two codes can produce.
+
+        Before the ``term_bits`` overflow check. A product's log ``P = La + Lb`` takes every
+        value from ``2 * log_min`` to ``2 * log_max``; for each mantissa-table index ``r`` the
+        largest term is that of the largest such ``P`` with ``P & (2**F - 1) == r``. (For
+        pal8, ``max * max`` has ``r = 6``: the table's largest entry, at ``r = 7``, is never
+        reached in the top octave.)
+        """
+        fmt = self.fmt
+        table = mantissa_table(fmt.frac_bits, self.mantissa_bits)
+        top, bottom = 2 * fmt.log_max, 2 * fmt.log_min
+        largest = 0
+        for r in range(fmt.units):
+            log = top - (top - r) % fmt.units
+            if log < bottom:
+                continue
+            shift = self.shift(log >> fmt.frac_bits)
+            mantissa = int(table[r])
+            # A right shift rounds half away from zero, as the MAC does.
+            half = 1 << (-shift - 1) if shift < 0 else 0
+            largest = max(largest, mantissa << shift if shift >= 0 else (mantissa + half) >> -shift)
+        return largest
+
+    @property
     def max_exact_k(self) -> int:
-        """Largest K for which a dot product provably cannot overflow (0 if one term can)."""
-        s = self.shift(self.q_max)
-        m = self.mantissa_max
-        biggest = m << s if s >= 0 else (m + (1 << (-s - 1))) >> -s
-        if biggest > self.term_max:
+        """Largest K for which a dot product provably cannot overflow (0 if one term can).
+
+        ``acc_max // largest_term``: ``K`` products of that term (for example ``+max * +max``)
+        overflow at ``max_exact_k + 1``. At most ``2**30`` (no term reaches the grid).
+        """
+        largest = self.largest_term
+        if largest > self.term_max:
             return 0
-        return self.acc_max // biggest if biggest else 1 << 30
+        return self.acc_max // largest if largest else 1 << 30
 
     def scale_target(self, k: int) -> int:
         """Log magnitude (units of 2**-F) that adaptive scaling moves row/column maxima to.
 
         The format's top, unless the accumulator window is narrower: then the largest value
         such that ``k`` products of two maxima stay below the accumulator's top and a product
-        of two maxima below ``2**term_bits``.
+        of two maxima below ``2**term_bits``. The guarantee is for finite operands: an infinity
+        encodes as ``+-max`` whatever the scale and can still overflow a narrow window (pal16's
+        default).
         """
         check_int("k", k, 1)
         fmt = self.fmt

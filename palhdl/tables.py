@@ -87,7 +87,7 @@ def exp2_table(frac_bits: int) -> np.ndarray:
 
 @cache
 def log_threshold_table(frac_bits: int) -> np.ndarray:
-    """Rounding thresholds of the log2 conversion, as ``floor(t_j * 2**TABLE_PREC)``.
+    """Return the rounding thresholds of the log2 conversion, as ``floor(t_j * 2**TABLE_PREC)``.
 
     ``t_j = 2**((j - 1/2) / 2**frac_bits)`` for ``j = 1 .. 2**frac_bits``. A mantissa ``x`` in
     ``[1, 2)`` given exactly as the integer ``X = x * 2**TABLE_PREC`` has
@@ -107,7 +107,7 @@ def log_threshold_table(frac_bits: int) -> np.ndarray:
 
 @cache
 def mantissa_table(frac_bits: int, mantissa_bits: int) -> np.ndarray:
-    """The MAC's linear mantissas ``round(2**(r / 2**frac_bits) * 2**mantissa_bits)``.
+    """Return the MAC's linear mantissas ``round(2**(r / 2**frac_bits) * 2**mantissa_bits)``.
 
     Derived exactly from :func:`exp2_table` (nearest; ties cannot occur for ``r > 0``).
     """

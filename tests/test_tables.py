@@ -101,3 +101,49 @@ def test_tables_are_read_only(make):
     table = make(3)
     with pytest.raises(ValueError, match="read-only"):
         table[0] = 1
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", [exp2_table, log_threshold_table, sb_table, db_table])
+@pytest.mark.parametrize(
+    ("frac_bits", "error", "match"),
+    [
+        (0, ValueError, r"frac_bits must be in \[1, 12\], not 0"),
+        (13, ValueError, r"frac_bits must be in \[1, 12\], not 13"),
+        (3.0, TypeError, "frac_bits must be an integer"),
+        (True, TypeError, "frac_bits must be an integer"),
+    ],
+)
+def test_bad_table_frac_bits(table, frac_bits, error, match):
+    with pytest.raises(error, match=match):
+        table(frac_bits)
+
+
+@pytest.mark.parametrize("table", [exp2_table, log_threshold_table, sb_table, db_table])
+def test_cached_tables_still_validate(table):
+    """A table cached for ``frac_bits=1`` must not be returned for the equal keys 1.0 / True."""
+    table(1)
+    for bad in (1.0, True):
+        with pytest.raises(TypeError, match="frac_bits must be an integer"):
+            table(bad)
+    mantissa_table(1, 6)
+    with pytest.raises(TypeError, match="mantissa_bits must be an integer"):
+        mantissa_table(1, 6.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((3, 0), ValueError, r"mantissa_bits must be in \[1, 60\], not 0"),
+        ((3, 61), ValueError, r"mantissa_bits must be in \[1, 60\]"),
+        ((3, True), TypeError, "mantissa_bits must be an integer"),
+        ((3, 6.0), TypeError, "mantissa_bits must be an integer"),
+        ((0, 6), ValueError, "frac_bits must be in"),
+        ((13, 6), ValueError, "frac_bits must be in"),
+    ],
+)
+def test_bad_mantissa_table(args, error, match):
+    with pytest.raises(error, match=match):
+        mantissa_table(*args)

@@ -7,7 +7,7 @@ axis (``K``) in order, exactly as the RTL accumulates one row of a dot product:
 * :func:`int_mac`: signed integer products summed into a wrapping two's-complement accumulator.
 * :func:`float_mac`: exact products of small floats (OCP FP8 E4M3/E5M2 as ``ml_dtypes``'
   ``float8_e4m3fn``/``float8_e5m2`` define them, or bfloat16) placed in a fixed-point window
-  like the PAL MAC's (:func:`palhdl.sim.golden.mac_terms`): ``acc_bits`` bits, LSB weight
+  like the PAL MAC's (:func:`palhdl.sim.golden.mac.mac_terms`): ``acc_bits`` bits, LSB weight
   ``2**-acc_frac_bits``, products rounded half away from zero onto the LSB grid, a term of
   ``2**term_bits`` or more overflowing, and -- as :class:`palhdl.format.AccumulatorConfig`'s
   ``saturate`` selects -- overflowing terms clamped and sums saturating to
@@ -23,7 +23,8 @@ import ml_dtypes
 import numpy as np
 
 from palhdl.format import AccumulatorConfig
-from palhdl.sim.golden import _bit_length, _round_shift_right
+from palhdl.sim.golden.bits import bit_length, round_shift_right
+from palhdl.validate import check_int
 
 __all__ = [
     "FLOAT_FORMATS",
@@ -64,10 +65,12 @@ class FloatFormat:
 
     @property
     def width(self) -> int:
+        """Word width, ``1 + exp_bits + man_bits``."""
         return 1 + self.exp_bits + self.man_bits
 
     @property
     def bias(self) -> int:
+        """Exponent bias, ``2**(exp_bits - 1) - 1``."""
         return (1 << (self.exp_bits - 1)) - 1
 
     def to_bits(self, values) -> np.ndarray:
@@ -85,15 +88,17 @@ FLOAT_FORMATS: dict[str, FloatFormat] = {
 
 
 def check_acc(acc_bits, acc_frac_bits) -> tuple[int, int]:
-    """Validate an accumulator geometry: ``acc_bits`` in 8..62, ``acc_frac_bits`` in
-    ``[-4096, 4096]`` (the ranges of :class:`palhdl.format.AccumulatorConfig`).
+    """Validate an accumulator geometry; return ``(acc_bits, acc_frac_bits)`` as ints.
+
+    ``acc_bits`` in 8..62, ``acc_frac_bits`` in ``[-4096, 4096]`` (the ranges of
+    :class:`palhdl.format.AccumulatorConfig`).
     """
     geometry = AccumulatorConfig(acc_bits=acc_bits, acc_frac_bits=acc_frac_bits)
     return geometry.acc_bits, geometry.acc_frac_bits
 
 
 def float_geometry(acc_bits, acc_frac_bits, *, term_bits=None, saturate=True) -> AccumulatorConfig:
-    """The accumulator window of a float MAC, validated.
+    """Return the accumulator window of a float MAC, validated.
 
     The RTL accumulates into it with :func:`palhdl.hdl.mac.accumulate`, exactly as the PAL MAC
     does.
@@ -121,14 +126,11 @@ def float_geometry(acc_bits, acc_frac_bits, *, term_bits=None, saturate=True) ->
 
 def check_int_mac(width, acc_bits) -> tuple[int, int]:
     """Validate an integer MAC: ``width`` in 2..16, ``acc_bits`` in ``[2 * width, 62]``."""
-    for name, value in (("width", width), ("acc_bits", acc_bits)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not 2 <= width <= 16:
-        raise ValueError(f"width must be in [2, 16], not {width}")
+    width = check_int("width", width, 2, 16)
+    acc_bits = check_int("acc_bits", acc_bits)
     if not 2 * width <= acc_bits <= 62:
         raise ValueError(f"acc_bits must be in [2 * width, 62] = [{2 * width}, 62], not {acc_bits}")
-    return int(width), int(acc_bits)
+    return width, acc_bits
 
 
 def _check_bits(name: str, bits, width: int) -> np.ndarray:
@@ -197,9 +199,9 @@ def float_mac_terms(
     negative = na ^ nb
     product = sa * sb
     shift = ea + eb + geometry.acc_frac_bits
-    too_big = shift > geometry.term_bits - _bit_length(product)
+    too_big = shift > geometry.term_bits - bit_length(product)
     left = product << np.clip(shift, 0, 62)
-    right = _round_shift_right(product, np.maximum(-shift, 0))
+    right = round_shift_right(product, np.maximum(-shift, 0))
     magnitude = np.where(shift >= 0, left, right)
     overflow = (product != 0) & (too_big | (magnitude > geometry.term_max))
     magnitude = np.where(overflow, geometry.acc_max if geometry.saturate else 0, magnitude)

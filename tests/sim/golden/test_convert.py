@@ -28,6 +28,8 @@ ODD = PALFormat(int_bits=5, frac_bits=6)
 WIDE = PALFormat(int_bits=10, frac_bits=3)
 #: Range 2**+-4096: beyond float64 at both ends.
 HUGE = PALFormat(int_bits=14, frac_bits=3)
+#: Valid as a word format, but beyond the table-driven operations (frac_bits > 12).
+NO_TABLES = PALFormat(int_bits=2, frac_bits=13)
 IEEE = {"float64": FLOAT64, "float32": FLOAT32, "bfloat16": BFLOAT16}
 TO_BITS = {
     "float64": lambda c, f: golden.decode(c, f).view(np.uint64),
@@ -202,3 +204,86 @@ def test_from_fixed_accepts_narrow_and_unsigned_ints():
     unsigned = np.array([0, 1, 255, (1 << 63) - 1], dtype=np.uint64)
     expected = [code_of_dyadic(False, v, 0, pal16) for v in unsigned.tolist()]
     _check(golden.from_fixed(unsigned, pal16), np.array(expected), unsigned)
+
+
+@pytest.mark.parametrize("fmt", [pal8, pal16, ODD], ids=str)
+def test_round_trip_all_codes(fmt):
+    codes = np.arange(1 << fmt.width)
+    back = golden.encode(golden.decode(codes, fmt), fmt).astype(np.int64)
+    expected = np.where(codes == fmt.nan_code, fmt.nan_code, codes)
+    np.testing.assert_array_equal(back, expected)
+
+
+# --- argument checks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "convert", [golden.decode, golden.to_float32_bits, golden.to_bfloat16_bits]
+)
+def test_bad_codes_to_convert(convert):
+    with pytest.raises(ValueError, match="codes holds 300"):
+        convert(np.array([0, 300]), pal8)
+    with pytest.raises(TypeError, match="codes must be an integer array"):
+        convert(np.array([0.0]), pal8)
+    with pytest.raises(TypeError, match="fmt must be a PALFormat"):
+        convert(np.array([1, 2, 3]), 8)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: golden.encode([1.0], NO_TABLES),
+        lambda: golden.from_fixed(np.array([1]), NO_TABLES),
+        lambda: golden.from_float32_bits(np.array([0]), NO_TABLES),
+    ],
+)
+def test_table_driven_conversions_need_small_frac_bits(call):
+    with pytest.raises(ValueError, match="frac_bits must be <= 12, not 13"):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "match"),
+    [
+        (np.array(["1.0"]), TypeError, "values must be a real floating-point or integer array"),
+        (np.array([1.0], dtype=object), TypeError, "values must be a real floating-point"),
+        (np.array([1 + 2j]), TypeError, "values must be a real floating-point"),
+        (np.array([1 << 63], dtype=np.uint64), ValueError, r"magnitude below 2\*\*63"),
+    ],
+)
+def test_bad_encode_values(values, error, match):
+    with pytest.raises(error, match=match):
+        golden.encode(values, pal8)
+
+
+@pytest.mark.parametrize(
+    ("values", "frac_bits", "error", "match"),
+    [
+        (np.array([1]), 1025, ValueError, r"frac_bits must be in \[-1024, 1024\], not 1025"),
+        (np.array([1]), -1025, ValueError, r"frac_bits must be in \[-1024, 1024\]"),
+        (np.array([1]), 2.0, TypeError, "frac_bits must be an integer"),
+        (np.array([1]), True, TypeError, "frac_bits must be an integer"),
+        (np.array([1.0]), 0, TypeError, "values must be an integer array"),
+        (np.array([np.iinfo(np.int64).min]), 0, ValueError, r"magnitude below 2\*\*63"),
+        (np.array([1 << 63], dtype=np.uint64), 0, ValueError, r"magnitude below 2\*\*63"),
+    ],
+)
+def test_bad_from_fixed(values, frac_bits, error, match):
+    with pytest.raises(error, match=match):
+        golden.from_fixed(values, pal8, frac_bits)
+
+
+@pytest.mark.parametrize(
+    ("convert", "bits", "error", "match"),
+    [
+        (golden.from_float32_bits, np.array([1 << 32]), ValueError, r"bits must hold 32-bit"),
+        (golden.from_float32_bits, np.array([-1]), ValueError, r"bits must hold 32-bit"),
+        (golden.from_float32_bits, np.array([1.0]), TypeError, "bits must be an integer array"),
+        (golden.from_bfloat16_bits, np.array([1 << 16]), ValueError, r"bits must hold 16-bit"),
+        (golden.from_bfloat16_bits, np.array([-1]), ValueError, r"bits must hold 16-bit"),
+        (golden.from_bfloat16_bits, np.array([0.5]), TypeError, "bits must be an integer array"),
+    ],
+)
+def test_bad_ieee_bit_patterns(convert, bits, error, match):
+    with pytest.raises(error, match=match):
+        convert(bits, pal8)

@@ -1,5 +1,4 @@
-"""Linear accumulation (mac_terms, matmul, dot, readouts) and adaptive scaling against exact
-rational references.
+"""Linear accumulation (mac_terms, matmul, dot, readouts) against exact rational references.
 
 The reference follows the accumulation rule of ``docs/format.md`` with ``fractions.Fraction``:
 a product ``P = La + Lb`` contributes ``m * 2**(q - W)`` (``q = floor(P / 2**F)``,
@@ -14,7 +13,7 @@ from functools import cache
 
 import numpy as np
 import pytest
-from exact import FLOAT32, FLOAT64, code_of_dyadic, ieee_round, mantissa_round, nearest_log, split
+from exact import FLOAT32, FLOAT64, code_of_dyadic, ieee_round, mantissa_round, split
 
 from palhdl.format import MacConfig, PALFormat, pal8, pal16
 from palhdl.sim import golden
@@ -236,15 +235,6 @@ def test_wrapping_accumulator_wraps_and_drops_overflowing_terms():
     assert fits.acc[0, 0] == 31 * 2**10 and not fits.overflow[0, 0]
 
 
-def test_scale_target_respects_term_bits():
-    # The product of two scaled maxima must stay below 2**term_bits LSBs.
-    wide = MacConfig(pal8, acc_bits=32, acc_frac_bits=12)
-    narrow = MacConfig(pal8, acc_bits=32, acc_frac_bits=12, term_bits=20)
-    assert wide.scale_target(64) == ((32 - 1 - 12 - 1 - 6) * pal8.units) // 2
-    assert narrow.scale_target(64) == ((20 - 12 - 1) * pal8.units) // 2
-    assert narrow.scale_target(1 << 20) == wide.scale_target(1 << 20)
-
-
 @pytest.mark.parametrize("name", ["pal8-exact", "pal16-default", "odd-w9-negfrac"])
 def test_order_independence_without_saturation(name):
     config = CONFIGS[name]
@@ -292,81 +282,6 @@ def test_matmul_values_accuracy_against_float64(fmt, bound):
     assert relative < bound
 
 
-# --- adaptive scaling ---------------------------------------------------------------------------
-
-
-def _float_log(x: float, fmt) -> int:
-    """Exact nearest log (units of 2**-F) of a finite nonzero float."""
-    numerator, denominator = abs(x).as_integer_ratio()
-    return nearest_log(numerator, 1 - denominator.bit_length(), fmt.frac_bits)
-
-
-def _scaling_matrix(rng):
-    x = rng.standard_normal((9, 7)) * np.exp2(rng.integers(-300, 300, (9, 1)))
-    x *= np.exp2(rng.integers(-40, 40, (1, 7)))
-    x[2] = 0.0
-    x[3] = np.nan
-    x[4, 1] = np.inf
-    x[5, :3] = 5e-324
-    x[6, 0] = -np.inf
-    x[6, 1:] = 0.0
-    return x
-
-
-@pytest.mark.parametrize("fmt", [pal8, pal16, ODD], ids=str)
-@pytest.mark.parametrize("per", ["row", "col", "tensor"])
-@pytest.mark.parametrize("target", [None, 5, -37])
-def test_choose_scales_lands_in_top_octave(fmt, per, target):
-    x = _scaling_matrix(np.random.default_rng(3))
-    scales = golden.choose_scales(x, fmt, per=per, target=target)
-    goal = fmt.log_max if target is None else target
-    groups = {"row": list(x), "col": list(x.T), "tensor": [x.ravel()]}[per]
-    assert scales.shape == {"row": (9,), "col": (7,), "tensor": ()}[per]
-    assert scales.dtype == np.int64
-    for group, scale in zip(groups, np.atleast_1d(scales), strict=True):
-        finite = group[np.isfinite(group) & (group != 0)]
-        if finite.size == 0:
-            assert scale == 0
-            continue
-        top = max(_float_log(v, fmt) for v in finite) + int(scale) * fmt.units
-        assert goal - fmt.units < top <= goal
-
-
-def test_choose_scales_without_scaling_and_all_zero_rows():
-    x = _scaling_matrix(np.random.default_rng(4))
-    assert golden.choose_scales(x, pal8, per=None).shape == ()
-    assert golden.choose_scales(x, pal8, per=None) == 0
-    scales = golden.choose_scales(x, pal8, per="row")
-    assert scales[2] == 0 and scales[3] == 0
-    assert golden.choose_scales(np.zeros((2, 3)), pal16, per="tensor") == 0
-
-
-@pytest.mark.parametrize("fmt", [pal8, pal16, ODD], ids=str)
-@pytest.mark.parametrize("per", [None, "row", "col", "tensor"])
-def test_quantize_is_exact_scaled_encoding(fmt, per):
-    x = _scaling_matrix(np.random.default_rng(6))
-    codes, scales = golden.quantize(x, fmt, per=per)
-    np.testing.assert_array_equal(scales, golden.choose_scales(x, fmt, per=per))
-    offset = np.broadcast_to(scales[:, None] if per == "row" else scales, x.shape)
-    expected = np.zeros(x.shape, dtype=np.int64)
-    for index, value in np.ndenumerate(x):
-        if np.isnan(value):
-            expected[index] = fmt.nan_code
-        elif np.isinf(value):
-            expected[index] = fmt.max_code | (fmt.sign_mask if value < 0 else 0)
-        elif value != 0:
-            numerator, denominator = abs(value).as_integer_ratio()
-            exp2 = 1 - denominator.bit_length() + int(offset[index])
-            expected[index] = code_of_dyadic(value < 0, numerator, exp2, fmt)
-    np.testing.assert_array_equal(codes, expected)
-    with np.errstate(over="ignore"):
-        product = x * np.exp2(offset.astype(float))
-    exact = np.isfinite(product) & (np.abs(product) >= np.finfo(np.float64).tiny)
-    exact &= product / np.exp2(offset.astype(float)) == x
-    assert exact.sum() > x.size // 2
-    np.testing.assert_array_equal(codes[exact], golden.encode(product[exact], fmt))
-
-
 def test_matmul_values_is_quantize_then_matmul():
     rng = np.random.default_rng(8)
     a = rng.standard_normal((5, 12)) * 1e-30
@@ -383,3 +298,90 @@ def test_matmul_values_is_quantize_then_matmul():
     plain = golden.matmul_values(a, b, config, adaptive=False)
     assert np.all(plain.scale_exp == 0)
     assert np.all(plain.acc == 0)  # unscaled, every product is far below the window's LSB
+
+
+def test_products_of_max_overflow_just_after_max_exact_k():
+    """``max_exact_k`` products of ``+max * +max`` fit exactly, one more saturates (pal8's
+    default: 4854 terms of ``108 * 2**31``)."""
+    config = CONFIGS["pal8-exact"]
+    k = config.max_exact_k
+    term, overflow = _term_magnitude(2 * pal8.log_max, config)
+    assert not overflow
+    assert k * term <= config.acc_max < (k + 1) * term  # independent integer sums
+    a = np.full((2, k + 1), pal8.max_code)
+    a[0, k] = pal8.zero_code  # row 0: k products, row 1: k + 1 products
+    result = golden.matmul(a, np.full((k + 1, 1), pal8.max_code), config)
+    assert result.acc[:, 0].tolist() == [k * term, config.acc_max]
+    assert result.overflow[:, 0].tolist() == [False, True]
+
+
+def test_infinite_operand_overflows_a_scaled_pal16_window():
+    """Adaptive scaling keeps finite operands inside pal16's 48-bit window; an infinity still
+    encodes as +-max and its products overflow."""
+    config = CONFIGS["pal16-default"]
+    a = np.full((2, 8), 3.0)
+    a[1, 3] = np.inf
+    b = np.full((8, 2), 0.5)
+    result = golden.matmul_values(a, b, config)
+    assert result.overflow.tolist() == [[False, False], [True, True]]
+
+
+# --- argument checks ----------------------------------------------------------------------------
+
+
+SQUARE = np.full((2, 2), pal8.bias)
+CODES = np.array([1, 2, 3])
+#: Valid as a word format, but beyond the table-driven operations (frac_bits > 12).
+NO_TABLES = PALFormat(int_bits=2, frac_bits=13)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "kwargs", "error", "match"),
+    [
+        (SQUARE, np.full((3, 2), 64), {}, ValueError, r"shapes \(M, K\) and \(K, N\).*\(2, 2\)"),
+        (np.full(2, 64), SQUARE, {}, ValueError, "a and b must be 2-D"),
+        (np.zeros((2, 0), int), np.zeros((0, 2), int), {}, ValueError, "K >= 1"),
+        (SQUARE, SQUARE, {"a_scales": [1, 2, 3]}, ValueError, r"a_scales must be .* \(2,\)"),
+        (SQUARE, SQUARE, {"b_scales": [0.5, 1.0]}, ValueError, "b_scales must be an integer"),
+        (SQUARE, SQUARE, {"b_scales": np.zeros((2, 1), int)}, ValueError, "b_scales must be"),
+        (SQUARE * 4, SQUARE, {}, ValueError, "a holds 256"),
+        (SQUARE.astype(float), SQUARE, {}, TypeError, "a must be an integer array"),
+    ],
+)
+def test_bad_matmul(a, b, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        golden.matmul(a, b, CONFIGS["pal8-exact"], **kwargs)
+
+
+def test_matmul_needs_a_config():
+    with pytest.raises(TypeError, match="config must be a MacConfig"):
+        golden.matmul(SQUARE, SQUARE, pal8)
+    with pytest.raises(TypeError, match="config must be a MacConfig"):
+        golden.mac_terms(CODES, CODES, None)
+    with pytest.raises(TypeError, match="config must be a MacConfig"):
+        golden.matmul_values(np.ones((2, 2)), np.ones((2, 2)), pal8)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(CODES, CODES[:2]), (SQUARE, SQUARE), (CODES, CODES[:, None]), (np.array(64), np.array(64))],
+)
+def test_bad_dot(a, b):
+    with pytest.raises(ValueError, match="a and b must be 1-D of equal length"):
+        golden.dot(a, b, CONFIGS["pal8-exact"])
+
+
+def test_bad_matmul_values_shapes():
+    config = CONFIGS["pal8-exact"]
+    with pytest.raises(ValueError, match="a and b must be 2-D"):
+        golden.matmul_values(np.ones((2, 3)), np.ones((2, 3)), config)
+    with pytest.raises(TypeError, match="a must be a real floating-point"):
+        golden.matmul_values(np.array([["x"]]), np.ones((1, 1)), config)
+
+
+def test_bad_readout_format():
+    result = golden.matmul(SQUARE, SQUARE, CONFIGS["pal8-exact"])
+    with pytest.raises(TypeError, match="fmt must be a PALFormat"):
+        result.to_pal("pal16")
+    with pytest.raises(ValueError, match="frac_bits must be <= 12"):
+        result.to_pal(NO_TABLES)

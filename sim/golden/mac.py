@@ -1,0 +1,215 @@
+"""Multiply-accumulate: PAL products summed exactly into a linear fixed-point accumulator.
+
+``docs/format.md`` sections 8 to 10. The gateware counterparts are in :mod:`palhdl.hdl.mac` and
+:mod:`palhdl.hdl.systolic`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from palhdl.format import MacConfig, PALFormat
+from palhdl.sim.golden.bits import (
+    binary_fields,
+    bit_length,
+    check_codes,
+    check_floats,
+    check_fmt,
+    pack,
+    round_shift_right,
+)
+from palhdl.sim.golden.convert import FLOAT32, FLOAT64, ieee_bits, log_round
+from palhdl.sim.golden.scaling import quantize
+from palhdl.tables import mantissa_table
+from palhdl.validate import check_instance
+
+__all__ = ["MacResult", "check_mac_config", "dot", "mac_terms", "matmul", "matmul_values"]
+
+
+def check_mac_config(config) -> MacConfig:
+    """Validate a :class:`~palhdl.format.MacConfig` argument named ``config``."""
+    return check_instance("config", config, MacConfig, "palhdl.format.MacConfig(pal8)")
+
+
+def mac_terms(a, b, config: MacConfig):
+    """Compute the signed accumulator terms of the products ``a * b`` (elementwise, broadcast).
+
+    Returns ``(term, nan, overflow)``: ``term`` is the int64 value the product adds to the
+    accumulator, ``+-round(m * 2**shift)`` with ``m`` from the mantissa table, rounded half away
+    from zero when ``shift < 0``; a term whose magnitude exceeds ``term_max`` flags ``overflow``
+    and is clamped to ``+-acc_max`` (``config.saturate``) or dropped (0, wrapping);
+    ``nan`` marks NaN operands; zero operands give 0.
+    """
+    config = check_mac_config(config)
+    fmt = config.fmt
+    (sa, la, za, na), (sb, lb, zb, nb) = binary_fields(a, b, fmt)
+    log = la + lb
+    octave = log >> fmt.frac_bits
+    mantissa = mantissa_table(fmt.frac_bits, config.mantissa_bits)[log & (fmt.units - 1)]
+    shift = config.shift(octave)
+    headroom = config.term_bits - bit_length(mantissa)
+    too_big = shift > headroom
+    left = mantissa << np.clip(shift, 0, 62)
+    right = round_shift_right(mantissa, np.maximum(-shift, 0))
+    magnitude = np.where(shift >= 0, left, right)
+    overflow = too_big | (magnitude > config.term_max)
+    magnitude = np.where(overflow, config.acc_max if config.saturate else 0, magnitude)
+    nonzero = ~(za | zb | na | nb)
+    term = np.where(nonzero, np.where(sa ^ sb, -magnitude, magnitude), 0)
+    return term, na | nb, overflow & nonzero
+
+
+@dataclass(frozen=True)
+class MacResult:
+    """Accumulators of a matmul/dot, with flags and output scales.
+
+    The real value of an entry is ``acc * 2**-(config.acc_frac_bits + scale_exp)``.
+
+    Attributes
+    ----------
+    acc : ndarray of int64
+        Raw two's-complement accumulator values, in ``[config.acc_min, config.acc_max]``.
+    nan : ndarray of bool
+        A NaN operand reached this accumulator (sticky).
+    overflow : ndarray of bool
+        The accumulator (or a single term) overflowed: saturated, or wrapped (sticky).
+    scale_exp : ndarray of int64
+        Output scale octaves (``a_scale[i] + b_scale[j]``), broadcast to ``acc.shape``.
+    config : MacConfig
+        The configuration the accumulators were computed with.
+    """
+
+    acc: np.ndarray
+    nan: np.ndarray
+    overflow: np.ndarray
+    scale_exp: np.ndarray
+    config: MacConfig
+
+    def _exp2(self) -> np.ndarray:
+        return -(self.config.acc_frac_bits + self.scale_exp)
+
+    def to_float32_bits(self) -> np.ndarray:
+        """Read out correctly rounded float32 bit patterns (RNE; NaN flag gives ``0x7fc00000``)."""
+        return self._to_ieee(FLOAT32).astype(np.uint32)
+
+    def to_float32(self) -> np.ndarray:
+        """Read out float32 values (:meth:`to_float32_bits` viewed as float32)."""
+        return self.to_float32_bits().view(np.float32)
+
+    def to_float64(self) -> np.ndarray:
+        """Read out correctly rounded float64 values (convenience for error measurement)."""
+        return self._to_ieee(FLOAT64).view(np.float64)
+
+    def _to_ieee(self, ieee) -> np.ndarray:
+        magnitude = np.maximum(np.abs(self.acc), 1)
+        bits = ieee_bits(self.acc < 0, magnitude, self._exp2(), False, ieee)
+        man_bits, exp_bits = ieee
+        quiet_nan = np.uint64((((1 << exp_bits) - 1) << man_bits) | (1 << (man_bits - 1)))
+        bits = np.where(self.acc == 0, np.uint64(0), bits)
+        return np.where(self.nan, quiet_nan, bits)
+
+    def to_pal(self, fmt: PALFormat | None = None) -> np.ndarray:
+        """Read out correctly rounded PAL codes (default: the operand format), saturating."""
+        fmt = self.config.fmt if fmt is None else check_fmt(fmt)
+        fmt.require_tables("to_pal")
+        magnitude = np.maximum(np.abs(self.acc), 1)
+        log = log_round(magnitude, self._exp2(), fmt)
+        return pack(self.acc < 0, log, fmt, zero=self.acc == 0, nan=self.nan)
+
+
+def _scales(name: str, scales, length: int) -> np.ndarray:
+    if scales is None:
+        return np.zeros(length, dtype=np.int64)
+    array = np.asarray(scales)
+    if not np.issubdtype(array.dtype, np.integer) or array.shape not in ((), (length,)):
+        raise ValueError(
+            f"{name} must be an integer scalar or array of shape ({length},), not "
+            f"{array.dtype} {array.shape}"
+        )
+    return np.broadcast_to(array.astype(np.int64), (length,))
+
+
+def _check_matmul_shapes(a: np.ndarray, b: np.ndarray) -> None:
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.shape[1] == 0:
+        raise ValueError(
+            "a and b must be 2-D with shapes (M, K) and (K, N), K >= 1; "
+            f"got {a.shape} and {b.shape}"
+        )
+
+
+def matmul(a, b, config: MacConfig, *, a_scales=None, b_scales=None) -> MacResult:
+    """Multiply code matrices, ``a @ b``, with exactly the hardware's linear accumulation.
+
+    Parameters
+    ----------
+    a, b : 2-D array_like of int
+        Codes, shapes ``(M, K)`` and ``(K, N)``, ``K >= 1``.
+    config : MacConfig
+        Operand format, mantissa table width and accumulator geometry.
+    a_scales, b_scales : array_like of int, optional
+        Octave offsets of shape ``(M,)`` / ``(N,)`` already applied to the operands (from
+        :func:`~palhdl.sim.golden.quantize`); they only set :attr:`MacResult.scale_exp`.
+
+    Returns
+    -------
+    MacResult
+        Terms (:func:`mac_terms`) are added for ``k = 0 .. K-1`` in order, each addition
+        saturating to ``[-acc_max, acc_max]`` (or wrapping modulo ``2**acc_bits`` when not
+        ``config.saturate``). While nothing overflows the sum is exact, so the result does not
+        depend on the order; nothing can overflow for ``K <= config.max_exact_k``.
+    """
+    config = check_mac_config(config)
+    fmt = config.fmt
+    a = check_codes("a", a, fmt)
+    b = check_codes("b", b, fmt)
+    _check_matmul_shapes(a, b)
+    m, k = a.shape
+    n = b.shape[1]
+    sa = _scales("a_scales", a_scales, m)
+    sb = _scales("b_scales", b_scales, n)
+    acc = np.zeros((m, n), dtype=np.int64)
+    nan = np.zeros((m, n), dtype=bool)
+    overflow = np.zeros((m, n), dtype=bool)
+    low, high = config.acc_min, config.acc_max
+    for index in range(k):
+        term, term_nan, term_overflow = mac_terms(a[:, index, None], b[None, index, :], config)
+        total = acc + term
+        overflow |= term_overflow | (total < low) | (total > high)
+        if config.saturate:
+            acc = np.clip(total, low, high)
+        else:
+            acc = (total - low) % (1 << config.acc_bits) + low
+        nan |= term_nan
+    return MacResult(acc, nan, overflow, sa[:, None] + sb[None, :], config)
+
+
+def dot(a, b, config: MacConfig) -> MacResult:
+    """Compute the dot product of two 1-D code vectors; a :class:`MacResult` of shape ``()``."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"a and b must be 1-D of equal length, not shapes {a.shape} and {b.shape}")
+    result = matmul(a[None, :], b[:, None], config)
+    return MacResult(
+        *(x[0, 0] for x in (result.acc, result.nan, result.overflow, result.scale_exp)), config
+    )
+
+
+def matmul_values(a, b, config: MacConfig, *, adaptive: bool = True) -> MacResult:
+    """Quantise float matrices and multiply them with :func:`matmul`.
+
+    ``a`` gets per-row scales and ``b`` per-column scales when ``adaptive`` (none otherwise),
+    with targets from :meth:`~palhdl.format.MacConfig.scale_target` for this ``K``. Infinite
+    entries encode as ``+-max`` whatever the scale, so they can still overflow a narrow
+    accumulator window (pal16's default).
+    """
+    config = check_mac_config(config)
+    a = check_floats("a", a)
+    b = check_floats("b", b)
+    _check_matmul_shapes(a, b)
+    target = config.scale_target(a.shape[1])
+    a_codes, a_scales = quantize(a, config.fmt, per="row" if adaptive else None, target=target)
+    b_codes, b_scales = quantize(b, config.fmt, per="col" if adaptive else None, target=target)
+    return matmul(a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales)
