@@ -23,7 +23,7 @@ import ml_dtypes
 import numpy as np
 
 from palhdl.format import AccumulatorConfig
-from palhdl.sim.golden.bits import bit_length, round_shift_right
+from palhdl.sim.golden.bits import bit_length, check_bit_patterns, round_shift_right
 from palhdl.validate import check_int
 
 __all__ = [
@@ -133,25 +133,13 @@ def check_int_mac(width, acc_bits) -> tuple[int, int]:
     return width, acc_bits
 
 
-def _check_bits(name: str, bits, width: int) -> np.ndarray:
-    array = np.asarray(bits)
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(
-            f"{name} must be an integer array of {width}-bit patterns, not {array.dtype}"
-        )
-    array = array.astype(np.int64)
-    if array.size and (array.min() < 0 or array.max() >= 1 << width):
-        raise ValueError(f"{name} must hold {width}-bit patterns in [0, {(1 << width) - 1}]")
-    return array
-
-
 def float_fields(bits, fmt: FloatFormat):
     """Split bit patterns into ``(negative, significand, exponent, nan, inf)``.
 
     A finite pattern has the value ``(-1)**negative * significand * 2**exponent`` (integers;
     subnormals and zeros have no hidden bit); ``significand`` is 0 where ``nan`` or ``inf``.
     """
-    bits = _check_bits("bits", bits, fmt.width)
+    bits = check_bit_patterns("bits", bits, fmt.width)
     man_mask = (1 << fmt.man_bits) - 1
     exp_max = (1 << fmt.exp_bits) - 1
     negative = (bits >> (fmt.width - 1)) == 1

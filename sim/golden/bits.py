@@ -15,6 +15,7 @@ from palhdl.validate import check_instance
 __all__ = [
     "binary_fields",
     "bit_length",
+    "check_bit_patterns",
     "check_codes",
     "check_floats",
     "check_fmt",
@@ -63,6 +64,23 @@ def check_codes(name: str, codes, fmt: PALFormat) -> np.ndarray:
         raise ValueError(
             f"{name} holds {bad}, outside the {fmt} code range [0, {(1 << fmt.width) - 1}]"
         )
+    return array
+
+
+def check_bit_patterns(name: str, bits, width: int) -> np.ndarray:
+    """Validate an integer array of ``width``-bit patterns (IEEE or small-float words).
+
+    Returns it as int64; raises ``TypeError`` for a non-integer dtype and ``ValueError`` for a
+    value outside ``[0, 2**width)``, naming ``name``.
+    """
+    array = np.asarray(bits)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(
+            f"{name} must be an integer array of {width}-bit patterns, not dtype {array.dtype}"
+        )
+    array = array.astype(np.int64)
+    if array.size and (array.min() < 0 or array.max() >= 1 << width):
+        raise ValueError(f"{name} must hold {width}-bit patterns in [0, {(1 << width) - 1}]")
     return array
 
 

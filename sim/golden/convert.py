@@ -10,7 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from palhdl.format import PALFormat
-from palhdl.sim.golden.bits import bit_length, check_codes, check_floats, check_fmt, fields, pack
+from palhdl.sim.golden.bits import (
+    bit_length,
+    check_bit_patterns,
+    check_codes,
+    check_floats,
+    check_fmt,
+    fields,
+    pack,
+)
 from palhdl.tables import TABLE_PREC, exp2_table, log_threshold_table
 from palhdl.validate import check_int
 
@@ -193,23 +201,13 @@ def to_bfloat16_bits(codes, fmt: PALFormat) -> np.ndarray:
     return _pal_to_ieee(codes, fmt, BFLOAT16).astype(np.uint16)
 
 
-def _ieee_pattern(name: str, bits, width: int) -> np.ndarray:
-    array = np.asarray(bits)
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name} must be an integer array of bit patterns, not dtype {array.dtype}")
-    array = array.astype(np.int64)
-    if array.size and (array.min() < 0 or array.max() >= 1 << width):
-        raise ValueError(f"{name} must hold {width}-bit patterns in [0, {(1 << width) - 1}]")
-    return array
-
-
 def from_float32_bits(bits, fmt: PALFormat) -> np.ndarray:
     """Encode float32 bit patterns (any integer array of values < 2**32) as PAL codes."""
-    bits = _ieee_pattern("bits", bits, 32)
+    bits = check_bit_patterns("bits", bits, 32)
     return encode(bits.astype(np.uint32).view(np.float32), fmt)
 
 
 def from_bfloat16_bits(bits, fmt: PALFormat) -> np.ndarray:
     """Encode bfloat16 bit patterns (any integer array of values < 2**16) as PAL codes."""
-    bits = _ieee_pattern("bits", bits, 16)
+    bits = check_bit_patterns("bits", bits, 16)
     return encode((bits.astype(np.uint32) << 16).view(np.float32), fmt)

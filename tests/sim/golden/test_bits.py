@@ -7,6 +7,7 @@ from palhdl.format import PALFormat, pal8, pal16
 from palhdl.sim.golden.bits import (
     binary_fields,
     bit_length,
+    check_bit_patterns,
     check_codes,
     check_floats,
     check_fmt,
@@ -73,3 +74,12 @@ def test_checks_return_normalised_arrays():
     codes = check_codes("x", np.array([1, 2], dtype=np.uint8), PALFormat(int_bits=2, frac_bits=1))
     assert codes.dtype == np.int64 and codes.tolist() == [1, 2]
     assert check_floats("v", np.array([1, 2], dtype=np.int8)).dtype == np.float64
+
+
+def test_check_bit_patterns():
+    patterns = check_bit_patterns("bits", np.array([0, 255], dtype=np.uint8), 8)
+    assert patterns.dtype == np.int64 and patterns.tolist() == [0, 255]
+    with pytest.raises(ValueError, match=r"bits must hold 8-bit patterns in \[0, 255\]"):
+        check_bit_patterns("bits", [256], 8)
+    with pytest.raises(TypeError, match="bits must be an integer array of 8-bit patterns"):
+        check_bit_patterns("bits", [1.0], 8)
