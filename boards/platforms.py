@@ -1,8 +1,8 @@
 """Board tops: the host-link accelerator on the iCEBreaker and the ULX3S-85F.
 
-A :class:`Board` describes one supported board (its Amaranth platform, oscillator, nextpnr
-device options and default accelerator configuration); :data:`BOARDS` lists them by the name
-``palhdl build --board`` takes. :class:`BoardTop` wraps a
+A :class:`Board` describes one supported board (its Amaranth platform, its FPGA
+(:class:`~palhdl.boards.devices.Device`), oscillator and default accelerator configuration);
+:data:`BOARDS` lists them by the name ``palhdl build --board`` takes. :class:`BoardTop` wraps a
 :class:`~palhdl.boards.hostlink.core.HostLinkCore` for a board: it derives the ``sync`` clock from
 the board oscillator through a PLL (:func:`ice40_pll`, :func:`ecp5_pll`), holds ``sync`` in
 reset until the PLL has locked (plus a power-on delay), and connects the FTDI UART and the
@@ -20,7 +20,9 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
+from palhdl.boards.devices import ECP5_85F, ICE40_UP5K, Device
 from palhdl.format import MacConfig, PALFormat, pal8, pal16
+from palhdl.validate import check_choice, check_instance, check_positive_float
 
 __all__ = [
     "BOARDS",
@@ -45,12 +47,6 @@ def _mhz(hz: float) -> str:
     return f"{hz / 1e6:.6g} MHz"
 
 
-def _check_frequency(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive frequency in Hz, not {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class ICE40PLL:
     """Configuration of an iCE40 ``SB_PLL40_*`` in ``SIMPLE`` feedback mode.
@@ -71,14 +67,17 @@ class ICE40PLL:
 
     @property
     def f_pfd(self) -> float:
+        """Phase detector frequency, in Hz."""
         return self.f_in / (self.divr + 1)
 
     @property
     def f_vco(self) -> float:
+        """VCO frequency, in Hz."""
         return self.f_pfd * (self.divf + 1)
 
     @property
     def f_out(self) -> float:
+        """Output frequency, in Hz."""
         return self.f_vco / (1 << self.divq)
 
     @property
@@ -110,14 +109,17 @@ class ECP5PLL:
 
     @property
     def f_pfd(self) -> float:
+        """Phase detector frequency, in Hz."""
         return self.f_in / self.clki_div
 
     @property
     def f_out(self) -> float:
+        """Output frequency, in Hz."""
         return self.f_pfd * self.clkfb_div
 
     @property
     def f_vco(self) -> float:
+        """VCO frequency, in Hz."""
         return self.f_out * self.clkop_div
 
 
@@ -126,7 +128,7 @@ def _within(value: float, limits: tuple[float, float]) -> bool:
 
 
 def _choose(kind: str, f_in: float, f_out: float, candidates, limits, tolerance: float):
-    """The candidate PLL closest to ``f_out`` (ties: highest phase detector frequency)."""
+    """Pick the candidate PLL closest to ``f_out`` (ties: highest phase detector frequency)."""
     if not _within(f_in, limits.F_IN):
         raise ValueError(
             f"the {kind} PLL needs a reference clock of {_mhz(limits.F_IN[0])} to "
@@ -168,8 +170,8 @@ def ice40_pll(f_in: float, f_out: float, *, tolerance: float = PLL_TOLERANCE) ->
         If ``f_in`` or ``f_out`` is outside the PLL's range, or no setting is within
         ``tolerance`` of ``f_out`` (the message names the nearest achievable frequency).
     """
-    f_in = _check_frequency("f_in", f_in)
-    f_out = _check_frequency("clk_freq", f_out)
+    f_in = check_positive_float("f_in", f_in)
+    f_out = check_positive_float("clk_freq", f_out)
     valid = [
         ICE40PLL(f_in, divr, divf, divq)
         for divr in range(16)
@@ -187,8 +189,8 @@ def ecp5_pll(f_in: float, f_out: float, *, tolerance: float = PLL_TOLERANCE) -> 
 
     Parameters, return value and errors as :func:`ice40_pll` (with the ECP5 limits).
     """
-    f_in = _check_frequency("f_in", f_in)
-    f_out = _check_frequency("clk_freq", f_out)
+    f_in = check_positive_float("f_in", f_in)
+    f_out = check_positive_float("clk_freq", f_out)
     valid = []
     for clki_div in range(1, 129):
         if f_in / clki_div < ECP5PLL.F_PFD[0]:
@@ -217,15 +219,10 @@ class Board:
         What ``palhdl build --board`` takes.
     title : str
         Human-readable board and FPGA.
-    family : str
-        ``"ice40"`` or ``"ecp5"``: selects Yosys' ``synth_<family>``, ``nextpnr-<family>``, the
-        packer and the PLL primitive.
+    device : Device
+        The FPGA; its family selects the tools and the PLL primitive.
     platform : type
         The ``amaranth_boards`` platform class.
-    nextpnr_options : tuple of str
-        nextpnr's device and package options and any others the board's builds need (the
-        ULX3S routes with ``router2``: nextpnr's default router did not converge on a 16 x 16
-        array in two hours).
     osc_freq : float
         Frequency of the board oscillator (the platform's default clock), in Hz.
     rows, cols : int
@@ -239,13 +236,15 @@ class Board:
         for bit as the golden model), so the FPGA needs no readout converters.
     leds : int
         Number of user LEDs (``led`` resources) the core's ``status`` bits drive.
+    nextpnr_extra : tuple of str
+        nextpnr options the board's builds need beyond the device's (the ULX3S routes with
+        ``router2``: nextpnr's default router did not converge on a 16 x 16 array in two hours).
     """
 
     name: str
     title: str
-    family: str
+    device: Device
     platform: type
-    nextpnr_options: tuple[str, ...]
     osc_freq: float
     rows: int
     cols: int
@@ -253,17 +252,27 @@ class Board:
     configs: tuple[MacConfig, ...]
     output: str
     leds: int
+    nextpnr_extra: tuple[str, ...] = ()
+
+    @property
+    def family(self) -> str:
+        """The FPGA family, :attr:`Device.family <palhdl.boards.devices.Device.family>`."""
+        return self.device.family
+
+    @property
+    def nextpnr_options(self) -> tuple[str, ...]:
+        """All of nextpnr's options for the board: the device's, then :attr:`nextpnr_extra`."""
+        return self.device.nextpnr_options + self.nextpnr_extra
 
     def default_config(self, fmt: PALFormat = pal8) -> MacConfig:
-        """The accumulator this board uses by default for operands of ``fmt``.
+        """Return the accumulator this board uses by default for operands of ``fmt``.
 
         Raises
         ------
         ValueError
             If the board has no default for ``fmt`` (pass a ``MacConfig`` instead).
         """
-        if not isinstance(fmt, PALFormat):
-            raise TypeError(f"fmt must be a PALFormat, not {fmt!r}")
+        check_instance("fmt", fmt, PALFormat)
         for config in self.configs:
             if config.fmt == fmt:
                 return config
@@ -274,14 +283,14 @@ class Board:
         )
 
     def pll(self, clk_freq: float) -> ICE40PLL | ECP5PLL | None:
-        """The PLL setting for ``clk_freq``, or ``None`` if it is the oscillator frequency.
+        """Return the PLL setting for ``clk_freq`` (``None``: it is the oscillator frequency).
 
         Raises
         ------
         ValueError
             If the board's PLL cannot make ``clk_freq`` (see :func:`ice40_pll`).
         """
-        clk_freq = _check_frequency("clk_freq", clk_freq)
+        clk_freq = check_positive_float("clk_freq", clk_freq)
         if clk_freq == self.osc_freq:
             return None
         if self.family == "ice40":
@@ -295,9 +304,8 @@ BOARDS: dict[str, Board] = {
         Board(
             name="icebreaker",
             title="iCEBreaker (Lattice iCE40UP5K-SG48)",
-            family="ice40",
+            device=ICE40_UP5K,
             platform=ICEBreakerPlatform,
-            nextpnr_options=("--up5k", "--package", "sg48"),
             osc_freq=12e6,
             rows=4,
             cols=4,
@@ -319,12 +327,8 @@ BOARDS: dict[str, Board] = {
         Board(
             name="ulx3s-85f",
             title="ULX3S (Lattice ECP5 LFE5U-85F-6BG381C)",
-            family="ecp5",
+            device=ECP5_85F,
             platform=ULX3S_85F_Platform,
-            nextpnr_options=(
-                *("--85k", "--package", "CABGA381", "--speed", "6"),
-                *("--router", "router2"),
-            ),
             osc_freq=25e6,
             rows=16,
             cols=16,
@@ -342,22 +346,21 @@ BOARDS: dict[str, Board] = {
             ),
             output="raw",
             leds=8,
+            nextpnr_extra=("--router", "router2"),
         ),
     )
 }
 
 
 def get_board(name: str) -> Board:
-    """The :class:`Board` called ``name`` (a key of :data:`BOARDS`).
+    """Return the :class:`Board` called ``name`` (a key of :data:`BOARDS`).
 
     Raises
     ------
     ValueError
         If there is no such board; the message lists the supported ones.
     """
-    if not isinstance(name, str) or name not in BOARDS:
-        raise ValueError(f"board must be one of {', '.join(map(repr, BOARDS))}, not {name!r}")
-    return BOARDS[name]
+    return BOARDS[check_choice("board", name, BOARDS)]
 
 
 class BoardTop(Elaboratable):
@@ -375,13 +378,6 @@ class BoardTop(Elaboratable):
         Frequency of ``sync`` in Hz: the oscillator itself, or made by the board's PLL
         (:meth:`Board.pll`).
 
-    Attributes
-    ----------
-    pll : ICE40PLL, ECP5PLL or None
-        The PLL setting (``None``: ``sync`` runs from the oscillator).
-    sync_freq : float
-        The frequency ``sync`` actually runs at (``pll.f_out`` or the oscillator's).
-
     Raises
     ------
     TypeError
@@ -390,16 +386,44 @@ class BoardTop(Elaboratable):
         If the PLL cannot make ``clk_freq``.
     """
 
-    def __init__(self, board: Board, core, *, clk_freq: float):
-        if not isinstance(board, Board):
-            raise TypeError(f"board must be a Board, not {board!r}")
+    def __new__(cls, board: Board, core, *, clk_freq: float):
+        """Check the arguments, then create the top.
+
+        The checks run before the elaboratable exists: a rejected top is never created, so
+        Amaranth does not report it as created but never used.
+        """
+        check_instance("board", board, Board)
         for port in ("rx", "tx"):
             if not hasattr(core, port):
                 raise TypeError(f"core must have a {port!r} port, {core!r} has none")
-        self.board = board
-        self.core = core
-        self.pll = board.pll(clk_freq)
-        self.sync_freq = board.osc_freq if self.pll is None else self.pll.f_out
+        pll = board.pll(clk_freq)
+        self = super().__new__(cls, src_loc_at=1)
+        self._pll = pll
+        return self
+
+    def __init__(self, board: Board, core, *, clk_freq: float):
+        self._board = board
+        self._core = core
+
+    @property
+    def board(self) -> Board:
+        """The target board."""
+        return self._board
+
+    @property
+    def core(self):
+        """The accelerator."""
+        return self._core
+
+    @property
+    def pll(self) -> ICE40PLL | ECP5PLL | None:
+        """The PLL setting (``None``: ``sync`` runs from the oscillator)."""
+        return self._pll
+
+    @property
+    def sync_freq(self) -> float:
+        """The frequency ``sync`` actually runs at (``pll.f_out`` or the oscillator's), in Hz."""
+        return self._board.osc_freq if self._pll is None else self._pll.f_out
 
     def _clock(self, m: Module, platform, clk: Signal, locked: Signal) -> None:
         """Drive ``clk`` (and ``locked``) from the board oscillator, through the PLL if any."""
@@ -461,6 +485,7 @@ class BoardTop(Elaboratable):
             )
 
     def elaborate(self, platform):
+        """Clock, power-on reset, UART and LEDs around the core."""
         m = Module()
         clk = Signal()
         locked = Signal()

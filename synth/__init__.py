@@ -1,0 +1,1 @@
+"""Synthesis layer: the FPGA tools, resource counts, Fmax and bitstream builds."""

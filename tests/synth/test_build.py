@@ -1,9 +1,8 @@
-"""Board tops, PLL settings and bitstream builds (boards/platforms.py, synth/build.py).
+"""Bitstream builds (synth/build.py) and the ``palhdl build`` command.
 
-The PLL and report-parsing tests are pure Python. The build tests run the real YoWASP tools: one
-small host-link accelerator per board all the way to a bitstream, and two failing builds of
-tiny stand-in cores (monkeypatched over ``HostLinkCore``) that exercise the "misses timing" and
-"does not fit" paths in seconds.
+The build tests run the real YoWASP tools: one small host-link accelerator per board all the way
+to a bitstream, and two failing builds of tiny stand-in cores (monkeypatched over
+``HostLinkCore``) that exercise the "misses timing" and "does not fit" paths in seconds.
 """
 
 from __future__ import annotations
@@ -12,296 +11,19 @@ import functools
 import json
 import operator
 import re
-from fractions import Fraction
 
 import pytest
 from amaranth.hdl import Cat, Instance, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from palhdl.boards.hostlink import core as hostlink
-from palhdl.boards.platforms import (
-    BOARDS,
-    ECP5PLL,
-    ICE40PLL,
-    BoardTop,
-    ecp5_pll,
-    get_board,
-    ice40_pll,
-)
+from palhdl.boards.platforms import get_board
 from palhdl.cli import main
-from palhdl.format import MacConfig, PALFormat, pal8, pal16
-from palhdl.studies import accuracy
-from palhdl.synth.build import (
-    STAGES,
-    BuildError,
-    BuildReport,
-    ClockTiming,
-    build,
-    describe_nextpnr_failure,
-    parse_nextpnr_report,
-    parse_utilisation,
-)
-
-MHZ = 1_000_000
-
-# --- PLL settings --------------------------------------------------------------------------------
-
-
-def _ice40_output(f_in: int, pll: ICE40PLL) -> Fraction:
-    """iCE40 SIMPLE feedback: f_in * (DIVF + 1) / ((DIVR + 1) * 2**DIVQ), exactly."""
-    return Fraction(f_in * (pll.divf + 1), (pll.divr + 1) * 2**pll.divq)
-
-
-def _check_ice40_limits(f_in: int, pll: ICE40PLL) -> None:
-    # iCE40 sysCLOCK PLL limits: PFD 10..133 MHz, VCO 533..1066 MHz, output 16..275 MHz.
-    pfd = Fraction(f_in, pll.divr + 1)
-    vco = pfd * (pll.divf + 1)
-    assert 10 * MHZ <= pfd <= 133 * MHZ
-    assert 533 * MHZ <= vco <= 1066 * MHZ
-    assert 16 * MHZ <= _ice40_output(f_in, pll) <= 275 * MHZ
-    assert 0 <= pll.divr <= 15 and 0 <= pll.divf <= 127 and 1 <= pll.divq <= 6
-
-
-def test_ice40_pll_48mhz_from_12mhz():
-    pll = ice40_pll(12e6, 48e6)
-    _check_ice40_limits(12 * MHZ, pll)
-    assert _ice40_output(12 * MHZ, pll) == 48 * MHZ
-    assert pll.f_out == 48e6
-    # 12 MHz into the phase detector is the lowest loop filter band (10..17 MHz).
-    assert pll.filter_range == 1
-
-
-@pytest.mark.parametrize("mhz", [16, 20, 25, 33, 40, 45, 48, 50, 60, 75, 100, 133, 200, 270])
-def test_ice40_pll_within_one_percent_and_limits(mhz):
-    pll = ice40_pll(12e6, mhz * 1e6)
-    _check_ice40_limits(12 * MHZ, pll)
-    achieved = _ice40_output(12 * MHZ, pll)
-    assert abs(achieved - mhz * MHZ) <= Fraction(mhz * MHZ, 100)
-    assert pll.f_out == pytest.approx(float(achieved), rel=1e-12)
-
-
-def test_ice40_pll_rejects_unreachable_frequency_naming_the_nearest():
-    # From 12 MHz only DIVR = 0 keeps the PFD >= 10 MHz; near 49 MHz DIVQ must be 4, so the
-    # outputs are 12 MHz * (DIVF + 1) / 16: 48.75 MHz and 49.5 MHz around 49 MHz.
-    with pytest.raises(ValueError, match=r"clk_freq 49 MHz .* nearest achievable .* 48\.75 MHz"):
-        ice40_pll(12e6, 49e6, tolerance=0.001)
-
-
-@pytest.mark.parametrize("mhz", [5, 15.9, 276, 1000])
-def test_ice40_pll_rejects_out_of_range(mhz):
-    with pytest.raises(ValueError, match=r"clk_freq must be between 16 MHz and 275 MHz"):
-        ice40_pll(12e6, mhz * 1e6)
-
-
-def test_ecp5_pll_150mhz_from_25mhz():
-    pll = ecp5_pll(25e6, 150e6)
-    # EHXPLLL with CLKOP feedback: out = in * CLKFB_DIV / CLKI_DIV; VCO = out * CLKOP_DIV.
-    out = Fraction(25 * MHZ * pll.clkfb_div, pll.clki_div)
-    assert out == 150 * MHZ
-    assert 400 * MHZ <= out * pll.clkop_div <= 800 * MHZ
-    assert Fraction(25 * MHZ, pll.clki_div) >= Fraction(3125, 1000) * MHZ
-    assert all(1 <= d <= 128 for d in (pll.clki_div, pll.clkfb_div, pll.clkop_div))
-
-
-@pytest.mark.parametrize("mhz", [1, 401, 2000])
-def test_ecp5_pll_rejects_out_of_range(mhz):
-    with pytest.raises(ValueError, match=r"clk_freq must be between 3\.125 MHz and 400 MHz"):
-        ecp5_pll(25e6, mhz * 1e6)
-
-
-@pytest.mark.parametrize("bad", [0, -5e6, "48e6", True, None])
-def test_pll_rejects_non_frequencies(bad):
-    with pytest.raises(ValueError, match="clk_freq must be a positive frequency in Hz"):
-        ice40_pll(12e6, bad)
-    with pytest.raises(ValueError, match="f_in must be a positive frequency in Hz"):
-        ecp5_pll(bad, 100e6)
-
-
-def test_board_pll_is_none_at_the_oscillator_frequency():
-    icebreaker, ulx3s = get_board("icebreaker"), get_board("ulx3s-85f")
-    assert icebreaker.pll(12e6) is None
-    assert ulx3s.pll(25e6) is None
-    assert isinstance(icebreaker.pll(30e6), ICE40PLL)
-    assert isinstance(ulx3s.pll(100e6), ECP5PLL)
-
-
-def test_get_board_rejects_unknown_names():
-    with pytest.raises(ValueError, match=r"board must be one of 'icebreaker', 'ulx3s-85f'"):
-        get_board("arty")
-
-
-def test_board_default_config_needs_a_known_format():
-    with pytest.raises(ValueError, match=r"default accumulators for formats 'pal8', 'pal16'"):
-        BOARDS["icebreaker"].default_config(PALFormat(int_bits=5, frac_bits=6))
-    with pytest.raises(TypeError, match="fmt must be a PALFormat"):
-        BOARDS["icebreaker"].default_config("pal8")
-
-
-@pytest.mark.parametrize("board", sorted(BOARDS))
-def test_board_default_configs_cost_little_accuracy(board):
-    # The boards' narrow, wrapping accumulators must not cost a Gaussian matmul more than
-    # 0.5 dB SQNR over exact accumulation of the same PAL operands, at the host link's K.
-    for fmt in (pal8, pal16):
-        config = BOARDS[board].default_config(fmt)
-        assert accuracy.mac_rounding_cost(config, 64).cost_db < 0.5, (board, fmt)
-
-
-def test_board_top_rejects_bad_arguments():
-    core = _TimingStandIn()
-    with pytest.raises(TypeError, match="board must be a Board"):
-        BoardTop("icebreaker", core, clk_freq=12e6)
-    with pytest.raises(TypeError, match="core must have a 'rx' port"):
-        BoardTop(BOARDS["icebreaker"], object(), clk_freq=12e6)
-    with pytest.raises(ValueError, match="clk_freq must be between"):
-        BoardTop(BOARDS["icebreaker"], core, clk_freq=500e6)
-
-
-# --- report parsing ------------------------------------------------------------------------------
-
-_PNR_LOG = """\
-Info: Packing constants..
-Info: Device utilisation:
-Info: \t         ICESTORM_LC:    6012/   5280   113%
-Info: \t        ICESTORM_RAM:       3/     30    10%
-Info: \t               SB_IO:       5/     39    12%
-
-Info: Placed 9 cells based on constraints.
-ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'
-"""
-
-
-def test_parse_utilisation_reads_the_device_table():
-    assert parse_utilisation(_PNR_LOG) == {
-        "ICESTORM_LC": (6012, 5280),
-        "ICESTORM_RAM": (3, 30),
-        "SB_IO": (5, 39),
-    }
-    assert parse_utilisation("Info: Program finished normally.\n") == {}
-
-
-def test_describe_nextpnr_failure_names_the_overfull_resource():
-    assert describe_nextpnr_failure("iCE40UP5K", 1, _PNR_LOG) == (
-        "the design does not fit the iCE40UP5K: ICESTORM_LC 6012/5280 (114%)"
-    )
-
-
-def test_describe_nextpnr_failure_below_capacity_gives_error_and_fullest_resources():
-    log = _PNR_LOG.replace("6012/   5280   113%", "5100/   5280    96%").replace(
-        "no BELs remaining", "no legal placement"
-    )
-    message = describe_nextpnr_failure("iCE40UP5K", 125, log)
-    assert message.startswith(
-        "nextpnr failed (exit status 125): ERROR: Unable to place cell 'x', no legal placement "
-        "to implement cell type 'ICESTORM_LC'; fullest resources: ICESTORM_LC 5100/5280 (97%), "
-        "SB_IO 5/39 (13%); end of pnr.log:\n"
-    )
-    assert message.endswith(log.rstrip("\n").splitlines()[-1])
-    assert "no ERROR line; fullest resources: unknown" in describe_nextpnr_failure("x", 1, "")
-
-
-def _segment(kind, delay, start, end):
-    return {"type": kind, "delay": delay, "from": {"cell": start}, "to": {"cell": end}}
-
-
-def test_parse_nextpnr_report_clocks_and_critical_path():
-    report = {
-        "fmax": {
-            "sys_clk": {"achieved": 41.5, "constraint": 48.0},
-            "aux": {"achieved": 300.0, "constraint": 12.0},
-        },
-        "critical_paths": [
-            {
-                "from": "posedge sys_clk",
-                "to": "posedge sys_clk",
-                "path": [
-                    _segment("clk-to-q", 1.25, "ff_a", "ff_a"),
-                    _segment("routing", 2.5, "ff_a", "lut_1"),
-                    _segment("logic", 0.75, "lut_1", "lut_1"),
-                    _segment("routing", 1.5, "lut_1", "lut_2"),
-                    _segment("logic", 0.5, "lut_2", "lut_2"),
-                    _segment("routing", 3.0, "lut_2", "ff_b"),
-                    _segment("setup", 1.0, "ff_b", "ff_b"),
-                ],
-            },
-            {  # an I/O path: not a register-to-register path, ignored
-                "from": "<async>",
-                "to": "posedge sys_clk",
-                "path": [_segment("routing", 99.0, "pin", "ff_c")],
-            },
-        ],
-    }
-    clocks, path = parse_nextpnr_report(report)
-    assert clocks == [ClockTiming("aux", 300.0, 12.0), ClockTiming("sys_clk", 41.5, 48.0)]
-    assert [clock.met for clock in clocks] == [True, False]
-    assert path == {
-        "delay_ns": 10.5,
-        "logic_ns": 3.5,
-        "routing_ns": 7.0,
-        "logic_levels": 2,
-        "start": "ff_a",
-        "end": "ff_b",
-    }
-    assert parse_nextpnr_report({"fmax": {}})[1] is None
-
-
-@pytest.mark.parametrize("bad", [{}, {"fmax": {"clk": {"achieved": 1.0}}}, {"fmax": 3}])
-def test_parse_nextpnr_report_rejects_malformed_reports(bad):
-    with pytest.raises(BuildError, match="no usable 'fmax' section"):
-        parse_nextpnr_report(bad)
-
-
-def _report(**overrides) -> BuildReport:
-    fields = dict(
-        board="icebreaker",
-        board_title="iCEBreaker",
-        rows=5,
-        cols=5,
-        format="pal8",
-        mantissa_bits=6,
-        acc_bits=20,
-        acc_frac_bits=12,
-        term_bits=19,
-        saturate=True,
-        output="pal",
-        pipelined=True,
-        k_max=64,
-        baud=115200,
-        requested_mhz=48.0,
-        sync_mhz=48.0,
-        pll=None,
-    )
-    fields.update(overrides)
-    return BuildReport(**fields)
-
-
-def test_build_report_fits_timing_and_throughput():
-    report = _report(
-        resources={"LUT": {"used": 5281, "available": 5280}, "IO": {"used": 5, "available": 39}},
-        clocks=[ClockTiming("clk", 47.9, 48.0)],
-        stage_seconds={"synth": 2.0, "place": 3.5},
-    )
-    assert not report.fits
-    assert not report.timing_met
-    assert report.pes == 25
-    assert report.peak_macs_per_second == 25 * 48e6
-    assert report.total_seconds == 5.5
-    text = report.to_markdown()
-    assert "Build finished, but timing was NOT met" in text
-    assert "| LUT | 5281 | 5280 | 100% |" in text
-    assert "| `clk` | 47.90 | 48.00 | NO |" in text
-    data = report.to_dict()
-    assert json.loads(json.dumps(data))["fits"] is False
-    assert data["clocks"] == [
-        {"net": "clk", "fmax_mhz": 47.9, "constraint_mhz": 48.0, "met": False}
-    ]
-    met = _report(
-        resources={"LUT": {"used": 5280, "available": 5280}},
-        clocks=[ClockTiming("clk", 48.0, 48.0)],
-    )
-    assert met.fits and met.timing_met
-    assert not _report().timing_met  # no clocks analysed: not met
-
+from palhdl.format import MacConfig, pal8
+from palhdl.synth import build as build_module
+from palhdl.synth.build import STAGES, BuildError, build
+from palhdl.synth.report import BuildReport, ClockTiming
+from palhdl.synth.toolchain import TOOLS
 
 # --- build parameters ----------------------------------------------------------------------------
 
@@ -310,8 +32,8 @@ def test_build_report_fits_timing_and_throughput():
     ("kwargs", "error", "message"),
     [
         ({"board": "de10"}, ValueError, "board must be one of"),
-        ({"rows": 0}, ValueError, "rows must be a positive integer"),
-        ({"cols": 2.0}, ValueError, "cols must be a positive integer"),
+        ({"rows": 0}, ValueError, r"rows must be in \[1, inf\], not 0"),
+        ({"cols": 2.0}, TypeError, "cols must be an integer"),
         ({"fmt": "pal9"}, ValueError, "fmt must be one of 'pal8', 'pal16'"),
         ({"fmt": 8}, TypeError, "fmt must be a PALFormat"),
         ({"config": "exact"}, TypeError, "config must be a MacConfig"),
@@ -319,12 +41,23 @@ def test_build_report_fits_timing_and_throughput():
         ({"clk_freq": 300e6}, ValueError, "clk_freq must be between 16 MHz and 275 MHz"),
         ({"allow_timing_fail": 1}, TypeError, "allow_timing_fail must be a bool"),
         ({"seed": "1"}, TypeError, "seed must be an integer"),
+        ({"progress": "yes"}, TypeError, "progress must be a bool"),
     ],
 )
 def test_build_rejects_bad_parameters_before_running_tools(tmp_path, kwargs, error, message):
     arguments = {"board": "icebreaker", "out_dir": tmp_path / "out", **kwargs}
     with pytest.raises(error, match=message):
         build(arguments.pop("board"), **arguments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_reports_a_missing_tool_before_starting(monkeypatch, tmp_path):
+    monkeypatch.delenv("ICEPACK", raising=False)
+    monkeypatch.setitem(TOOLS, "ICEPACK", "palhdl-no-such-icepack")
+    with pytest.raises(
+        BuildError, match=r"palhdl-no-such-icepack not found \(needed for ICEPACK\)"
+    ):
+        build("icebreaker", out_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -397,7 +130,7 @@ class _DSPStandIn(wiring.Component):
 
 @pytest.mark.slow
 def test_build_that_misses_timing_fails_with_the_numbers(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(hostlink, "HostLinkCore", _TimingStandIn)
+    monkeypatch.setattr(build_module, "HostLinkCore", _TimingStandIn)
     out = tmp_path / "timing"
     code = main(["build", "--board", "icebreaker", "--freq", "276", "--out", str(out)])
     assert code == 2  # 276 MHz is above the iCE40 PLL's range: rejected before any tool runs
@@ -417,7 +150,7 @@ def test_build_that_misses_timing_fails_with_the_numbers(monkeypatch, tmp_path, 
 
 @pytest.mark.slow
 def test_build_that_does_not_fit_fails_with_the_numbers(monkeypatch, tmp_path):
-    monkeypatch.setattr(hostlink, "HostLinkCore", _DSPStandIn)
+    monkeypatch.setattr(build_module, "HostLinkCore", _DSPStandIn)
     with pytest.raises(BuildError) as caught:
         build("icebreaker", clk_freq=12e6, out_dir=tmp_path, progress=False)
     message = str(caught.value)

@@ -1,151 +1,16 @@
-# amaranth: UnusedElaboratable=no
-"""Synthesis tooling: YoWASP Yosys runs, resource counts, the toolchain environment, the study.
+"""The cost study (palhdl/studies/cost.py, ``palhdl cost``): units, rendering, the command.
 
-The first Yosys run on a machine compiles the WebAssembly module (about a minute, once).
+The measuring test synthesizes one small baseline MAC with the YoWASP Yosys (a few seconds).
 """
 
 import argparse
-import os
 from pathlib import Path
 
-import pytest
-from amaranth.hdl import Fragment, Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Fragment
 
+from palhdl.boards.devices import DEVICES
 from palhdl.format import MacConfig, pal8
 from palhdl.studies import cost
-from palhdl.synth.pnr import fmax
-from palhdl.synth.toolchain import TOOLS, find_tool, use_yowasp_env, yowasp_env
-from palhdl.synth.yosys import YosysError, run_yosys, synth_stats, yosys_version
-
-
-class RegisteredAdder(wiring.Component):
-    """``y <= a + b`` with 4-bit operands: 5 flip-flops and a few LUTs."""
-
-    a: In(4)
-    b: In(4)
-    y: Out(5)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.sync += self.y.eq(self.a + self.b)
-        return m
-
-
-class RegisteredMultiplier(wiring.Component):
-    """``y <= a * b`` with 8-bit operands."""
-
-    a: In(8)
-    b: In(8)
-    y: Out(16)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.sync += self.y.eq(self.a * self.b)
-        return m
-
-
-def test_ice40_counts():
-    stats = synth_stats(RegisteredAdder(), target="ice40")
-    assert stats["DFF"] == 5
-    assert 4 <= stats["LUT4"] <= 20
-    assert stats["DSP"] == 0 and stats["BRAM"] == 0
-    assert stats["cells"]["SB_LUT4"] == stats["LUT4"]
-
-
-def test_ecp5_counts():
-    stats = synth_stats(RegisteredAdder(), target="ecp5")
-    assert stats["DFF"] == 5
-    assert stats["LUT4"] + stats["CCU2C"] > 0
-    assert stats["DSP"] == 0 and stats["EBR"] == 0
-
-
-def test_cmos_counts():
-    stats = synth_stats(RegisteredAdder(), target="cmos")
-    assert stats["cells"]["$_DFF_P_"] == 5
-    cells = sum(stats["cells"].values())
-    # From 2 transistors per inverter to 16 per flip-flop.
-    assert 2 * cells <= stats["transistors"] <= 16 * cells
-
-
-def test_dsp_option_uses_hard_multipliers():
-    logic = synth_stats(RegisteredMultiplier(), target="ice40")
-    hard = synth_stats(RegisteredMultiplier(), target="ice40", dsp=True)
-    assert logic["DSP"] == 0 and logic["LUT4"] > 50
-    assert hard["DSP"] == 1 and hard["LUT4"] < logic["LUT4"]
-    assert synth_stats(RegisteredMultiplier(), target="ecp5", dsp=True)["DSP"] == 1
-
-
-def test_plain_elaboratable_with_ports():
-    m = Module()
-    a, y = Signal(3), Signal(3)
-    m.d.sync += y.eq(~a)
-    assert synth_stats(m, target="ice40", ports=[a, y])["DFF"] == 3
-
-
-def test_yosys_failure_raises_with_log_tail():
-    with pytest.raises(YosysError, match=r"(?s)exit status 1.*missing\.v"):
-        run_yosys("read_verilog missing.v", {})
-    with pytest.raises(YosysError, match=r"(?s)exit status 1.*syntax error"):
-        run_yosys("read_verilog bad.v", {"bad.v": "module top(; endmodule\n"})
-
-
-def test_missing_output_raises():
-    with pytest.raises(YosysError, match=r"output files not written: absent\.txt"):
-        run_yosys("", {}, outputs=["absent.txt"])
-
-
-def test_run_yosys_returns_outputs_and_log():
-    result = run_yosys(
-        "read_verilog t.v; write_verilog -noattr out.v",
-        {"t.v": "module top(input a, output y); assign y = ~a; endmodule\n"},
-        outputs=["out.v"],
-    )
-    assert "module top" in result["out.v"]
-    assert "Executing Verilog backend" in result["log"]
-
-
-def test_yosys_version():
-    assert yosys_version().startswith("Yosys 0.")
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        ({"target": "xilinx"}, ValueError, "target must be one of 'ice40', 'ecp5', 'cmos'"),
-        ({"target": "ice40", "dsp": 1}, TypeError, "dsp must be a bool"),
-        ({"target": "cmos", "dsp": True}, ValueError, "dsp must be False for target 'cmos'"),
-    ],
-)
-def test_bad_parameters(kwargs, error, message):
-    with pytest.raises(error, match=message):
-        synth_stats(RegisteredAdder(), **kwargs)
-
-
-# --- toolchain environment --------------------------------------------------------------------
-
-
-def test_yowasp_env_points_at_executables():
-    env = yowasp_env()
-    for variable in ("YOSYS", "NEXTPNR_ICE40", "ICEPACK", "NEXTPNR_ECP5", "ECPPACK"):
-        assert Path(env[variable]).name == TOOLS[variable]
-        assert os.access(env[variable], os.X_OK)
-    assert set(env) <= set(TOOLS)
-    assert find_tool("palhdl-no-such-tool") is None
-
-
-def test_use_yowasp_env_sets_and_restores(monkeypatch):
-    monkeypatch.setenv("YOSYS", "sentinel")
-    monkeypatch.delenv("ICEPACK", raising=False)
-    with use_yowasp_env() as env:
-        assert os.environ["YOSYS"] == env["YOSYS"] != "sentinel"
-        assert os.environ["ICEPACK"] == env["ICEPACK"]
-    assert os.environ["YOSYS"] == "sentinel"
-    assert "ICEPACK" not in os.environ
-
-
-# --- cost study -------------------------------------------------------------------------------
 
 
 def test_write_section_replaces_between_markers(tmp_path):
@@ -259,15 +124,8 @@ def test_cost_write_defaults_to_docs_units_md_in_the_current_directory(monkeypat
     assert "relative to the current directory" in " ".join(parser.format_help().split())
 
 
-# --- place and route --------------------------------------------------------------------------
-
-
-def test_fmax_of_registered_unit():
-    result = fmax(RegisteredAdder(), target="ice40")
-    assert 20 < result["fmax_mhz"] < 1000
-    assert result["report"]["utilization"]["SB_IO"]["used"] >= 2  # sin, sout (+ clock, reset)
-
-
-def test_fmax_rejects_unknown_target():
-    with pytest.raises(ValueError, match="target must be one of 'ice40', 'ecp5'"):
-        fmax(RegisteredAdder(), target="cmos")
+def test_fmax_columns_and_targets_name_the_devices():
+    keys = [key for key, _, _ in cost.FMAX_TARGETS]
+    assert keys == ["fmax_pipelined_ice40", "fmax_pipelined_ecp5"]
+    titles = [device for _, device, _ in cost.FMAX_TARGETS]
+    assert titles == [DEVICES["ice40"].title, DEVICES["ecp5"].title] == ["iCE40 UP5K", "ECP5-85"]
