@@ -1,10 +1,11 @@
 """Host driver for a board running :class:`palhdl.boards.hostlink.core.HostLinkCore`.
 
-:class:`HostLink` speaks the packet protocol of ``docs/host-link.md`` over any object with
-pyserial's ``read``/``write``/``timeout`` API (a ``serial.Serial``, a pseudo-terminal, or
-:class:`palhdl.boards.hostlink.core.SimulatedSerial`). :class:`SerialTransport` plugs it into the
-tiling driver :func:`palhdl.sim.driver.matmul` the way :class:`~palhdl.sim.driver.PysimTransport`
-plugs in the simulator.
+:class:`HostLink` speaks the packet protocol of ``docs/host-link.md``
+(:mod:`palhdl.boards.hostlink.protocol`) over any object with pyserial's
+``read``/``write``/``timeout`` API (a ``serial.Serial``, a pseudo-terminal, or
+:class:`palhdl.boards.hostlink.simserial.SimulatedSerial`). :class:`SerialTransport` plugs it
+into the tiling driver :func:`palhdl.sim.driver.matmul` the way
+:class:`~palhdl.sim.driver.PysimTransport` plugs in the simulator.
 """
 
 from __future__ import annotations
@@ -14,37 +15,35 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import serial
+from amaranth.hdl import Shape
 
-from palhdl.boards.hostlink.core import (
+from palhdl.boards.hostlink.protocol import (
     ERROR_LENGTH,
     ERROR_REPLY,
-    IDENTIFY_LENGTH,
-    IDENTIFY_WRAPPING,
-    MAGIC,
     MAX_K,
-    OUTPUT_MODES,
     REPLY_FLAG,
     RUN_LENGTH,
-    SCALE_BITS,
     STATUS_LENGTH,
     SYNC,
-    VERSION,
     Command,
+    DeviceStatus,
     ErrorCode,
-    StatusFlag,
     crc8,
+    decode_identify,
+    decode_status,
     frame,
 )
-from palhdl.format import MacConfig, PALFormat
+from palhdl.format import SCALE_BITS, MacConfig, PALFormat
+from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import MAX_DIM
-from palhdl.sim.driver import MatmulStats, Tile
+from palhdl.sim.driver import MatmulStats, Tile, matmul
 from palhdl.validate import check_int
 
 __all__ = [
     "ChecksumError",
     "DeviceError",
     "DeviceInfo",
-    "DeviceStatus",
     "HostLink",
     "HostLinkError",
     "LinkTimeout",
@@ -120,33 +119,13 @@ class DeviceInfo:
 
     @property
     def lane_shape(self):
-        """Shape of one result lane (``PALArithmetic.output_shape(output, scale_bits=16)``)."""
-        from palhdl.hdl.providers import PALArithmetic
-
+        """Shape of one result lane (``PALArithmetic.output_shape(output)``)."""
         return PALArithmetic(config=self.config).output_shape(self.output, scale_bits=SCALE_BITS)
 
     @property
     def lane_bytes(self) -> int:
         """Bytes per result lane on the wire."""
-        from amaranth.hdl import Shape
-
         return (Shape.cast(self.lane_shape).width + 7) // 8
-
-
-@dataclass(frozen=True)
-class DeviceStatus:
-    """What STATUS reports (see ``docs/host-link.md``)."""
-
-    busy: bool
-    a_valid: bool
-    b_valid: bool
-    result_valid: bool
-    nan: bool
-    saturated: bool
-    line_error: bool
-    last_error: ErrorCode | int | None
-    a_k: int
-    b_k: int
 
 
 class HostLink:
@@ -172,8 +151,6 @@ class HostLink:
 
     def __init__(self, port, *, baud: int = 115200, timeout: float | None = None):
         if isinstance(port, str | os.PathLike):
-            import serial
-
             port = serial.Serial(
                 os.fspath(port),
                 baudrate=baud,
@@ -194,6 +171,7 @@ class HostLink:
 
     @property
     def port(self):
+        """The serial port (or serial-like object)."""
         return self._port
 
     @property
@@ -208,9 +186,11 @@ class HostLink:
         self._port.close()
 
     def __enter__(self):
+        """Return the link itself."""
         return self
 
     def __exit__(self, *exc):
+        """Close the port."""
         self.close()
 
     # --- packets --------------------------------------------------------------------------
@@ -279,85 +259,43 @@ class HostLink:
         Raises
         ------
         ProtocolError
-            If the reply is not a version-:data:`~palhdl.boards.hostlink.core.VERSION` IDENTIFY
-            payload of :data:`~palhdl.boards.hostlink.core.IDENTIFY_LENGTH` bytes describing a
+            If the reply is not a version-:data:`~palhdl.boards.hostlink.protocol.VERSION` IDENTIFY
+            payload of :data:`~palhdl.boards.hostlink.protocol.IDENTIFY_LENGTH` bytes describing a
             valid device: wrong magic, version or length, an unknown readout code or flag
             bit, or parameters ``HostLinkCore`` would not accept.
         """
         reply = self.transact(Command.IDENTIFY, reply_length=None)
-        # Magic and version before the length: another version has another length.
-        length_error = ProtocolError(
-            f"IDENTIFY reply has {len(reply)} payload bytes, expected {IDENTIFY_LENGTH} for "
-            f"protocol version {VERSION}"
-        )
-        if len(reply) <= len(MAGIC):
-            raise length_error
-        if reply[:4] != MAGIC:
-            raise ProtocolError(f"IDENTIFY magic is {reply[:4]!r}, not {MAGIC!r}")
-        if reply[4] != VERSION:
-            raise ProtocolError(f"device speaks protocol version {reply[4]}, not {VERSION}")
-        if len(reply) != IDENTIFY_LENGTH:
-            raise length_error
-        rows, cols, int_bits, frac_bits, mantissa_bits, acc_bits = reply[5:11]
-        acc_frac_bits = int.from_bytes(reply[11:13], "little", signed=True)
-        mode, k_max = reply[13], int.from_bytes(reply[14:16], "little")
-        term_bits, flags = reply[16], reply[17]
-        if mode >= len(OUTPUT_MODES):
-            raise ProtocolError(
-                f"IDENTIFY readout code {mode} is unknown (0..{len(OUTPUT_MODES) - 1}: "
-                f"{', '.join(OUTPUT_MODES)})"
-            )
-        if flags & ~IDENTIFY_WRAPPING:
-            raise ProtocolError(
-                f"IDENTIFY flags 0x{flags:02x} have unknown bits 0x{flags & ~IDENTIFY_WRAPPING:02x}"
-                f" (only bit 0, wrapping accumulator, is defined)"
-            )
         try:
-            check_int("rows", rows, 1, MAX_DIM)
-            check_int("cols", cols, 1, MAX_DIM)
-            check_int("k_max", k_max, 1, MAX_K)
+            fields = decode_identify(reply)
+        except ValueError as error:
+            raise ProtocolError(str(error)) from None
+        try:
+            check_int("rows", fields.rows, 1, MAX_DIM)
+            check_int("cols", fields.cols, 1, MAX_DIM)
+            check_int("k_max", fields.k_max, 1, MAX_K)
             config = MacConfig(
-                PALFormat(int_bits=int_bits, frac_bits=frac_bits),
-                mantissa_bits=mantissa_bits,
-                acc_bits=acc_bits,
-                acc_frac_bits=acc_frac_bits,
-                term_bits=term_bits,
-                saturate=not (flags & IDENTIFY_WRAPPING),
+                PALFormat(int_bits=fields.int_bits, frac_bits=fields.frac_bits),
+                mantissa_bits=fields.mantissa_bits,
+                acc_bits=fields.acc_bits,
+                acc_frac_bits=fields.acc_frac_bits,
+                term_bits=fields.term_bits,
+                saturate=fields.saturate,
             )
         except (TypeError, ValueError) as error:
             raise ProtocolError(f"IDENTIFY describes an impossible device: {error}") from None
         self._info = DeviceInfo(
             version=reply[4],
-            rows=rows,
-            cols=cols,
+            rows=fields.rows,
+            cols=fields.cols,
             config=config,
-            output=OUTPUT_MODES[mode],
-            k_max=k_max,
+            output=fields.output,
+            k_max=fields.k_max,
         )
         return self._info
 
     def status(self) -> DeviceStatus:
         """Send STATUS (this also clears the device's last error and line-error flag)."""
-        reply = self.transact(Command.STATUS, reply_length=STATUS_LENGTH)
-        flags = StatusFlag(reply[0])
-        last_error: ErrorCode | int | None = None
-        if reply[1]:
-            try:
-                last_error = ErrorCode(reply[1])
-            except ValueError:
-                last_error = reply[1]
-        return DeviceStatus(
-            busy=StatusFlag.BUSY in flags,
-            a_valid=StatusFlag.A_VALID in flags,
-            b_valid=StatusFlag.B_VALID in flags,
-            result_valid=StatusFlag.RESULT_VALID in flags,
-            nan=StatusFlag.NAN in flags,
-            saturated=StatusFlag.SATURATED in flags,
-            line_error=StatusFlag.LINE_ERROR in flags,
-            last_error=last_error,
-            a_k=int.from_bytes(reply[2:4], "little"),
-            b_k=int.from_bytes(reply[4:6], "little"),
-        )
+        return decode_status(self.transact(Command.STATUS, reply_length=STATUS_LENGTH))
 
     def load_a(self, codes, scales=None) -> None:
         """Load the A tile: PAL codes of shape ``(rows, K)`` and ``rows`` scales (default 0)."""
@@ -407,14 +345,15 @@ class HostLink:
         self.transact(command, payload)
 
     def run(self) -> int:
-        """Run the loaded tiles through the array; return the device's cycle count
-        (RUN to last result, saturating at 65535).
+        """Run the loaded tiles through the array; return the device's cycle count.
+
+        The count runs from RUN to the last result byte stored, saturating at 65535.
         """
         reply = self.transact(Command.RUN, reply_length=RUN_LENGTH)
         return int.from_bytes(reply, "little")
 
     def read(self) -> np.ndarray:
-        """The last result tile: ``(rows, cols)`` raw lane integers (object array)."""
+        """Return the last result tile: ``(rows, cols)`` raw lane integers (object array)."""
         info = self.info
         lane_bytes = info.lane_bytes
         reply = self.transact(Command.READ, reply_length=info.rows * info.cols * lane_bytes)
@@ -425,7 +364,7 @@ class HostLink:
         return np.array(lanes, dtype=object).reshape(info.rows, info.cols)
 
     def matmul(self, a, b, *, output: str | None = None, adaptive: bool = True):
-        """``a @ b`` on the board through :func:`palhdl.sim.driver.matmul`.
+        """Compute ``a @ b`` on the board through :func:`palhdl.sim.driver.matmul`.
 
         Parameters
         ----------
@@ -448,8 +387,6 @@ class HostLink:
         ValueError
             If the device's readout cannot give ``output`` (the message names both).
         """
-        from palhdl.sim.driver import matmul
-
         info = self.info
         if output is None:
             output = "pal" if info.output == "pal" else "float32"

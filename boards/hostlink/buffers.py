@@ -1,0 +1,187 @@
+"""The host link's operand buffers: A and B tiles in block RAM, their scales and K."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from palhdl.boards.hostlink.protocol import MAX_K
+from palhdl.format import SCALE_BITS
+from palhdl.hdl.systolic import MAX_DIM
+from palhdl.hdl.unit import Unit
+from palhdl.validate import check_int
+
+__all__ = ["OperandBuffers", "load_signature", "operand_read_signature"]
+
+#: A scale travels as two bytes; the buffers keep it as two byte registers.
+SCALE_BYTES = (SCALE_BITS + 7) // 8
+
+
+def load_signature(*, rows: int, cols: int, k_max: int, width: int) -> wiring.Signature:
+    """Return the signature of LOAD writes into :class:`OperandBuffers` (as the parser drives it).
+
+    ``word`` goes to row ``address`` of the A memory in the lanes set in ``a_en`` (B:
+    ``b_en``); ``scale_byte`` to the scale byte registers set in ``scale_a_en`` /
+    ``scale_b_en`` (two per lane, low byte first). ``invalidate_a`` / ``invalidate_b`` clear a
+    buffer's valid flag; ``target_a`` and ``k`` say which buffer a commit validates, with
+    which K.
+    """
+    return wiring.Signature(
+        {
+            "word": Out(width),
+            "address": Out(range(k_max)),
+            "a_en": Out(rows),
+            "b_en": Out(cols),
+            "scale_byte": Out(8),
+            "scale_a_en": Out(SCALE_BYTES * rows),
+            "scale_b_en": Out(SCALE_BYTES * cols),
+            "invalidate_a": Out(1),
+            "invalidate_b": Out(1),
+            "target_a": Out(1),
+            "k": Out(range(k_max + 1)),
+        }
+    )
+
+
+def operand_read_signature(*, rows: int, cols: int, k_max: int, width: int) -> wiring.Signature:
+    """Return the signature of reading a K step of both tiles (as :class:`OperandBuffers` does).
+
+    ``a`` (``rows`` words) and ``b`` (``cols`` words) are row ``addr`` of the A and B memories
+    one cycle after ``addr``; ``a_scale``, ``b_scale`` the scales and ``k`` the K of A.
+    """
+    return wiring.Signature(
+        {
+            "addr": In(range(k_max)),
+            "a": Out(rows * width),
+            "b": Out(cols * width),
+            "a_scale": Out(data.ArrayLayout(signed(SCALE_BITS), rows)),
+            "b_scale": Out(data.ArrayLayout(signed(SCALE_BITS), cols)),
+            "k": Out(range(k_max + 1)),
+        }
+    )
+
+
+class OperandBuffers(Unit):
+    """The A and B operand tiles of the host link, written by LOAD packets.
+
+    A is a memory of ``k_max`` rows of ``rows`` words (row ``k``: column ``k`` of the A tile,
+    one beat of the array's ``a`` stream), B one of ``k_max`` rows of ``cols`` words (row ``k``
+    of the B tile); both are written a word at a time through per-word write enables. The
+    scales are byte registers. A buffer is invalidated when a LOAD for it starts and becomes
+    valid, with its K, only on ``commit``.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array geometry, 1..64 each.
+    k_max : int
+        Deepest K, 1..4096.
+    width : int
+        Bits of an operand word.
+
+    Members
+    -------
+    load : In(load_signature(...))
+        The LOAD writes, from the packet parser.
+    commit : In(1)
+        Make the buffer of the parsed LOAD (``load.target_a``) valid with ``load.k``.
+    read : Out(operand_read_signature(...))
+        Operand rows and scales for the run engine.
+    a_valid, b_valid : Out(1)
+        The tile is complete and unchanged since its LOAD.
+    a_k, b_k : Out(range(k_max + 1))
+        K of the last committed LOAD_A / LOAD_B.
+    """
+
+    @classmethod
+    def check_parameters(cls, *, rows: int, cols: int, k_max: int, width: int) -> dict:
+        """Validate the parameters; return them."""
+        return dict(
+            rows=check_int("rows", rows, 1, MAX_DIM),
+            cols=check_int("cols", cols, 1, MAX_DIM),
+            k_max=check_int("k_max", k_max, 1, MAX_K),
+            width=check_int("width", width, 1, 64),
+        )
+
+    def __init__(self, *, rows: int, cols: int, k_max: int, width: int):
+        shapes = self.check_parameters(rows=rows, cols=cols, k_max=k_max, width=width)
+        self._rows, self._cols = shapes["rows"], shapes["cols"]
+        self._k_max, self._width = shapes["k_max"], shapes["width"]
+        super().__init__(
+            {
+                "load": In(load_signature(**shapes)),
+                "commit": In(1),
+                "read": Out(operand_read_signature(**shapes)),
+                "a_valid": Out(1),
+                "b_valid": Out(1),
+                "a_k": Out(range(k_max + 1)),
+                "b_k": Out(range(k_max + 1)),
+            }
+        )
+
+    @property
+    def rows(self) -> int:
+        """Words per A row (array rows)."""
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        """Words per B row (array columns)."""
+        return self._cols
+
+    @property
+    def k_max(self) -> int:
+        """Rows of each memory."""
+        return self._k_max
+
+    @property
+    def width(self) -> int:
+        """Bits of an operand word."""
+        return self._width
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``read.addr`` to ``read.a`` / ``read.b``."""
+        return 1
+
+    def elaborate(self, platform):
+        """Build the memories, the scale registers and the valid flags."""
+        m = Module()
+        rows, cols, width, load = self._rows, self._cols, self._width, self.load
+        m.submodules.mem_a = mem_a = Memory(shape=rows * width, depth=self._k_max, init=[])
+        m.submodules.mem_b = mem_b = Memory(shape=cols * width, depth=self._k_max, init=[])
+        for memory, lanes, enables, out in (
+            (mem_a, rows, load.a_en, self.read.a),
+            (mem_b, cols, load.b_en, self.read.b),
+        ):
+            write = memory.write_port(granularity=width)
+            read = memory.read_port()
+            m.d.comb += [
+                write.addr.eq(load.address),
+                write.data.eq(Cat([load.word] * lanes)),
+                write.en.eq(enables),
+                read.addr.eq(self.read.addr),
+                out.eq(read.data),
+            ]
+        for lanes, enables, scales in (
+            (rows, load.scale_a_en, self.read.a_scale),
+            (cols, load.scale_b_en, self.read.b_scale),
+        ):
+            registers = [Signal(8, name=f"scale_byte{i}") for i in range(SCALE_BYTES * lanes)]
+            for index, register in enumerate(registers):
+                with m.If(enables[index]):
+                    m.d.sync += register.eq(load.scale_byte)
+            m.d.comb += scales.as_value().eq(Cat(*registers))
+        m.d.comb += self.read.k.eq(self.a_k)
+        with m.If(self.commit):
+            with m.If(load.target_a):
+                m.d.sync += [self.a_valid.eq(1), self.a_k.eq(load.k)]
+            with m.Else():
+                m.d.sync += [self.b_valid.eq(1), self.b_k.eq(load.k)]
+        with m.If(load.invalidate_a):
+            m.d.sync += self.a_valid.eq(0)
+        with m.If(load.invalidate_b):
+            m.d.sync += self.b_valid.eq(0)
+        return m

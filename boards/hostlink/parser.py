@@ -1,0 +1,432 @@
+"""The host link's packet parser: framing, CRC-8, length and K checks, LOAD writes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream
+from amaranth.lib.wiring import In, Out
+
+from palhdl.boards.hostlink.buffers import load_signature
+from palhdl.boards.hostlink.gates import crc8_next, one_hot
+from palhdl.boards.hostlink.protocol import MAX_K, Command, ErrorCode
+from palhdl.boards.hostlink.receiver import RX_ENTRY
+from palhdl.hdl.systolic import MAX_DIM
+from palhdl.hdl.unit import Unit
+from palhdl.validate import check_int
+
+__all__ = ["Parser"]
+
+#: The command flags of :class:`Parser`, by command.
+DECODED = {
+    Command.IDENTIFY: "is_identify",
+    Command.STATUS: "is_status",
+    Command.LOAD_A: "is_load_a",
+    Command.LOAD_B: "is_load_b",
+    Command.RUN: "is_run",
+    Command.READ: "is_read",
+}
+
+
+class Parser(Unit):
+    """Byte-wide packet parser of the host link.
+
+    Reads received entries while enabled: a register the parser clears when a packet ends
+    and ``resume`` sets again. ``done`` pulses for one cycle when a packet has ended (CRC byte
+    or timeout) with ``cmd``, its decoded flags (registered with ``cmd``) and ``error`` (0 =
+    good). LOAD words and scales leave on ``load`` through one register stage; the target
+    buffer is invalidated when the LOAD header arrives.
+
+    Every decision on a byte uses that byte and registers only: comparisons of counters with
+    their limits are registered one step ahead, and the error is kept as separate flags merged
+    by priority in ``error``.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array geometry, 1..64 each (lanes of LOAD_A / LOAD_B).
+    k_max : int
+        Deepest K of a LOAD, 1..4096.
+    width : int
+        Bits of an operand word (``word_bytes = ceil(width / 8)`` on the wire).
+    timeout_cycles : int
+        Inter-byte timeout inside a packet, in clock cycles, at least 2.
+
+    Members
+    -------
+    i : In(stream.Signature(RX_ENTRY))
+        Received entries (:class:`~palhdl.boards.hostlink.receiver.Receiver`).
+    resume : In(1)
+        Read the next packet (after ``done``).
+    done : Out(1)
+        The packet has ended (one cycle).
+    cmd : Out(8)
+        The command byte of the packet (0 if it ended before it).
+    is_identify, is_status, is_load_a, is_load_b, is_run, is_read : Out(1)
+        ``cmd`` decoded.
+    error : Out(4)
+        :class:`~palhdl.boards.hostlink.protocol.ErrorCode` of the packet, 0 if none.
+    idle : Out(1)
+        Between packets (hunting for SYNC).
+    load : Out(load_signature(...))
+        LOAD writes into the operand buffers.
+    """
+
+    @classmethod
+    def check_parameters(
+        cls, *, rows: int, cols: int, k_max: int, width: int, timeout_cycles: int
+    ) -> dict:
+        """Validate the parameters; return them."""
+        return dict(
+            rows=check_int("rows", rows, 1, MAX_DIM),
+            cols=check_int("cols", cols, 1, MAX_DIM),
+            k_max=check_int("k_max", k_max, 1, MAX_K),
+            width=check_int("width", width, 1, 64),
+            timeout_cycles=check_int("timeout_cycles", timeout_cycles, 2, None),
+        )
+
+    def __init__(self, *, rows: int, cols: int, k_max: int, width: int, timeout_cycles: int):
+        params = self.check_parameters(
+            rows=rows, cols=cols, k_max=k_max, width=width, timeout_cycles=timeout_cycles
+        )
+        self._rows, self._cols, self._k_max = params["rows"], params["cols"], params["k_max"]
+        self._width, self._timeout_cycles = params["width"], params["timeout_cycles"]
+        members = {
+            "i": In(stream.Signature(RX_ENTRY)),
+            "resume": In(1),
+            "done": Out(1),
+            "cmd": Out(8),
+            "error": Out(4),
+            "idle": Out(1),
+            **{name: Out(1) for name in DECODED.values()},
+            "load": Out(load_signature(rows=rows, cols=cols, k_max=k_max, width=width)),
+        }
+        super().__init__(members)
+
+    @property
+    def rows(self) -> int:
+        """Lanes of a LOAD_A."""
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        """Lanes of a LOAD_B."""
+        return self._cols
+
+    @property
+    def k_max(self) -> int:
+        """Deepest K of a LOAD."""
+        return self._k_max
+
+    @property
+    def width(self) -> int:
+        """Bits of an operand word."""
+        return self._width
+
+    @property
+    def word_bytes(self) -> int:
+        """Bytes of an operand word on the wire."""
+        return (self._width + 7) // 8
+
+    @property
+    def timeout_cycles(self) -> int:
+        """Inter-byte timeout inside a packet."""
+        return self._timeout_cycles
+
+    @property
+    def latency(self) -> int:
+        """Cycles from taking a packet's CRC byte to ``done``."""
+        return 1
+
+    def elaborate(self, platform):
+        """Build the parser: error merge, LOAD write stage, packet FSM, timer and CRC."""
+        m = Module()
+        s = self._signals()
+        self._merge_errors(m, s)
+        self._write_stage(m, s)
+        with m.FSM(name="parser") as fsm:
+            self._header(m, s)
+            self._payload(m, s)
+            with m.State("CHECK"):
+                with m.If(s.got):
+                    m.d.sync += [s.crc_bad.eq(s.entry.byte != s.crc), s.enable.eq(0)]
+                    with m.If(s.is_load & ~s.fault & (s.phase != 4)):
+                        m.d.sync += s.length_bad.eq(1)
+                    m.next = "DONE"
+                with m.If(s.timed_out):
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
+        one_hot(fsm)
+        self._timer_and_crc(m, s, fsm)
+        with m.If(self.resume):
+            m.d.sync += s.enable.eq(1)
+        return m
+
+    def _signals(self) -> SimpleNamespace:
+        """Create the parser's internal state, one named signal each."""
+        rows, cols, k_max = self._rows, self._cols, self._k_max
+        lanes = range(max(k_max, rows, cols))
+        shapes = {
+            "got": 1,
+            "length_low": 8,
+            "length_low_zero": 1,
+            "length_low_one": 1,
+            "remaining": 16,
+            "final": 1,  # remaining == 1: the next byte is the last of the payload
+            "crc": 8,
+            # Cycles without a byte inside a packet; expired = (timer == timeout - 1),
+            # registered.
+            "timer": range(self._timeout_cycles),
+            "expired": 1,
+            "timed_out": 1,
+            "timeout_hit": 1,
+            "line_bad": 1,
+            "crc_bad": 1,
+            "unknown_command": 1,
+            "k_bad": 1,
+            "length_bad": 1,
+            "fault": 1,  # one of UNKNOWN_COMMAND / K_RANGE / LENGTH found
+            "is_load": 1,  # LOAD_A or LOAD_B
+            "is_plain": 1,  # a command without payload
+            "k_low": 8,
+            "k_low_zero": 1,
+            "k_low_one": 1,
+            "k_low_above": 1,
+            "k_last": range(k_max),  # k - 1
+            "k_one": 1,  # k == 1
+            "inner": lanes,
+            "outer": lanes,
+            "inner_last": 1,  # inner is at its limit
+            "outer_last": 1,  # outer is at its limit
+            "byte_in_word": range(self.word_bytes),
+            "word_low": 8 * (self.word_bytes - 1),
+            "scale_index": range(2 * max(rows, cols)),
+            "scale_last": 1,  # scale_index is at its limit
+            # A LOAD payload byte: `walking` steps through the payload; once an error is
+            # found the bytes are no longer written (`loading`) and no error is looked for.
+            "walking": 1,
+            "loading": 1,
+        }
+        s = SimpleNamespace(**{name: Signal(shape, name=name) for name, shape in shapes.items()})
+        s.entry = self.i.payload
+        s.enable = Signal(init=1, name="enable")
+        # K low byte, K high byte, words, scales, complete
+        s.phase = Signal(range(5), name="phase", attrs={"fsm_encoding": "one-hot"})
+        return s
+
+    def _merge_errors(self, m: Module, s: SimpleNamespace) -> None:
+        """``error``: one flag per error, merged by priority.
+
+        TIMEOUT, LINE, CHECKSUM, then the first of UNKNOWN_COMMAND / K_RANGE / LENGTH found
+        (at most one of these is set: finding one stops the checks).
+        """
+        s.by_priority = [
+            (s.timeout_hit, ErrorCode.TIMEOUT),
+            (s.line_bad, ErrorCode.LINE),
+            (s.crc_bad, ErrorCode.CHECKSUM),
+            (s.unknown_command, ErrorCode.UNKNOWN_COMMAND),
+            (s.k_bad, ErrorCode.K_RANGE),
+            (s.length_bad, ErrorCode.LENGTH),
+        ]
+        merged = Const(0, 4)
+        for flag, code in reversed(s.by_priority):
+            merged = Mux(flag, code, merged)
+        m.d.comb += [
+            self.error.eq(merged),
+            s.fault.eq(s.unknown_command | s.k_bad | s.length_bad),
+            self.i.ready.eq(s.enable),
+            s.got.eq(self.i.valid & s.enable),
+            s.loading.eq(s.walking & ~s.fault),
+        ]
+
+    def _write_stage(self, m: Module, s: SimpleNamespace) -> None:
+        """Register the LOAD writes: address, word, per-lane enables and scale strobes.
+
+        A payload is K (2 bytes LE), the words (A: lane-major, k inner; B: k-major, lane
+        inner), then one 2-byte scale per lane; ``inner`` / ``outer`` walk the words.
+        """
+        rows, cols, load, is_a = self._rows, self._cols, self.load, self.is_load_a
+        lane = Mux(is_a, s.outer, s.inner)
+        write_word = s.loading & (s.phase == 2) & (s.byte_in_word == self.word_bytes - 1)
+        write_scale = s.loading & (s.phase == 3)
+        m.d.sync += [
+            load.word.eq(Cat(s.word_low, s.entry.byte)[: self._width]),
+            load.address.eq(Mux(is_a, s.inner, s.outer)),
+            load.a_en.eq(Mux(write_word & is_a, Cat(lane == i for i in range(rows)), 0)),
+            load.b_en.eq(Mux(write_word & ~is_a, Cat(lane == j for j in range(cols)), 0)),
+            load.scale_byte.eq(s.entry.byte),
+            load.scale_a_en.eq(
+                Mux(write_scale & is_a, Cat(s.scale_index == i for i in range(2 * rows)), 0)
+            ),
+            load.scale_b_en.eq(
+                Mux(write_scale & ~is_a, Cat(s.scale_index == j for j in range(2 * cols)), 0)
+            ),
+        ]
+        m.d.comb += load.target_a.eq(is_a)
+
+    def _header(self, m: Module, s: SimpleNamespace) -> None:
+        """States IDLE (hunting for SYNC), CMD, LEN_LO and LEN_HI."""
+        byte, decoded = s.entry.byte, {code: getattr(self, name) for code, name in DECODED.items()}
+        # Bytes lost before a SYNC belonged to an earlier packet: start this one anyway.
+        with m.State("IDLE"), m.If(s.got & s.entry.is_sync):
+            m.d.sync += [s.crc.eq(0), self.cmd.eq(0)]
+            m.d.sync += [flag.eq(0) for flag in (*decoded.values(), s.is_load, s.is_plain)]
+            m.d.sync += [flag.eq(0) for flag, _ in s.by_priority]
+            m.next = "CMD"
+        with m.State("CMD"):
+            with m.If(s.got):
+                m.d.sync += self.cmd.eq(byte)
+                m.d.sync += [flag.eq(byte == code) for code, flag in decoded.items()]
+                loads = (Command.LOAD_A, Command.LOAD_B)
+                plain = (Command.IDENTIFY, Command.STATUS, Command.RUN, Command.READ)
+                m.d.sync += [
+                    s.is_load.eq(Cat(byte == code for code in loads).any()),
+                    s.is_plain.eq(Cat(byte == code for code in plain).any()),
+                ]
+                m.next = "LEN_LO"
+            with m.If(s.timed_out):
+                m.next = "DONE"
+        with m.State("LEN_LO"):
+            with m.If(s.got):
+                m.d.sync += [
+                    s.length_low.eq(byte),
+                    s.length_low_zero.eq(s.entry.is_zero),
+                    s.length_low_one.eq(s.entry.is_one),
+                ]
+                m.next = "LEN_HI"
+            with m.If(s.timed_out):
+                m.next = "DONE"
+        with m.State("LEN_HI"):
+            empty = s.length_low_zero & s.entry.is_zero
+            with m.If(s.got):
+                m.d.sync += [
+                    s.remaining.eq(Cat(s.length_low, byte)),
+                    s.final.eq(s.length_low_one & s.entry.is_zero),
+                    s.phase.eq(0),
+                    s.inner.eq(0),
+                    s.outer.eq(0),
+                    s.byte_in_word.eq(0),
+                    s.scale_index.eq(0),
+                    s.scale_last.eq(0),  # the limit is at least 1
+                ]
+                with m.If(s.is_load):
+                    m.d.comb += [
+                        self.load.invalidate_a.eq(self.is_load_a),
+                        self.load.invalidate_b.eq(~self.is_load_a),
+                    ]
+                with m.Elif(s.is_plain), m.If(~empty):
+                    m.d.sync += s.length_bad.eq(1)
+                with m.Else():
+                    m.d.sync += s.unknown_command.eq(1)
+                m.next = "PAYLOAD"
+                with m.If(empty):
+                    m.next = "CHECK"
+            with m.If(s.timed_out):
+                m.next = "DONE"
+
+    def _payload(self, m: Module, s: SimpleNamespace) -> None:
+        """State PAYLOAD: count the payload down; walk a LOAD's K, words and scales."""
+        scale_limit = Mux(self.is_load_a, 2 * self._rows - 1, 2 * self._cols - 1)
+        with m.State("PAYLOAD"):
+            with m.If(s.got):
+                m.d.sync += [s.remaining.eq(s.remaining - 1), s.final.eq(s.remaining == 2)]
+                with m.If(s.final):
+                    m.next = "CHECK"
+            with m.If(s.timed_out):
+                m.next = "DONE"
+            m.d.comb += s.walking.eq(s.got & s.is_load)
+            with m.If(s.walking), m.Switch(s.phase):
+                with m.Case(0):
+                    m.d.sync += [
+                        s.k_low.eq(s.entry.byte),
+                        s.k_low_zero.eq(s.entry.is_zero),
+                        s.k_low_one.eq(s.entry.is_one),
+                        s.k_low_above.eq(s.entry.above_k_low),
+                        s.phase.eq(1),
+                    ]
+                with m.Case(1):
+                    self._k_high(m, s)
+                with m.Case(2):
+                    self._word_byte(m, s)
+                with m.Case(3):
+                    m.d.sync += [
+                        s.scale_index.eq(s.scale_index + 1),
+                        s.scale_last.eq(s.scale_index + 1 == scale_limit),
+                    ]
+                    with m.If(s.scale_last):
+                        m.d.sync += s.phase.eq(4)
+                        with m.If(~s.fault & ~s.final):
+                            m.d.sync += s.length_bad.eq(1)
+
+    def _k_high(self, m: Module, s: SimpleNamespace) -> None:
+        """Take the high byte of a LOAD's K: K, the walk's first limits, the K range check."""
+        is_a, entry = self.is_load_a, s.entry
+        full_k = Cat(s.k_low, entry.byte)
+        one = s.k_low_one & entry.is_zero
+        m.d.sync += [
+            self.load.k.eq(full_k),
+            s.k_last.eq(full_k - 1),
+            s.k_one.eq(one),
+            s.inner_last.eq(Mux(is_a, one, self._cols == 1)),
+            s.outer_last.eq(Mux(is_a, self._rows == 1, one)),
+            s.phase.eq(2),
+        ]
+        too_large = entry.above_k_high | (entry.is_k_high & s.k_low_above)
+        # (No error can have been found before K.)
+        with m.If((s.k_low_zero & entry.is_zero) | too_large):
+            m.d.sync += s.k_bad.eq(1)
+
+    def _word_byte(self, m: Module, s: SimpleNamespace) -> None:
+        """Take a byte of a LOAD word: assemble the word, step ``inner`` / ``outer``."""
+        is_a, word_bytes = self.is_load_a, self.word_bytes
+        with m.If(s.byte_in_word != word_bytes - 1):
+            m.d.sync += s.byte_in_word.eq(s.byte_in_word + 1)
+            if word_bytes > 1:
+                m.d.sync += s.word_low.eq(Cat(s.word_low[8:], s.entry.byte))
+        with m.Else():
+            m.d.sync += s.byte_in_word.eq(0)
+            with m.If(s.inner_last):
+                m.d.sync += [
+                    s.inner.eq(0),
+                    s.inner_last.eq(Mux(is_a, s.k_one, self._cols == 1)),
+                    s.outer.eq(s.outer + 1),
+                    s.outer_last.eq(s.outer + 1 == Mux(is_a, self._rows - 1, s.k_last)),
+                ]
+                with m.If(s.outer_last):
+                    m.d.sync += s.phase.eq(3)
+            with m.Else():
+                m.d.sync += [
+                    s.inner.eq(s.inner + 1),
+                    s.inner_last.eq(s.inner + 1 == Mux(is_a, s.k_last, self._cols - 1)),
+                ]
+
+    def _timer_and_crc(self, m: Module, s: SimpleNamespace, fsm) -> None:
+        """Inside a packet: CRC over everything but SYNC and the CRC byte, inter-byte timeout.
+
+        In DONE, after the CRC byte or a timeout, the parser is disabled: no byte arrives and
+        the timer stands still until IDLE clears it.
+        """
+        inside = ~fsm.ongoing("IDLE")
+        with m.If(~inside | s.got):
+            m.d.sync += [s.timer.eq(0), s.expired.eq(0)]
+        with m.Elif(s.enable):
+            m.d.sync += [
+                s.timer.eq(s.timer + 1),
+                s.expired.eq(s.timer == self._timeout_cycles - 2),
+            ]
+        with m.If(inside):
+            with m.If(s.got):
+                m.d.sync += s.line_bad.eq(
+                    s.line_bad | s.entry.framing_error | s.entry.dropped_before
+                )
+                with m.If(~fsm.ongoing("CHECK")):
+                    m.d.sync += s.crc.eq(crc8_next(s.crc, s.entry.byte))
+            with m.Elif(s.timed_out):
+                m.d.sync += [s.timeout_hit.eq(1), s.enable.eq(0)]
+        m.d.comb += [
+            s.timed_out.eq(inside & s.enable & ~s.got & s.expired),
+            self.idle.eq(fsm.ongoing("IDLE")),
+        ]

@@ -1,0 +1,126 @@
+"""The host link's receive side: UART receiver and a FIFO of annotated bytes."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from palhdl.boards.hostlink.protocol import MAX_K, SYNC
+from palhdl.hdl.uart import UARTRx, check_divisor
+from palhdl.hdl.unit import Unit
+from palhdl.validate import check_int
+
+__all__ = ["RX_ENTRY", "RX_FIFO_DEPTH", "Receiver"]
+
+#: Bytes the receiver buffers while the device executes or answers the previous packet.
+RX_FIFO_DEPTH = 64
+
+#: A receive FIFO entry: the byte, its line flags (a framing error; input dropped because the
+#: FIFO was full before it) and comparisons made when it is written (16 bits: one block RAM).
+RX_ENTRY = data.StructLayout(
+    {
+        "byte": 8,
+        "framing_error": 1,
+        "dropped_before": 1,
+        "is_sync": 1,  # SYNC without a framing error
+        "is_zero": 1,
+        "is_one": 1,
+        # Against the bytes of k_max, for the K range check of a LOAD:
+        "above_k_low": 1,  # byte > k_max % 256
+        "is_k_high": 1,  # byte == k_max // 256
+        "above_k_high": 1,  # byte > k_max // 256
+    }
+)
+
+
+class Receiver(Unit):
+    """UART receiver followed by a :data:`RX_FIFO_DEPTH`-entry FIFO of :data:`RX_ENTRY`.
+
+    Each received character is stored with its line flags and the comparisons the packet
+    parser needs (SYNC, 0, 1, against the bytes of ``k_max``), made here where there is time.
+    If the FIFO is full the character is dropped and the next stored one is marked.
+
+    Parameters
+    ----------
+    divisor : int
+        UART bit period in clock cycles.
+    k_max : int
+        Deepest K of a LOAD, 1..:data:`~palhdl.boards.hostlink.protocol.MAX_K`.
+
+    Members
+    -------
+    rx : In(1)
+        The serial line from the host, idle high.
+    o : Out(stream.Signature(RX_ENTRY))
+        The received entries, oldest first.
+    line_error : Out(1)
+        Sticky: a framing error or dropped input since it was last cleared.
+    clear_line_error : In(1)
+        Clear ``line_error`` (takes precedence over a new line error in the same cycle).
+    """
+
+    @classmethod
+    def check_parameters(cls, *, divisor: int, k_max: int) -> tuple[int, int]:
+        """Validate the parameters; return ``(divisor, k_max)``."""
+        return check_divisor(divisor), check_int("k_max", k_max, 1, MAX_K)
+
+    def __init__(self, *, divisor: int, k_max: int):
+        self._divisor, self._k_max = self.check_parameters(divisor=divisor, k_max=k_max)
+        super().__init__(
+            {
+                "rx": In(1, init=1),
+                "o": Out(stream.Signature(RX_ENTRY)),
+                "line_error": Out(1),
+                "clear_line_error": In(1),
+            }
+        )
+
+    @property
+    def divisor(self) -> int:
+        """UART bit period in clock cycles."""
+        return self._divisor
+
+    @property
+    def k_max(self) -> int:
+        """Deepest K of a LOAD."""
+        return self._k_max
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a character's ``valid`` at the UART receiver to its ``o.valid``."""
+        return 2
+
+    def elaborate(self, platform):
+        """Build the UART receiver, the entry annotation and the FIFO."""
+        m = Module()
+        m.submodules.uart = uart = UARTRx(divisor=self._divisor)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=RX_ENTRY.size, depth=RX_FIFO_DEPTH)
+        m.d.comb += uart.rx.eq(self.rx)
+        dropped = Signal()
+        received = uart.o.payload
+        entry = Signal(RX_ENTRY)
+        m.d.comb += [
+            entry.byte.eq(received.data),
+            entry.framing_error.eq(received.error),
+            entry.dropped_before.eq(dropped),
+            entry.is_sync.eq((received.data == SYNC) & ~received.error),
+            entry.is_zero.eq(received.data == 0),
+            entry.is_one.eq(received.data == 1),
+            entry.above_k_low.eq(received.data > self._k_max % 256),
+            entry.is_k_high.eq(received.data == self._k_max // 256),
+            entry.above_k_high.eq(received.data > self._k_max // 256),
+            fifo.w_data.eq(entry),
+            fifo.w_en.eq(uart.o.valid),
+            self.o.payload.eq(fifo.r_data),
+            self.o.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(self.o.ready),
+        ]
+        with m.If(uart.o.valid):
+            m.d.sync += dropped.eq(~fifo.w_rdy)
+            with m.If(received.error | ~fifo.w_rdy):
+                m.d.sync += self.line_error.eq(1)
+        with m.If(self.clear_line_error):
+            m.d.sync += self.line_error.eq(0)
+        return m

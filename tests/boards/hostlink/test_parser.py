@@ -1,0 +1,175 @@
+"""The packet parser alone: received entries in, packet verdicts and LOAD writes out."""
+
+import pytest
+from amaranth.hdl import Fragment
+from amaranth.sim import Simulator
+
+from palhdl.boards.hostlink.parser import Parser
+
+ROWS, COLS, K_MAX, TIMEOUT = 2, 3, 5, 50
+
+
+def entry(byte, *, framing_error=False, dropped_before=False):
+    """A receive-FIFO entry with the comparisons the receiver makes (k_max = K_MAX)."""
+    return {
+        "byte": byte,
+        "framing_error": framing_error,
+        "dropped_before": dropped_before,
+        "is_sync": byte == 0xA5 and not framing_error,
+        "is_zero": byte == 0,
+        "is_one": byte == 1,
+        "above_k_low": byte > K_MAX % 256,
+        "is_k_high": byte == K_MAX // 256,
+        "above_k_high": byte > K_MAX // 256,
+    }
+
+
+def run_parser(items, *, width=8, cycles=None):
+    """Feed ``items`` (entries, or ``("gap", n)`` idle cycles) to a parser; resume it two cycles
+    after each ``done``. Returns the packets (cmd, error, decoded flags, K), the LOAD writes and
+    the cycles at which entries were taken.
+    """
+    dut = Parser(rows=ROWS, cols=COLS, k_max=K_MAX, width=width, timeout_cycles=TIMEOUT)
+    flags = ("is_identify", "is_status", "is_load_a", "is_load_b", "is_run", "is_read")
+    result = {"packets": [], "words": {}, "scales": {}, "invalidated": [], "taken": [], "done": []}
+
+    async def bench(ctx):
+        queue = list(items)
+        resume_at = None
+        for cycle in range(cycles or 40 * len(items) + 4 * TIMEOUT):
+            gap = bool(queue) and isinstance(queue[0], tuple)
+            ctx.set(dut.i.valid, bool(queue) and not gap)
+            if queue and not gap:
+                ctx.set(dut.i.payload, queue[0])
+            ctx.set(dut.resume, cycle == resume_at)
+            if not queue and resume_at is not None and cycle > resume_at and ctx.get(dut.idle):
+                break
+            load = dut.load
+            if ctx.get(dut.done):
+                packet = {"cmd": ctx.get(dut.cmd), "error": ctx.get(dut.error), "k": None}
+                packet["flags"] = {name for name in flags if ctx.get(getattr(dut, name))}
+                if packet["flags"] & {"is_load_a", "is_load_b"}:
+                    packet["k"] = ctx.get(load.k)
+                    assert ctx.get(load.target_a) == ("is_load_a" in packet["flags"])
+                result["packets"].append(packet)
+                result["done"].append(cycle)
+                resume_at = cycle + 2
+            for lanes, enables, side in ((ROWS, load.a_en, "a"), (COLS, load.b_en, "b")):
+                for lane in range(lanes):
+                    if ctx.get(enables) >> lane & 1:
+                        key = (side, lane, ctx.get(load.address))
+                        result["words"][key] = ctx.get(load.word)
+            for lanes, enables, side in (
+                (ROWS, load.scale_a_en, "a"),
+                (COLS, load.scale_b_en, "b"),
+            ):
+                for index in range(2 * lanes):
+                    if ctx.get(enables) >> index & 1:
+                        result["scales"][(side, index)] = ctx.get(load.scale_byte)
+            for side in ("a", "b"):
+                if ctx.get(getattr(load, f"invalidate_{side}")):
+                    result["invalidated"].append(side)
+            taken = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
+            if taken:
+                result["taken"].append(cycle)
+            if gap:
+                count = queue[0][1] - 1
+                queue[0] = ("gap", count)
+                if count == 0:
+                    queue.pop(0)
+            elif taken:
+                queue.pop(0)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return result
+
+
+def entries(data: bytes):
+    return [entry(byte) for byte in data]
+
+
+def test_load_a_writes_words_and_scales(wire):
+    # A (rows 2, K 2): A[0,0], A[0,1], A[1,0], A[1,1]; scales -2, 300.
+    codes = [[0x11, 0x22], [0x33, 0x44]]
+    result = run_parser(entries(wire.load_packet(0x10, codes, [-2, 300])))
+    assert result["packets"] == [
+        {"cmd": 0x10, "error": 0, "k": 2, "flags": {"is_load_a"}},
+    ]
+    # Row k of the A memory holds column k of the tile: lane i = row i of A.
+    assert result["words"] == {
+        ("a", 0, 0): 0x11,
+        ("a", 0, 1): 0x22,
+        ("a", 1, 0): 0x33,
+        ("a", 1, 1): 0x44,
+    }
+    assert result["scales"] == {("a", 0): 0xFE, ("a", 1): 0xFF, ("a", 2): 0x2C, ("a", 3): 0x01}
+    assert result["invalidated"] == ["a"]
+
+
+def test_load_b_with_two_byte_words(wire):
+    codes = [[0x123, 0x456, 0x789]]  # K = 1, cols 3, 11-bit words in two bytes each
+    result = run_parser(entries(wire.load_packet(0x11, codes, [1, 2, 3], word_bytes=2)), width=11)
+    assert result["packets"] == [{"cmd": 0x11, "error": 0, "k": 1, "flags": {"is_load_b"}}]
+    assert result["words"] == {("b", 0, 0): 0x123, ("b", 1, 0): 0x456, ("b", 2, 0): 0x789}
+    assert result["scales"] == {("b", i): value for i, value in enumerate([1, 0, 2, 0, 3, 0])}
+    assert result["invalidated"] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("make", "cmd", "error", "flags"),
+    [
+        (lambda w: w.packet(0x01), 0x01, 0, {"is_identify"}),
+        (lambda w: w.packet(0x21), 0x21, 0, {"is_read"}),
+        (lambda w: w.packet(0x20)[:-1] + b"\x00", 0x20, 1, {"is_run"}),  # CHECKSUM
+        (lambda w: w.packet(0x55, b"xyz"), 0x55, 3, set()),  # UNKNOWN_COMMAND
+        (lambda w: w.packet(0x02, b"\x00"), 0x02, 4, {"is_status"}),  # LENGTH
+        (lambda w: w.packet(0x11, b"\x01\x00"), 0x11, 4, {"is_load_b"}),  # ends after K
+        (lambda w: w.load_packet(0x10, [[1] * 6] * 2, [0, 0]), 0x10, 5, {"is_load_a"}),  # K 6
+        (lambda w: w.load_packet(0x10, [[]] * 2, [0, 0], k=0), 0x10, 5, {"is_load_a"}),  # K 0
+    ],
+)
+def test_packet_verdicts(wire, make, cmd, error, flags):
+    result = run_parser(entries(b"\x00\x13" + make(wire)))  # bytes before SYNC are ignored
+    assert len(result["packets"]) == 1
+    packet = result["packets"][0]
+    assert (packet["cmd"], packet["error"], packet["flags"]) == (cmd, error, flags)
+    assert result["words"] == {}  # no good LOAD among them
+
+
+def test_timeout_line_error_and_resume(wire):
+    status = wire.packet(0x02)
+    items = [
+        *entries(status[:2]),
+        ("gap", TIMEOUT + 10),  # TIMEOUT inside STATUS
+        *entries(status[:2]),
+        entry(status[2], framing_error=True),
+        *entries(status[3:]),  # LINE
+        *entries(status),
+        *entries(b"\xa5"),  # TIMEOUT before the command byte
+    ]
+    result = run_parser(items)
+    verdicts = [(packet["cmd"], packet["error"]) for packet in result["packets"]]
+    assert verdicts == [(0x02, 2), (0x02, 9), (0x02, 0), (0x00, 2)]
+    taken, done = result["taken"], result["done"]
+    # A packet ends one cycle after its CRC byte (latency 1) or TIMEOUT cycles after its last
+    # byte; then nothing is taken until `resume` (pulsed two cycles after `done`) has acted.
+    crc_taken = [taken[i] for i in (6, 11)]  # the CRC bytes of the two complete packets
+    assert [cycle + 1 for cycle in crc_taken] == done[1:3]
+    assert done[0] - taken[1] == TIMEOUT + 1
+    for cycle in done:
+        assert not [t for t in taken if cycle <= t < cycle + 3]
+    # With input waiting, reading resumes right then.
+    assert next(t for t in taken if t > done[1]) == done[1] + 3
+    assert next(t for t in taken if t > done[2]) == done[2] + 3
+
+
+def test_parser_rejects_bad_parameters():
+    with pytest.raises(ValueError, match=r"timeout_cycles must be in \[2, inf\], not 1"):
+        Parser(rows=1, cols=1, k_max=1, width=8, timeout_cycles=1)
+    dut = Parser(rows=1, cols=1, k_max=1, width=8, timeout_cycles=2)
+    Fragment.get(dut, None)
+    assert (dut.word_bytes, dut.latency, dut.timeout_cycles) == (1, 1, 2)
