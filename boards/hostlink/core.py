@@ -306,7 +306,6 @@ class HostLinkCore(Unit):
             rows=self._rows,
             cols=self._cols,
             output=self._output,
-            scale_bits=SCALE_BITS,
         )
         m.submodules.engine = engine = RunEngine(array=array, k_max=self._k_max)
         m.submodules.reply = reply = Reply(

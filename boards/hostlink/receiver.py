@@ -89,8 +89,11 @@ class Receiver(Unit):
 
     @property
     def latency(self) -> int:
-        """Cycles from a character's ``valid`` at the UART receiver to its ``o.valid``."""
-        return 2
+        """Cycles from the middle of a character's stop bit on ``rx`` to its entry on ``o``.
+
+        With the FIFO empty: two synchroniser stages, the receiver and the FIFO.
+        """
+        return 5
 
     def elaborate(self, platform):
         """Build the UART receiver, the entry annotation and the FIFO."""
