@@ -1,16 +1,85 @@
-"""The ``palhdl`` command line."""
+"""The ``palhdl`` command line: ``palhdl COMMAND [options]``, ``palhdl COMMAND --help``.
+
+The RTL, board and study code is imported only when its command runs, so that ``palhdl --help``
+and argument errors answer quickly (Amaranth, ml_dtypes and scikit-learn take seconds to
+import). The study commands (``cost``, ``accuracy``, ``bench-encode``) are modules with
+``add_arguments(parser)`` and ``run(args) -> int``, loaded when their command is parsed.
+
+A user mistake ends in one line naming the parameter and a non-zero exit status: argparse's
+usage and error line (status 2) for a malformed or out-of-range option, ``palhdl COMMAND:
+error: ...`` for a value the command itself rejects (status 2) and for a failure of the
+environment, such as a missing file or serial port (status 1).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-__all__ = ["main"]
+import numpy as np
+
+from palhdl.format import FORMATS, MacConfig
+from palhdl.sim import golden
+from palhdl.studies.arguments import integer, pal_format, positive_float
+
+__all__ = ["STUDIES", "build_parser", "main"]
+
+#: Study commands: name -> (module with ``add_arguments`` and ``run``, one-line help,
+#: description).
+STUDIES: dict[str, tuple[str, str, str]] = {
+    "cost": (
+        "palhdl.studies.cost",
+        "synthesize the PAL units and baseline MACs and tabulate their cost",
+        "Synthesize every PAL unit and the baseline MACs with the YoWASP Yosys (iCE40, ECP5, "
+        "generic gates), optionally place and route the MACs for their Fmax, and print the cost "
+        "table of docs/units.md (--write updates it).",
+    ),
+    "accuracy": (
+        "palhdl.studies.accuracy_report",
+        "print the accuracy tables of docs/format.md (PAL against FP8, INT8, BF16)",
+        "Run the accuracy study (four distributions, skewed data; PAL quantisation and matmuls "
+        "against float64, next to FP8 E4M3/E5M2, INT8 and BF16) and print it as Markdown. "
+        "--write replaces the text between the accuracy markers of a Markdown file, by default "
+        "docs/format.md relative to the current directory (run it from the repository root).",
+    ),
+    "bench-encode": (
+        "palhdl.studies.encode_bench",
+        "time the golden model's float32 to pal8/pal16 encoding",
+        "Encode N(0, 1) float32 values to pal8 and pal16 with the golden model and print the "
+        "best and median wall time and the best CPU time of the runs. A benchmark: it asserts "
+        "nothing.",
+    ),
+}
+
+_ARRAY_DIM = (1, 64)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser; a study command's options are added when it is parsed."""
+
+    def __init__(self, *args, study: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._study = study
+
+    def parse_known_args(self, args=None, namespace=None):
+        """Load the study module, if any, then parse as usual."""
+        if self._study is not None:
+            module = importlib.import_module(self._study)  # late import, for start-up time
+            module.add_arguments(self)
+            self.set_defaults(handler=module.run)
+            self._study = None
+        return super().parse_known_args(args, namespace)
+
+
+def _error(command: str, error: Exception, status: int) -> int:
+    print(f"palhdl {command}: error: {error}", file=sys.stderr)
+    return status
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from palhdl.demo import run_array_demo
-    from palhdl.studies.accuracy import run_demo
+    from palhdl.demo import run_array_demo  # late import, for start-up time (scikit-learn)
+    from palhdl.studies.accuracy import run_demo  # late import, for start-up time (ml_dtypes)
 
     run_demo(seed=args.seed)
     exact = run_array_demo(rows=args.rows, cols=args.cols, batch=args.batch, seed=args.seed)
@@ -25,50 +94,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if exact and built == 0 else 1
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
-
-
-def _array_dim(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be an integer in [1, 64], not {text}")
-    return value
-
-
-def _format(text: str):
-    from palhdl.format import parse_format
+def _sim(args: argparse.Namespace) -> int:
+    from palhdl.demo import run_random_matmul  # late import, for start-up time (Amaranth)
 
     try:
-        return parse_format(text)
+        exact = run_random_matmul(
+            fmt=args.format,
+            rows=args.rows,
+            cols=args.cols,
+            m=args.m,
+            k=args.k,
+            n=args.n,
+            output=args.output,
+            pipelined=args.pipelined,
+            seed=args.seed,
+            vcd_path=args.vcd,
+        )
     except (TypeError, ValueError) as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _sim(args: argparse.Namespace) -> int:
-    from palhdl.demo import run_random_matmul
-
-    exact = run_random_matmul(
-        fmt=args.format,
-        rows=args.rows,
-        cols=args.cols,
-        m=args.m,
-        k=args.k,
-        n=args.n,
-        output=args.output,
-        pipelined=args.pipelined,
-        seed=args.seed,
-        vcd_path=args.vcd,
-    )
+        return _error("sim", error, 2)
+    except OSError as error:
+        return _error("sim", error, 1)
     return 0 if exact else 1
 
 
 def _build(args: argparse.Namespace) -> int:
-    from palhdl.format import FORMATS, MacConfig
-    from palhdl.synth.build import BuildError, build
+    from palhdl.synth.build import BuildError, build  # late import, for start-up time
 
     accumulator = {
         "mantissa_bits": args.mantissa_bits,
@@ -96,8 +146,7 @@ def _build(args: argparse.Namespace) -> int:
             allow_timing_fail=args.allow_timing_fail,
         )
     except (TypeError, ValueError) as error:
-        print(f"palhdl build: error: {error}", file=sys.stderr)
-        return 2
+        return _error("build", error, 2)
     except BuildError as error:
         print(f"palhdl build: {error}", file=sys.stderr)
         return 1
@@ -106,10 +155,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from palhdl.boards.hostlink.driver import HostLink, HostLinkError
-    from palhdl.sim import golden
+    from palhdl.boards.hostlink.driver import HostLink, HostLinkError  # late, start-up time
 
     try:
         a, b = np.load(args.a), np.load(args.b)
@@ -126,8 +172,7 @@ def _run(args: argparse.Namespace) -> int:
                 a, b, output="pal" if decode_pal else args.output, adaptive=not args.no_adaptive
             )
     except (TypeError, ValueError) as error:
-        print(f"palhdl run: error: {error}", file=sys.stderr)
-        return 2
+        return _error("run", error, 2)
     except (HostLinkError, OSError) as error:
         print(f"palhdl run: {error}", file=sys.stderr)
         return 1
@@ -147,15 +192,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="palhdl",
-        description=(
-            "palhdl: open PAL logarithmic number formats, Amaranth arithmetic units and a systolic "
-            "matmul accelerator, bit-exact against a numpy golden model."
-        ),
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="compare PAL accuracy with FP8/INT8/BF16 and run an MLP layer on the RTL array",
@@ -169,11 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
             "model differ or the build fails."
         ),
     )
-    demo.add_argument("--seed", type=int, default=0, help="random seed for the data (default 0)")
-    demo.add_argument("--rows", type=_array_dim, default=4, help="array rows (default 4)")
-    demo.add_argument("--cols", type=_array_dim, default=4, help="array columns (default 4)")
     demo.add_argument(
-        "--batch", type=_positive, default=8, help="digits pushed through the RTL (default 8)"
+        "--seed", type=integer("seed", 0), default=0, help="random seed for the data (default 0)"
+    )
+    demo.add_argument(
+        "--rows", type=integer("rows", *_ARRAY_DIM), default=4, help="array rows (default 4)"
+    )
+    demo.add_argument(
+        "--cols", type=integer("cols", *_ARRAY_DIM), default=4, help="array columns (default 4)"
+    )
+    demo.add_argument(
+        "--batch",
+        type=integer("batch", 1),
+        default=8,
+        help="digits pushed through the RTL (default 8)",
     )
     demo.add_argument(
         "--out",
@@ -186,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
+
+def _add_sim(commands) -> None:
     sim = commands.add_parser(
         "sim",
         help="simulate a random matmul on the RTL systolic array",
@@ -195,22 +243,33 @@ def build_parser() -> argparse.ArgumentParser:
             "Exits 1 if the RTL and the golden model differ."
         ),
     )
-    sim.add_argument("--rows", type=_array_dim, default=4, help="array rows, 1..64 (default 4)")
-    sim.add_argument("--cols", type=_array_dim, default=4, help="array columns, 1..64 (default 4)")
     sim.add_argument(
-        "--format", type=_format, default="pal8", help="pal8, pal16 or I.F (default pal8)"
+        "--rows", type=integer("rows", *_ARRAY_DIM), default=4, help="array rows, 1..64 (default 4)"
     )
-    sim.add_argument("-m", type=_positive, default=8, help="rows of A (default 8)")
-    sim.add_argument("-k", type=_positive, default=32, help="columns of A / rows of B (default 32)")
-    sim.add_argument("-n", type=_positive, default=8, help="columns of B (default 8)")
+    sim.add_argument(
+        "--cols",
+        type=integer("cols", *_ARRAY_DIM),
+        default=4,
+        help="array columns, 1..64 (default 4)",
+    )
+    sim.add_argument(
+        "--format", type=pal_format, default="pal8", help="pal8, pal16 or I.F (default pal8)"
+    )
+    sim.add_argument("-m", type=integer("m", 1), default=8, help="rows of A (default 8)")
+    sim.add_argument(
+        "-k", type=integer("k", 1), default=32, help="columns of A / rows of B (default 32)"
+    )
+    sim.add_argument("-n", type=integer("n", 1), default=8, help="columns of B (default 8)")
     sim.add_argument(
         "--output", choices=("float32", "pal", "raw"), default="float32", help="readout mode"
     )
     sim.add_argument("--pipelined", action="store_true", help="pipeline the PE product terms")
-    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sim.add_argument("--seed", type=integer("seed", 0), default=0, help="random seed (default 0)")
     sim.add_argument("--vcd", metavar="FILE", help="write a VCD waveform of the simulation")
     sim.set_defaults(handler=_sim)
 
+
+def _add_build(commands) -> None:
     build = commands.add_parser(
         "build",
         help="build a bitstream of the host-link accelerator for a board",
@@ -222,12 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     build.add_argument("--board", required=True, help="icebreaker or ulx3s-85f")
-    build.add_argument("--rows", type=_array_dim, help="array rows (default: the board's)")
-    build.add_argument("--cols", type=_array_dim, help="array columns (default: the board's)")
+    build.add_argument(
+        "--rows", type=integer("rows", *_ARRAY_DIM), help="array rows (default: the board's)"
+    )
+    build.add_argument(
+        "--cols", type=integer("cols", *_ARRAY_DIM), help="array columns (default: the board's)"
+    )
     build.add_argument(
         "--format", choices=("pal8", "pal16"), default="pal8", help="operand format (pal8)"
     )
-    build.add_argument("--freq", type=float, metavar="MHZ", help="clock (default: the board's)")
+    build.add_argument(
+        "--freq", type=positive_float("freq"), metavar="MHZ", help="clock (default: the board's)"
+    )
     build.add_argument("--out", metavar="DIR", help="build directory (default build-BOARD)")
     build.add_argument(
         "--output",
@@ -248,14 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
     accumulator.add_argument(
         "--wrap", action="store_true", help="wrapping accumulator; overflowing terms dropped"
     )
-    build.add_argument("--k-max", type=_positive, default=64, help="deepest K (default 64)")
-    build.add_argument("--baud", type=_positive, default=115200, help="UART rate (115200)")
+    build.add_argument("--k-max", type=integer("k_max", 1), default=64, help="deepest K (64)")
+    build.add_argument("--baud", type=integer("baud", 1), default=115200, help="UART rate (115200)")
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     build.add_argument(
         "--allow-timing-fail", action="store_true", help="pack a bitstream even if timing fails"
     )
     build.set_defaults(handler=_build)
 
+
+def _add_run(commands) -> None:
     run = commands.add_parser(
         "run",
         help="multiply two .npy matrices on a board over its UART host link",
@@ -280,21 +347,42 @@ def build_parser() -> argparse.ArgumentParser:
             "raw (accumulator records, saved as .npz; boards with the raw readout)"
         ),
     )
-    run.add_argument("--baud", type=_positive, default=115200, help="UART rate (115200)")
+    run.add_argument("--baud", type=integer("baud", 1), default=115200, help="UART rate (115200)")
     run.add_argument(
-        "--timeout", type=float, default=2.0, help="reply timeout in seconds (default 2)"
+        "--timeout",
+        type=positive_float("timeout"),
+        default=2.0,
+        help="reply timeout in seconds (default 2)",
     )
     run.add_argument(
         "--no-adaptive", action="store_true", help="quantise floats without adaptive scales"
     )
     run.set_defaults(handler=_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of the ``palhdl`` command line; ``handler`` of its result runs it."""
+    parser = argparse.ArgumentParser(
+        prog="palhdl",
+        description=(
+            "palhdl: open PAL logarithmic number formats, Amaranth arithmetic units and a systolic "
+            "matmul accelerator, bit-exact against a numpy golden model."
+        ),
+        epilog="palhdl COMMAND --help describes a command and its options.",
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
+    _add_demo(commands)
+    _add_sim(commands)
+    _add_build(commands)
+    _add_run(commands)
+    for name, (module, summary, description) in STUDIES.items():
+        commands.add_parser(name, study=module, help=summary, description=description)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``palhdl`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

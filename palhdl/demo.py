@@ -7,56 +7,26 @@ against the golden model and report its error against float64.
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 
 import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
 
 from palhdl.format import MacConfig, PALFormat
+from palhdl.progress import ProgressBar
 from palhdl.sim import golden
 from palhdl.sim.driver import MatmulStats, matmul
 
-__all__ = ["ProgressBar", "digits_mlp", "report_matmul", "run_array_demo", "run_random_matmul"]
-
-
-class ProgressBar:
-    """A one-line text progress bar on a stream (redrawn in place on a terminal)."""
-
-    def __init__(self, label: str, *, stream=None, width: int = 30):
-        self._label = label
-        self._stream = stream if stream is not None else sys.stderr
-        self._width = width
-        self._started = time.perf_counter()
-        self._last_drawn = -1.0
-        self._last_quarter = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        terminal = getattr(self._stream, "isatty", lambda: False)()
-        if terminal and done < total and now - self._last_drawn < 0.2:
-            return
-        quarter = 4 * done // max(total, 1)
-        if not terminal and done < total and quarter == self._last_quarter:
-            return
-        self._last_drawn = now
-        self._last_quarter = quarter
-        filled = self._width * done // max(total, 1)
-        bar = "#" * filled + "." * (self._width - filled)
-        line = f"{self._label} [{bar}] {done}/{total} rows, {now - self._started:.1f} s"
-        end = "\n" if done >= total or not terminal else ""
-        self._stream.write(("\r" if terminal else "") + line + end)
-        self._stream.flush()
+__all__ = ["digits_mlp", "report_matmul", "run_array_demo", "run_random_matmul"]
 
 
 def digits_mlp(seed: int = 0):
-    """A 64-32-10 MLP trained on scikit-learn's bundled 8x8 digits (no download).
+    """Train a 64-32-10 MLP on scikit-learn's bundled 8x8 digits (no download).
 
     Returns ``(x_test, y_test, (w1, b1, w2, b2))`` with pixels scaled to [0, 1].
     """
-    from sklearn.datasets import load_digits
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
     x, y = load_digits(return_X_y=True)
     x = x / 16.0
     order = np.random.default_rng(seed).permutation(len(x))

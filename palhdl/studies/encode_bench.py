@@ -1,9 +1,8 @@
-"""Benchmark: encode 10**6 float32 values to pal8 and pal16 with the golden model.
+"""``palhdl bench-encode``: time encoding float32 values to pal8 and pal16 with the golden model.
 
-Usage: ``python scripts/bench_encode.py [--count N] [--repeat R] [--seed S]``. Prints the best
-and median wall time of ``R`` runs per format, and the best CPU time of the process (less
-sensitive to other jobs on the machine); the lookup tables are built before timing.
-This is a benchmark, not a test: it asserts nothing.
+Prints the best and median wall time of ``--repeat`` runs per format, and the best CPU time of
+the process (less sensitive to other jobs on the machine); the lookup tables are built before
+timing. This is a benchmark, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -16,14 +15,24 @@ import numpy as np
 
 from palhdl.format import pal8, pal16
 from palhdl.sim import golden
+from palhdl.studies.arguments import integer
+
+__all__ = ["add_arguments", "run"]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=10**6, help="values to encode (10**6)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per format (5)")
-    parser.add_argument("--seed", type=int, default=0, help="data seed (0)")
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``palhdl bench-encode`` to ``parser``."""
+    parser.add_argument(
+        "--count", type=integer("count", 1), default=10**6, help="values to encode (10**6)"
+    )
+    parser.add_argument(
+        "--repeat", type=integer("repeat", 1), default=5, help="timed runs per format (5)"
+    )
+    parser.add_argument("--seed", type=integer("seed", 0), default=0, help="data seed (0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark of ``palhdl bench-encode`` and print its times; exit status 0."""
     values = np.random.default_rng(args.seed).standard_normal(args.count).astype(np.float32)
     print(f"encode {args.count} float32 values (N(0, 1)), best / median of {args.repeat} runs")
     for fmt in (pal8, pal16):
@@ -38,7 +47,4 @@ def main(argv: list[str] | None = None) -> None:
             f"{fmt.name:>6}: wall best {min(times):.3f} s, "
             f"median {statistics.median(times):.3f} s; CPU best {min(cpu_times):.3f} s"
         )
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,0 +1,174 @@
+"""Tests of the ``palhdl`` command line surface (``palhdl.cli``).
+
+Every command's ``--help``, the one-line errors of bad arguments (never a traceback), and the
+study commands on small inputs. The RTL commands run in ``tests/test_demo.py``, ``build`` in
+``tests/synth/test_build.py`` and ``run`` in ``tests/boards/test_host_pty.py``.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+from palhdl.cli import main
+from palhdl.studies import accuracy_report
+from palhdl.studies.accuracy_report import BEGIN, END
+
+COMMANDS = {
+    "demo": "compare PAL accuracy with FP8/INT8/BF16",
+    "sim": "simulate a random matmul on the RTL systolic array",
+    "build": "build a bitstream of the host-link accelerator",
+    "run": "multiply two .npy matrices on a board",
+    "cost": "synthesize the PAL units and baseline MACs",
+    "accuracy": "print the accuracy tables of docs/format.md",
+    "bench-encode": "time the golden model's float32 to pal8/pal16 encoding",
+}
+
+
+def _exit_status(argv) -> int:
+    """``main(argv)``'s status, whether returned or raised by argparse as ``SystemExit``."""
+    try:
+        return main(argv)
+    except SystemExit as done:
+        return done.code
+
+
+def test_help_lists_every_command_with_its_summary(capsys):
+    assert _exit_status(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    for name, summary in COMMANDS.items():
+        assert re.search(rf"\b{re.escape(name)} {re.escape(summary)}", out), name
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help(command, capsys):
+    assert _exit_status([command, "--help"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"usage: palhdl {command} ")
+    assert captured.err == ""
+
+
+BAD_ARGUMENTS = [
+    (["sim", "--rows", "x"], "argument --rows: invalid int value: 'x'"),
+    (["sim", "--rows", "0"], "argument --rows: rows must be in [1, 64], not 0"),
+    (["sim", "--cols", "65"], "argument --cols: cols must be in [1, 64], not 65"),
+    (["sim", "-m", "0"], "argument -m: m must be in [1, inf], not 0"),
+    (["sim", "-k", "2.5"], "argument -k: invalid int value: '2.5'"),
+    (["sim", "-n", "-1"], "argument -n: n must be in [1, inf], not -1"),
+    (["sim", "--seed", "-1"], "argument --seed: seed must be in [0, inf], not -1"),
+    (["sim", "--format", "pal9"], "argument --format: format must be one of"),
+    (["sim", "--format", "1.3"], "argument --format: int_bits must be in [2, inf], not 1"),
+    (["sim", "--output", "hex"], "argument --output: invalid choice: 'hex'"),
+    (["demo", "--batch", "0"], "argument --batch: batch must be in [1, inf], not 0"),
+    (["demo", "--rows", "many"], "argument --rows: invalid int value: 'many'"),
+    (["build", "--board", "icebreaker", "--freq", "fast"], "argument --freq: invalid float"),
+    (["build", "--board", "icebreaker", "--freq", "0"], "argument --freq: freq must be a positive"),
+    (["build", "--board", "icebreaker", "--freq", "nan"], "argument --freq: freq must be a"),
+    (["build", "--board", "icebreaker", "--format", "pal9"], "argument --format: invalid choice"),
+    (["build", "--board", "icebreaker", "--k-max", "0"], "argument --k-max: k_max must be in"),
+    (["build", "--board", "icebreaker", "--acc-bits", "wide"], "argument --acc-bits: invalid int"),
+    (["build", "--rows", "4"], "the following arguments are required: --board"),
+    (["run", "--port", "p", "a", "b", "--timeout", "0"], "argument --timeout: timeout must be"),
+    (["run", "--port", "p", "a", "b", "--baud", "9k"], "argument --baud: invalid int value"),
+    (["accuracy", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["bench-encode", "--count", "0"], "argument --count: count must be in [1, inf], not 0"),
+    (["bench-encode", "--repeat", "twice"], "argument --repeat: invalid int value: 'twice'"),
+    (["cost", "--jobs", "0"], "--jobs"),
+    (["cost", "--formats", "pal9"], "--formats"),
+    (["simulate"], "argument COMMAND: invalid choice: 'simulate'"),
+    ([], "the following arguments are required: COMMAND"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_ARGUMENTS)
+def test_bad_argument_is_one_line_naming_it(argv, message, capsys):
+    assert _exit_status(argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    command = f"palhdl {argv[0]}" if argv and argv[0] in COMMANDS else "palhdl"
+    errors = [line for line in captured.err.splitlines() if not line.startswith((" ", "usage:"))]
+    assert len(errors) == 1, captured.err
+    assert errors[0].startswith(f"{command}: error: ")
+    assert message in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--board", "nope"], "board must be one of 'icebreaker', 'ulx3s-85f'"),
+        (["--board", "icebreaker", "--acc-bits", "4"], "acc_bits must be in [8, 62], not 4"),
+    ],
+)
+def test_value_build_rejects_is_one_line(argv, message, capsys, tmp_path):
+    assert main(["build", *argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"palhdl build: error: {message}") and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_with_missing_input_files_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "a.npy"
+    argv = ["run", "--port", str(tmp_path / "tty"), str(missing), str(missing)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("palhdl run: ") and "a.npy" in err and len(err.splitlines()) == 1
+
+
+def test_run_with_a_missing_serial_port_is_one_line(tmp_path, capsys):
+    a = tmp_path / "a.npy"
+    np.save(a, np.ones((2, 2)))
+    assert main(["run", "--port", str(tmp_path / "tty"), str(a), str(a)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("palhdl run: ") and "tty" in err and len(err.splitlines()) == 1
+
+
+def test_accuracy_prints_the_report_and_writes_it_between_the_markers(
+    tmp_path, monkeypatch, capsys
+):
+    # The full-size study takes seconds: the plumbing is checked with a stand-in report here,
+    # the real one in test_accuracy_full_report and tests/studies/test_accuracy_report.py.
+    monkeypatch.setattr(accuracy_report, "report", lambda seed: f"| table of seed {seed} |\n")
+    doc = tmp_path / "format.md"
+    doc.write_text(f"# Format\n\nbefore\n{BEGIN}\nold\n{END}\nafter\n")
+    assert main(["accuracy", "--seed", "3", "--write", str(doc)]) == 0
+    assert capsys.readouterr().out == "| table of seed 3 |\n"
+    assert doc.read_text() == f"# Format\n\nbefore\n{BEGIN}\n| table of seed 3 |\n{END}\nafter\n"
+    assert main(["accuracy"]) == 0
+    assert capsys.readouterr().out == "| table of seed 0 |\n"
+
+
+@pytest.mark.slow
+def test_accuracy_full_report(tmp_path, capsys):
+    doc = tmp_path / "format.md"
+    doc.write_text(f"# Format\n\nbefore\n{BEGIN}\nold\n{END}\nafter\n")
+    assert main(["accuracy", "--write", str(doc)]) == 0
+    out = capsys.readouterr().out
+    assert doc.read_text() == f"# Format\n\nbefore\n{BEGIN}\n{out}{END}\nafter\n"
+    assert out.startswith("Generated by `palhdl accuracy --write` (seed 0;")
+    assert "256 × 256 array" in out and "`a` (64 × 256) and `b` (256 × 64)" in out
+    for title in ("Gaussian N(0, 1)", "Laplace", "Student's t", "log-normal", "skewed data"):
+        assert title in out
+    pal8_rows = re.findall(r"^\| pal8 \(4\.3\) +\| +8 \| +row/col 2\^s \|", out, re.MULTILINE)
+    assert len(pal8_rows) == 4  # one per distribution
+
+
+def test_accuracy_write_default_is_relative_to_the_current_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["accuracy", "--write"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("palhdl accuracy: error: ") and "docs/format.md" in err
+
+
+def test_bench_encode_runs_on_a_few_values(capsys):
+    assert main(["bench-encode", "--count", "100", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("encode 100 float32 values")
+    assert "  pal8: wall best" in out and " pal16: wall best" in out
+
+
+def test_sim_runs_a_tiny_matmul(capsys):
+    argv = ["sim", "--rows", "1", "--cols", "2", "-m", "1", "-k", "2", "-n", "2", "--seed", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1x2 @ 2x2 Gaussian matmul on a simulated 1x2 pal8 array")
+    assert "bit-exact with golden.matmul:  yes" in out
