@@ -150,6 +150,8 @@ def _build(args: argparse.Namespace) -> int:
     except BuildError as error:
         print(f"palhdl build: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        return _error("build", error, 1)
     print(report.to_markdown())
     return 0
 

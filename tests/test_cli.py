@@ -106,6 +106,15 @@ def test_value_build_rejects_is_one_line(argv, message, capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_build_into_an_impossible_directory_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["build", "--board", "icebreaker", "--out", str(blocker / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("palhdl build: error: ") and str(blocker) in err
+    assert len(err.splitlines()) == 1
+
+
 def test_run_with_missing_input_files_is_one_line(tmp_path, capsys):
     missing = tmp_path / "a.npy"
     argv = ["run", "--port", str(tmp_path / "tty"), str(missing), str(missing)]
