@@ -101,9 +101,21 @@ def test_core_exports_to_verilog():
 # --- simulation: the driver on the pins of the simulated core -------------------------------
 
 
-def sim_link(**overrides):
-    port = SimulatedSerial(core(**overrides), timeout=REPLY_TIMEOUT)
-    return port, HostLink(port)
+@pytest.fixture
+def sim_link():
+    """``sim_link(**overrides)``: a simulated port on ``core(**overrides)`` and a HostLink on it;
+    the ports are closed (their waveforms finished) after the test.
+    """
+    ports = []
+
+    def make(**overrides):
+        port = SimulatedSerial(core(**overrides), timeout=REPLY_TIMEOUT)
+        ports.append(port)
+        return port, HostLink(port)
+
+    yield make
+    for port in ports:
+        port.close()
 
 
 def random_codes(rng, shape, fmt, *, special_rate=0.1):
@@ -117,7 +129,7 @@ def golden_tile(config, a, b, sa, sb, mode):
     return PALArithmetic(config=config).golden_matmul(a, b, a_scales=sa, b_scales=sb, mode=mode)
 
 
-def test_identify_and_status_replies(wire):
+def test_identify_and_status_replies(wire, sim_link):
     port, link = sim_link()
     port.write(wire.packet(0x01))
     expected = (
@@ -143,7 +155,7 @@ def test_identify_and_status_replies(wire):
 CHEAP = MacConfig(pal8, mantissa_bits=5, acc_bits=16, acc_frac_bits=6, term_bits=10, saturate=False)
 
 
-def test_identify_round_trip_of_a_wrapping_raw_device(wire):
+def test_identify_round_trip_of_a_wrapping_raw_device(wire, sim_link):
     port, link = sim_link(rows=2, cols=3, config=CHEAP, output="raw", k_max=5)
     port.write(wire.packet(0x01))
     expected = wire.identify(
@@ -168,7 +180,7 @@ def test_identify_round_trip_of_a_wrapping_raw_device(wire):
 
 
 @pytest.mark.slow
-def test_raw_device_gives_float32_and_pal_converted_on_the_host():
+def test_raw_device_gives_float32_and_pal_converted_on_the_host(sim_link):
     rng = np.random.default_rng(12)
     # Codes with specials: many products leave the 10-bit term window or wrap the sum.
     a = random_codes(rng, (3, 5), pal8)
@@ -201,7 +213,7 @@ def test_raw_device_gives_float32_and_pal_converted_on_the_host():
     np.testing.assert_array_equal(result, expected.to_pal())
 
 
-def test_readouts_that_cannot_give_the_output_are_refused():
+def test_readouts_that_cannot_give_the_output_are_refused(sim_link):
     _, link = sim_link()  # pal readout
     codes = np.ones((2, 2), np.int64)
     with pytest.raises(ValueError, match="readout 'pal' cannot give output 'float32'"):
@@ -214,7 +226,7 @@ def test_readouts_that_cannot_give_the_output_are_refused():
         link.matmul(codes, codes, output="int8")
 
 
-def test_matmul_float_inputs_through_the_tiling_driver():
+def test_matmul_float_inputs_through_the_tiling_driver(sim_link):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((3, 6)) * np.exp2(rng.integers(-8, 8, size=(3, 1)))
     b = rng.standard_normal((6, 3)) * np.exp2(rng.integers(-8, 8, size=(1, 3)))
@@ -228,7 +240,7 @@ def test_matmul_float_inputs_through_the_tiling_driver():
     assert stats.cycles >= 4 * 6  # at least one beat per K step per tile
 
 
-def test_raw_readout_with_specials_scales_and_status_flags():
+def test_raw_readout_with_specials_scales_and_status_flags(sim_link):
     rng = np.random.default_rng(3)
     config = MacConfig(pal8)
     a = random_codes(rng, (2, 7), pal8)
@@ -256,7 +268,7 @@ def test_raw_readout_with_specials_scales_and_status_flags():
     assert (status.a_k, status.b_k) == (7, 7)
 
 
-def test_two_byte_words_and_float32_lanes_at_k_max():
+def test_two_byte_words_and_float32_lanes_at_k_max(sim_link):
     config = MacConfig(PALFormat(int_bits=5, frac_bits=6))
     fmt = config.fmt
     rng = np.random.default_rng(4)
@@ -277,7 +289,7 @@ def test_two_byte_words_and_float32_lanes_at_k_max():
     np.testing.assert_array_equal(result, golden_tile(config, a, b, sa, sb, "float32"))
 
 
-def test_bad_checksum_leaves_the_buffer_invalid(wire):
+def test_bad_checksum_leaves_the_buffer_invalid(wire, sim_link):
     rng = np.random.default_rng(5)
     config = MacConfig(pal8)
     a1, a2 = random_codes(rng, (2, 3), pal8), random_codes(rng, (2, 3), pal8)
@@ -308,7 +320,7 @@ def test_bad_checksum_leaves_the_buffer_invalid(wire):
     assert port.status == 4 | 8
 
 
-def test_truncated_packet_times_out_and_invalidates(wire):
+def test_truncated_packet_times_out_and_invalidates(wire, sim_link):
     rng = np.random.default_rng(6)
     a = random_codes(rng, (2, 2), pal8)
     b = random_codes(rng, (2, 2), pal8)
@@ -331,7 +343,7 @@ def test_truncated_packet_times_out_and_invalidates(wire):
     assert link.identify().rows == 2
 
 
-def test_bad_crc_unknown_commands_and_bad_lengths_back_to_back(wire):
+def test_bad_crc_unknown_commands_and_bad_lengths_back_to_back(wire, sim_link):
     port, link = sim_link()
     k_too_long = wire.load_packet(0x10, np.zeros((2, 2), np.int64), [0, 0])
     k_too_long = wire.packet(0x10, b"\x03\x00" + k_too_long[6:-1])  # says K = 3, carries K = 2
@@ -352,7 +364,7 @@ def test_bad_crc_unknown_commands_and_bad_lengths_back_to_back(wire):
     assert link.identify().k_max == 8
 
 
-def test_oversized_and_empty_tiles_are_rejected(wire):
+def test_oversized_and_empty_tiles_are_rejected(wire, sim_link):
     rng = np.random.default_rng(7)
     config = MacConfig(pal8)
     port, link = sim_link()
@@ -369,7 +381,7 @@ def test_oversized_and_empty_tiles_are_rejected(wire):
     np.testing.assert_array_equal(result, golden_tile(config, a, b, zeros, zeros, "pal"))
 
 
-def test_pipelined_session_in_one_write(wire):
+def test_pipelined_session_in_one_write(wire, sim_link):
     rng = np.random.default_rng(8)
     config = MacConfig(pal8)
     a = random_codes(rng, (2, 4), pal8)
@@ -407,7 +419,7 @@ def test_pipelined_session_in_one_write(wire):
     assert wire.read_reply(port) == wire.packet(0x82, bytes([valid | nan | saturated, 0]) + k_bytes)
 
 
-def test_break_inside_a_packet_is_a_line_error(wire):
+def test_break_inside_a_packet_is_a_line_error(wire, sim_link):
     port, link = sim_link()
     status = wire.packet(0x02)
     assert status[-1] != 0xA5  # the left-over CRC byte must not look like SYNC
@@ -420,7 +432,7 @@ def test_break_inside_a_packet_is_a_line_error(wire):
     assert (second.line_error, second.last_error) == (False, None)
 
 
-def test_receive_overrun_is_survived(wire):
+def test_receive_overrun_is_survived(wire, sim_link):
     # Each IDENTIFY reply is 16 bytes longer than its request: the receive FIFO (64 bytes)
     # overflows while the device is still answering; bytes are lost, the device keeps going.
     port, link = sim_link()
