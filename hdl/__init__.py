@@ -1,0 +1,1 @@
+"""Gateware: PAL arithmetic, conversions, MACs, baselines and the systolic array (Amaranth)."""

@@ -1,11 +1,12 @@
 """Baseline multiply-accumulate units: INT8, FP8 (E4M3/E5M2) and bfloat16.
 
-They are the comparison points of the cost study (``python -m palhdl.studies.cost``) and the
-integer/float arithmetic of the systolic array. Their numpy references, which they match bit for
+They are the comparison points of the cost study (``palhdl cost``), and their product terms
+(:class:`IntProductTerm`, :class:`FloatProductTerm`) are the integer and FP8 arithmetic of the
+systolic array (:mod:`palhdl.hdl.providers`). Their numpy references, which they match bit for
 bit, are in :mod:`palhdl.sim.golden.baselines`.
 
-Stream interface (all units)
-----------------------------
+Stream interface (all MAC units)
+--------------------------------
 Input stream ``i``, payload ``{"a", "b", "first", "last"}``: one product per transfer. ``first``
 starts a new dot product (the accumulator and flags restart from zero), ``last`` ends one: the
 accumulated result then appears on the output stream ``o`` one cycle later (``latency == 1``).
@@ -16,13 +17,30 @@ itself; while a result waits on ``o`` the unit accepts no input (``i.ready = ~o.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
+from palhdl.format import AccumulatorConfig
 from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
+from palhdl.hdl.unit import Unit
 from palhdl.sim.golden.baselines import FLOAT_FORMATS, FloatFormat, check_int_mac, float_geometry
+from palhdl.validate import check_choice, check_instance, check_int
 
-__all__ = ["BF16Mac", "FP8Mac", "IntMac"]
+__all__ = [
+    "FP8_VARIANTS",
+    "BF16Mac",
+    "FP8Mac",
+    "FloatProductTerm",
+    "IntMac",
+    "IntProductTerm",
+    "accumulate_float",
+    "float_accumulator_layout",
+    "int_accumulator_layout",
+]
+
+
+#: The FP8 variants of :class:`FP8Mac` and the FP8 array provider.
+FP8_VARIANTS = ("e4m3", "e5m2")
 
 
 def _input_signature(operand) -> stream.Signature:
@@ -31,27 +49,77 @@ def _input_signature(operand) -> stream.Signature:
     )
 
 
-def _accumulate(m: Module, i_stream, o_stream, updates) -> None:
-    """On each input transfer load ``updates`` (``(register, next value)``); present on ``last``.
+def _accumulate(m: Module, i_stream, o_stream, register, value) -> None:
+    """On each input transfer load ``register`` with ``value``; present it on ``last``.
 
-    The registers are fields of ``o_stream.payload``; ``next`` values must already restart from
-    zero when ``i_stream.payload.first`` is set.
+    ``register`` is ``o_stream.payload``; ``value`` must already restart from zero when
+    ``i_stream.payload.first`` is set.
     """
     advance = ~o_stream.valid | o_stream.ready
     m.d.comb += i_stream.ready.eq(advance)
     with m.If(o_stream.ready):
         m.d.sync += o_stream.valid.eq(0)
     with m.If(i_stream.valid & advance):
-        m.d.sync += [register.eq(value) for register, value in updates]
-        m.d.sync += o_stream.valid.eq(i_stream.payload.last)
+        m.d.sync += [register.eq(value), o_stream.valid.eq(i_stream.payload.last)]
 
 
-class IntMac(wiring.Component):
+class IntProductTerm(Unit):
+    """Signed integer product ``a * b`` (combinational, ``latency == 0``).
+
+    Yosys maps a signed multiply through a full-width signed ``$macc`` (about 1.5x the LUTs of
+    an unsigned one on iCE40); so the unit multiplies the unsigned patterns and corrects the
+    top half: ``a*b = au*bu - 2**w * (a<0 ? bu : 0) - 2**w * (b<0 ? au : 0)`` (mod ``2**(2w)``).
+
+    Parameters
+    ----------
+    width : int
+        Operand width, 2..16 (the range of :class:`IntMac`).
+
+    Members
+    -------
+    a, b : In(signed(width))
+        The operands.
+    product : Out(signed(2 * width))
+        Their exact product.
+    """
+
+    @classmethod
+    def check_parameters(cls, *, width: int = 8):
+        """Validate ``width`` (the operand range of :class:`IntMac`); return it."""
+        return check_int("width", width, 2, 16)
+
+    def __init__(self, *, width: int = 8):
+        self._width = w = self.check_parameters(width=width)
+        super().__init__({"a": In(signed(w)), "b": In(signed(w)), "product": Out(signed(2 * w))})
+
+    @property
+    def width(self) -> int:
+        """Operand width."""
+        return self._width
+
+    @property
+    def latency(self) -> int:
+        """Always 0: the unit is combinational."""
+        return 0
+
+    def elaborate(self, platform):
+        """Build an unsigned multiplier and the sign correction of its top half."""
+        m = Module()
+        w = self._width
+        au, bu = self.a.as_unsigned(), self.b.as_unsigned()
+        low = au * bu
+        high = low[w:] - Mux(self.a[-1], bu, 0) - Mux(self.b[-1], au, 0)
+        m.d.comb += self.product.eq(Cat(low[:w], high[:w]))
+        return m
+
+
+class IntMac(Unit):
     """Signed integer MAC: ``acc += a * b`` in a wrapping two's-complement accumulator.
 
     The accumulator wraps modulo ``2**acc_bits`` (no saturation, no flag): with the default
     int8 operands and 32-bit accumulator a wrap needs more than ``2**17 - 1`` products, and a
-    conventional int8 MAC is built this way. Reference: :func:`palhdl.sim.golden.baselines.int_mac`.
+    conventional int8 MAC is built this way. The product is an :class:`IntProductTerm`.
+    Reference: :func:`palhdl.sim.golden.baselines.int_mac`.
 
     Parameters
     ----------
@@ -60,27 +128,36 @@ class IntMac(wiring.Component):
     acc_bits : int
         Accumulator width, ``2 * width`` .. 62 (default 32).
 
-    Attributes
-    ----------
+    Members
+    -------
     i : In(stream.Signature({"a": signed(width), "b": signed(width), "first": 1, "last": 1}))
+        One operand pair per transfer.
     o : Out(stream.Signature({"acc": signed(acc_bits)}))
+        The dot product, after each ``last`` pair.
     """
 
+    @classmethod
+    def check_parameters(cls, *, width: int = 8, acc_bits: int = 32):
+        """Validate the parameters; return ``(width, acc_bits)``."""
+        return check_int_mac(width, acc_bits)
+
     def __init__(self, *, width: int = 8, acc_bits: int = 32):
-        self._width, self._acc_bits = check_int_mac(width, acc_bits)
+        self._width, self._acc_bits = self.check_parameters(width=width, acc_bits=acc_bits)
         super().__init__(
             {
                 "i": In(_input_signature(signed(self._width))),
-                "o": Out(stream.Signature(data.StructLayout({"acc": signed(self._acc_bits)}))),
+                "o": Out(stream.Signature(int_accumulator_layout(self._acc_bits))),
             }
         )
 
     @property
     def width(self) -> int:
+        """Operand width."""
         return self._width
 
     @property
     def acc_bits(self) -> int:
+        """Accumulator width."""
         return self._acc_bits
 
     @property
@@ -89,78 +166,149 @@ class IntMac(wiring.Component):
         return 1
 
     def elaborate(self, platform):
+        """Product term, then the wrapping accumulator register."""
         m = Module()
         x = self.i.payload
         acc = self.o.payload.acc
-        # Yosys maps a signed multiply through a full-width signed $macc (about 1.5x the LUTs
-        # of an unsigned one on iCE40); so multiply the unsigned patterns and correct the top
-        # half: a*b = au*bu - 2**w * (a<0 ? bu : 0) - 2**w * (b<0 ? au : 0)  (mod 2**(2w)).
-        w = self._width
-        au, bu = x.a.as_unsigned(), x.b.as_unsigned()
-        low = au * bu
-        high = low[w:] - Mux(x.a[-1], bu, 0) - Mux(x.b[-1], au, 0)
-        product = Cat(low[:w], high[:w]).as_signed()
-        total = Mux(x.first, 0, acc) + product
-        _accumulate(m, self.i, self.o, [(acc, total[: self._acc_bits])])
+        m.submodules.product = product = IntProductTerm(width=self._width)
+        m.d.comb += [product.a.eq(x.a), product.b.eq(x.b)]
+        total = Mux(x.first, 0, acc) + product.product
+        _accumulate(m, self.i, self.o, acc, total[: self._acc_bits])
         return m
 
 
-class _FloatMac(wiring.Component):
-    """Exact small-float products in a saturating or wrapping fixed-point window (see
-    :class:`FP8Mac`).
+def int_accumulator_layout(acc_bits: int) -> data.StructLayout:
+    """Return the integer accumulator record, ``{"acc": signed(acc_bits)}``."""
+    return data.StructLayout({"acc": signed(acc_bits)})
+
+
+def float_accumulator_layout(config: AccumulatorConfig) -> data.StructLayout:
+    """Return the float MAC's accumulator record.
+
+    Fields: ``acc`` (``signed(acc_bits)``) and the sticky flags ``nan``, ``pos_inf``,
+    ``neg_inf``, ``overflow`` (see :class:`FP8Mac`).
+
+    Parameters
+    ----------
+    config : AccumulatorConfig
+        The accumulator window.
+    """
+    check_instance("config", config, AccumulatorConfig, "float_geometry(32, 18)")
+    return data.StructLayout(
+        {
+            "acc": signed(config.acc_bits),
+            "nan": unsigned(1),
+            "pos_inf": unsigned(1),
+            "neg_inf": unsigned(1),
+            "overflow": unsigned(1),
+        }
+    )
+
+
+def accumulate_float(m: Module, config: AccumulatorConfig, acc, term, infinite):
+    """Add a float product term to a float accumulator record (combinational).
+
+    The finite part goes through :func:`palhdl.hdl.mac.accumulate`; an infinite product sets
+    ``pos_inf`` or ``neg_inf`` by its sign and adds nothing; infinities of both signs set
+    ``nan``. All flags are sticky.
+
+    Parameters
+    ----------
+    m : Module
+        Receives the logic.
+    config : AccumulatorConfig
+        The accumulator window.
+    acc : value of :func:`float_accumulator_layout`
+        The running accumulator (all zero to start a dot product).
+    term : value of :func:`palhdl.hdl.mac.term_layout`
+        The product term (:attr:`FloatProductTerm.term_sm`).
+    infinite : Value
+        The product is infinite (:attr:`FloatProductTerm.infinite`).
+
+    Returns
+    -------
+    Signal of float_accumulator_layout(config)
+        The new accumulator.
+    """
+    base = Signal(accumulator_layout(config))
+    m.d.comb += [base.acc.eq(acc.acc), base.nan.eq(acc.nan), base.overflow.eq(acc.overflow)]
+    total = accumulate(m, config, base, term)
+    result = Signal(float_accumulator_layout(config))
+    pos_inf = acc.pos_inf | (infinite & ~term.negative)
+    neg_inf = acc.neg_inf | (infinite & term.negative)
+    m.d.comb += [
+        result.acc.eq(total.acc),
+        result.pos_inf.eq(pos_inf),
+        result.neg_inf.eq(neg_inf),
+        result.nan.eq(total.nan | (pos_inf & neg_inf)),
+        result.overflow.eq(total.overflow),
+    ]
+    return result
+
+
+class FloatProductTerm(Unit):
+    """The accumulator term of the exact product of two small floats (combinational).
+
+    The product (significand multiply, exponent add, subnormals included) is placed in the
+    accumulator window ``config``: bits below its LSB are rounded half away from zero; a
+    nonzero term whose magnitude exceeds ``config.term_max`` sets ``overflow`` and is clamped
+    to ``acc_max`` (``config.saturate``) or dropped. The shifter spans only the shifts that can
+    change a term: from the one below which every product rounds to 0 up to
+    ``term_bits - man_bits`` (or the smallest shift, if that is larger), beyond which every
+    nonzero product overflows; the rounding adder covers only the bits a rounding carry can
+    reach. Reference: :func:`palhdl.sim.golden.baselines.float_mac_terms`.
+
+    Parameters
+    ----------
+    fmt : FloatFormat
+        The operand format (:data:`palhdl.sim.golden.baselines.FLOAT_FORMATS`).
+    config : AccumulatorConfig
+        The accumulator window (:func:`palhdl.sim.golden.baselines.float_geometry`).
+
+    Members
+    -------
+    a, b : In(unsigned(fmt.width))
+        Operand bit patterns.
+    term_sm : Out(term_layout(config))
+        The finite term, sign-magnitude; ``nan``: a NaN operand or infinity times zero;
+        ``overflow``: the term overflowed. An infinite or NaN product has magnitude 0.
+    infinite : Out(1)
+        The product is infinite (and not NaN); its sign is ``term_sm.negative``.
     """
 
-    def __init__(self, fmt: FloatFormat, acc_bits, acc_frac_bits, term_bits, saturate):
-        self._fmt = fmt
-        self._geometry = float_geometry(
-            acc_bits, acc_frac_bits, term_bits=term_bits, saturate=saturate
+    @classmethod
+    def check_parameters(cls, *, fmt: FloatFormat, config: AccumulatorConfig):
+        """Validate the parameters; return ``(fmt, config)``."""
+        return (
+            check_instance("fmt", fmt, FloatFormat, "FLOAT_FORMATS['e4m3']"),
+            check_instance("config", config, AccumulatorConfig, "float_geometry(32, 18)"),
         )
-        output = data.StructLayout(
-            {
-                "acc": signed(self._geometry.acc_bits),
-                "nan": unsigned(1),
-                "pos_inf": unsigned(1),
-                "neg_inf": unsigned(1),
-                "overflow": unsigned(1),
-            }
-        )
+
+    def __init__(self, *, fmt: FloatFormat, config: AccumulatorConfig):
+        self._fmt, self._config = self.check_parameters(fmt=fmt, config=config)
         super().__init__(
             {
-                "i": In(_input_signature(unsigned(fmt.width))),
-                "o": Out(stream.Signature(output)),
+                "a": In(unsigned(fmt.width)),
+                "b": In(unsigned(fmt.width)),
+                "term_sm": Out(term_layout(config)),
+                "infinite": Out(1),
             }
         )
 
     @property
     def fmt(self) -> FloatFormat:
+        """The operand format."""
         return self._fmt
 
     @property
-    def acc_bits(self) -> int:
-        return self._geometry.acc_bits
-
-    @property
-    def acc_frac_bits(self) -> int:
-        return self._geometry.acc_frac_bits
-
-    @property
-    def term_bits(self) -> int:
-        """A product term of ``2**term_bits`` or more overflows."""
-        return self._geometry.term_bits
-
-    @property
-    def saturate(self) -> bool:
-        """Overflowing terms clamp and sums saturate (``True``) or are dropped and wrap."""
-        return self._geometry.saturate
-
-    @property
-    def acc_max(self) -> int:
-        return self._geometry.acc_max
+    def config(self) -> AccumulatorConfig:
+        """The accumulator window."""
+        return self._config
 
     @property
     def latency(self) -> int:
-        """Cycles from the transfer of a ``last`` input to the result being valid."""
-        return 1
+        """Always 0: the unit is combinational."""
+        return 0
 
     def _decode(self, bits):
         """``(negative, significand, exponent field >= 1, nan, inf, zero)`` of a pattern."""
@@ -178,17 +326,11 @@ class _FloatMac(wiring.Component):
         significand = Mux(nan | inf, 0, Cat(man, ~subnormal))
         return bits[-1], significand, exp | subnormal, nan, inf, subnormal & (man == 0)
 
-    def _term(self, m: Module, a, b):
-        """The product ``a * b`` as a :func:`~palhdl.hdl.mac.term_layout` record (sign,
-        magnitude clamped or dropped on overflow, ``nan``, ``overflow``) and whether it is
-        infinite.
-        """
+    def _magnitude(self, m: Module, product, exponents):
+        """Return the clamped, rounded magnitude of the placed product, and its overflow."""
         fmt = self._fmt
-        geometry = self._geometry
-        sign_a, sig_a, exp_a, nan_a, inf_a, zero_a = self._decode(a)
-        sign_b, sig_b, exp_b, nan_b, inf_b, zero_b = self._decode(b)
+        geometry = self._config
         product_bits = 2 * fmt.man_bits + 2
-        product = sig_a * sig_b
         # The product is product * 2**(exp_a + exp_b + offset) in accumulator LSBs.
         offset = geometry.acc_frac_bits - 2 * fmt.bias - 2 * fmt.man_bits
         shift_min, shift_max = 2 + offset, 2 * ((1 << fmt.exp_bits) - 1) + offset
@@ -200,7 +342,7 @@ class _FloatMac(wiring.Component):
         low = max(shift_min, -(product_bits + 1))
         high = max(low, min(shift_max, geometry.term_bits - fmt.man_bits))
         shift = Signal(signed(max(abs(shift_min), abs(shift_max)).bit_length() + 1))
-        m.d.comb += shift.eq(exp_a + exp_b + offset)
+        m.d.comb += shift.eq(exponents + offset)
         index = shift - low
         if shift_max > high:
             index = Mux(shift > high, high - low, index)
@@ -226,43 +368,92 @@ class _FloatMac(wiring.Component):
             kept = Mux(overflow, geometry.acc_max, kept)
         elif len(top):
             kept = Mux(overflow, 0, kept)
-        nan = nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a)
-        term = Signal(term_layout(geometry))
-        m.d.comb += [
-            term.magnitude.eq(kept),
-            term.negative.eq(sign_a ^ sign_b),
-            term.nan.eq(nan),
-            term.overflow.eq(overflow),
-        ]
-        return term, (inf_a | inf_b) & ~nan
+        return kept, overflow
 
     def elaborate(self, platform):
+        """Decode both operands, multiply the significands, place the product in the window."""
+        m = Module()
+        sign_a, sig_a, exp_a, nan_a, inf_a, zero_a = self._decode(self.a)
+        sign_b, sig_b, exp_b, nan_b, inf_b, zero_b = self._decode(self.b)
+        magnitude, overflow = self._magnitude(m, sig_a * sig_b, exp_a + exp_b)
+        nan = nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a)
+        m.d.comb += [
+            self.term_sm.magnitude.eq(magnitude),
+            self.term_sm.negative.eq(sign_a ^ sign_b),
+            self.term_sm.nan.eq(nan),
+            self.term_sm.overflow.eq(overflow),
+            self.infinite.eq((inf_a | inf_b) & ~nan),
+        ]
+        return m
+
+
+class _FloatMac(Unit):
+    """Exact small-float products in a saturating or wrapping fixed-point window.
+
+    See :class:`FP8Mac`.
+    """
+
+    def __init__(self, *, fmt: FloatFormat, accumulator: AccumulatorConfig):
+        self._fmt = fmt
+        self._geometry = accumulator
+        super().__init__(
+            {
+                "i": In(_input_signature(unsigned(fmt.width))),
+                "o": Out(stream.Signature(float_accumulator_layout(self._geometry))),
+            }
+        )
+
+    @property
+    def fmt(self) -> FloatFormat:
+        """The operand format."""
+        return self._fmt
+
+    @property
+    def accumulator(self) -> AccumulatorConfig:
+        """The accumulator window."""
+        return self._geometry
+
+    @property
+    def acc_bits(self) -> int:
+        """Accumulator width."""
+        return self._geometry.acc_bits
+
+    @property
+    def acc_frac_bits(self) -> int:
+        """Accumulator fraction bits."""
+        return self._geometry.acc_frac_bits
+
+    @property
+    def term_bits(self) -> int:
+        """A product term of ``2**term_bits`` or more overflows."""
+        return self._geometry.term_bits
+
+    @property
+    def saturate(self) -> bool:
+        """Overflowing terms clamp and sums saturate (``True``) or are dropped and wrap."""
+        return self._geometry.saturate
+
+    @property
+    def acc_max(self) -> int:
+        """Largest accumulator value."""
+        return self._geometry.acc_max
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the transfer of a ``last`` input to the result being valid."""
+        return 1
+
+    def elaborate(self, platform):
+        """Product term, then the accumulator register."""
         m = Module()
         x = self.i.payload
         out = self.o.payload
-        term, term_inf = self._term(m, x.a, x.b)
-        restart = x.first
-        base = Signal(accumulator_layout(self._geometry))
-        m.d.comb += [
-            base.acc.eq(Mux(restart, 0, out.acc)),
-            base.nan.eq(Mux(restart, 0, out.nan)),
-            base.overflow.eq(Mux(restart, 0, out.overflow)),
-        ]
-        total = accumulate(m, self._geometry, base, term)
-        pos_inf = Mux(restart, 0, out.pos_inf) | (term_inf & ~term.negative)
-        neg_inf = Mux(restart, 0, out.neg_inf) | (term_inf & term.negative)
-        _accumulate(
-            m,
-            self.i,
-            self.o,
-            [
-                (out.acc, total.acc),
-                (out.pos_inf, pos_inf),
-                (out.neg_inf, neg_inf),
-                (out.nan, total.nan | (pos_inf & neg_inf)),
-                (out.overflow, total.overflow),
-            ],
-        )
+        m.submodules.term = term = FloatProductTerm(fmt=self._fmt, config=self._geometry)
+        m.d.comb += [term.a.eq(x.a), term.b.eq(x.b)]
+        layout = float_accumulator_layout(self._geometry)
+        base = layout(Mux(x.first, 0, out.as_value()))
+        total = accumulate_float(m, self._geometry, base, term.term_sm, term.infinite)
+        _accumulate(m, self.i, self.o, out, total)
         return m
 
 
@@ -305,8 +496,8 @@ class FP8Mac(_FloatMac):
         ``True`` (default): overflowing terms clamp and sums saturate. ``False``: overflowing
         terms are dropped and sums wrap; cheaper.
 
-    Attributes
-    ----------
+    Members
+    -------
     i : In(stream.Signature({"a": 8, "b": 8, "first": 1, "last": 1}))
         ``a`` and ``b`` are FP8 bit patterns.
     o : Out(stream.Signature({"acc": signed(acc_bits), "nan": 1, "pos_inf": 1, "neg_inf": 1,
@@ -320,6 +511,20 @@ class FP8Mac(_FloatMac):
         example ``term_bits must be in [2, 31], not 40`` or ``saturate must be a bool``).
     """
 
+    @classmethod
+    def check_parameters(
+        cls,
+        *,
+        variant: str = "e4m3",
+        acc_bits: int,
+        acc_frac_bits: int,
+        term_bits: int | None = None,
+        saturate: bool = True,
+    ):
+        """Validate the parameters; return the format and the accumulator window."""
+        fmt = FLOAT_FORMATS[check_choice("variant", variant, FP8_VARIANTS)]
+        return fmt, float_geometry(acc_bits, acc_frac_bits, term_bits=term_bits, saturate=saturate)
+
     def __init__(
         self,
         *,
@@ -329,12 +534,18 @@ class FP8Mac(_FloatMac):
         term_bits: int | None = None,
         saturate: bool = True,
     ):
-        if variant not in ("e4m3", "e5m2"):
-            raise ValueError(f"variant must be 'e4m3' or 'e5m2', not {variant!r}")
-        super().__init__(FLOAT_FORMATS[variant], acc_bits, acc_frac_bits, term_bits, saturate)
+        fmt, accumulator = self.check_parameters(
+            variant=variant,
+            acc_bits=acc_bits,
+            acc_frac_bits=acc_frac_bits,
+            term_bits=term_bits,
+            saturate=saturate,
+        )
+        super().__init__(fmt=fmt, accumulator=accumulator)
 
     @property
     def variant(self) -> str:
+        """``"e4m3"`` or ``"e5m2"``."""
         return self.fmt.name
 
 
@@ -362,6 +573,18 @@ class BF16Mac(_FloatMac):
         If a parameter has the wrong type or is out of range; the message names it.
     """
 
+    @classmethod
+    def check_parameters(
+        cls,
+        *,
+        acc_bits: int,
+        acc_frac_bits: int,
+        term_bits: int | None = None,
+        saturate: bool = True,
+    ):
+        """Validate the parameters; return the accumulator window."""
+        return float_geometry(acc_bits, acc_frac_bits, term_bits=term_bits, saturate=saturate)
+
     def __init__(
         self,
         *,
@@ -370,4 +593,7 @@ class BF16Mac(_FloatMac):
         term_bits: int | None = None,
         saturate: bool = True,
     ):
-        super().__init__(FLOAT_FORMATS["bf16"], acc_bits, acc_frac_bits, term_bits, saturate)
+        accumulator = self.check_parameters(
+            acc_bits=acc_bits, acc_frac_bits=acc_frac_bits, term_bits=term_bits, saturate=saturate
+        )
+        super().__init__(fmt=FLOAT_FORMATS["bf16"], accumulator=accumulator)

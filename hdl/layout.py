@@ -1,4 +1,4 @@
-"""The PAL word as an Amaranth data layout."""
+"""Word layouts: the PAL word and IEEE binary floats as Amaranth data layouts."""
 
 from __future__ import annotations
 
@@ -6,44 +6,64 @@ from amaranth.hdl import Const, Module, Mux, unsigned
 from amaranth.lib import data
 
 from palhdl.format import PALFormat
+from palhdl.validate import check_instance, check_int
 
-__all__ = ["PALLayout", "PALView", "pack_word"]
+__all__ = ["BFLOAT16", "FLOAT32", "FloatLayout", "PALLayout", "PALView", "WordLayout", "pack_word"]
 
 
-class PALLayout(data.StructLayout):
+class WordLayout(data.StructLayout):
+    """A struct layout of one machine word (a number format), not a record of values.
+
+    Its constants may also be given as the word's raw bit pattern, and hosts exchange its
+    values as bit patterns (:func:`palhdl.sim.pysim.unpack_payloads`).
+    """
+
+    def const(self, init):
+        """Return a constant from a mapping of fields or from the raw bit pattern (an ``int``)."""
+        if isinstance(init, int):
+            return data.Const(self, init & ((1 << self.size) - 1))
+        return super().const(init)
+
+
+class PALLayout(WordLayout):
     """``data.StructLayout`` of a PAL word: ``mag`` (the biased log ``E``, low bits), ``sign``.
 
     Views over it are :class:`PALView`. Two layouts are equal only if their formats are.
+    :meth:`const` also takes an integer code.
 
     Parameters
     ----------
     fmt : PALFormat
+        The word format.
     """
 
     def __init__(self, fmt: PALFormat):
-        if not isinstance(fmt, PALFormat):
-            raise TypeError(f"fmt must be a PALFormat, not {fmt!r}")
-        self._fmt = fmt
+        self._fmt = check_instance("fmt", fmt, PALFormat, "palhdl.format.pal8")
         super().__init__({"mag": unsigned(fmt.mag_bits), "sign": unsigned(1)})
 
     @property
     def fmt(self) -> PALFormat:
+        """The word format."""
         return self._fmt
 
     def __eq__(self, other):
+        """Layouts of the same format are equal."""
         return isinstance(other, PALLayout) and other.fmt == self.fmt
 
     def __hash__(self):
+        """Hash of the format."""
         return hash((PALLayout, self.fmt))
 
     def __repr__(self):
+        """``PALLayout(fmt)``."""
         return f"PALLayout({self.fmt!r})"
 
     def __call__(self, target):
+        """Return a :class:`PALView` of ``target``."""
         return PALView(self, target)
 
     def code(self, code: int) -> Const:
-        """A constant word from an integer code."""
+        """Return a constant word from an integer code."""
         return Const(code, self.size)
 
 
@@ -51,26 +71,76 @@ class PALView(data.View):
     """View of a PAL word with the format's predicates."""
 
     def is_zero(self):
-        """True for the zero word (``E == 0``, sign clear)."""
+        """Test for the zero word (``E == 0``, sign clear)."""
         return (self.mag == 0) & ~self.sign
 
     def is_nan(self):
-        """True for the NaN word (``E == 0``, sign set)."""
+        """Test for the NaN word (``E == 0``, sign set)."""
         return (self.mag == 0) & self.sign
 
     def is_special(self):
-        """True for zero or NaN (``E == 0``)."""
+        """Test for zero or NaN (``E == 0``)."""
         return self.mag == 0
 
     def log(self):
-        """The signed log magnitude ``L = E - bias`` in units of ``2**-frac_bits``."""
+        """Return the signed log magnitude ``L = E - bias`` in units of ``2**-frac_bits``."""
         fmt = self.shape().fmt
         return self.mag - fmt.bias
 
 
+class FloatLayout(WordLayout):
+    """``data.StructLayout`` of an IEEE 754 binary float.
+
+    Fields ``mantissa`` (low bits), ``exponent``, ``sign``; its raw bits are the usual bit
+    pattern (``FloatLayout(23, 8)`` is float32). :meth:`const` also takes the bit pattern as an
+    integer.
+
+    Parameters
+    ----------
+    man_bits : int
+        Stored mantissa (fraction) bits, 1..52.
+    exp_bits : int
+        Exponent bits, 2..11; the bias is ``2**(exp_bits - 1) - 1``.
+    """
+
+    def __init__(self, man_bits: int, exp_bits: int):
+        self._man_bits = check_int("man_bits", man_bits, 1, 52)
+        self._exp_bits = check_int("exp_bits", exp_bits, 2, 11)
+        super().__init__(
+            {"mantissa": unsigned(man_bits), "exponent": unsigned(exp_bits), "sign": unsigned(1)}
+        )
+
+    @property
+    def man_bits(self) -> int:
+        """Stored mantissa bits."""
+        return self._man_bits
+
+    @property
+    def exp_bits(self) -> int:
+        """Exponent bits."""
+        return self._exp_bits
+
+    @property
+    def bias(self) -> int:
+        """Exponent bias, ``2**(exp_bits - 1) - 1``."""
+        return (1 << (self._exp_bits - 1)) - 1
+
+    @property
+    def quiet_nan(self) -> int:
+        """Bits of the positive quiet NaN (exponent all ones, mantissa MSB set)."""
+        return (((1 << self._exp_bits) - 1) << self._man_bits) | (1 << (self._man_bits - 1))
+
+
+#: float32 and bfloat16 as :class:`FloatLayout` arguments ``(man_bits, exp_bits)``.
+FLOAT32 = (23, 8)
+BFLOAT16 = (7, 8)
+
+
 def pack_word(m: Module, out, *, log, negative, nan, zero, fmt: PALFormat) -> None:
-    """Drive ``out`` from a signed biased log ``log`` (any width): NaN, then zero, then a
-    saturated (``> max`` to ``max``) or flushed (``< 1`` to ``+0``) value, like golden ``_pack``.
+    """Drive PAL word ``out`` from a signed biased log ``log`` (any width).
+
+    NaN wins, then zero, then a saturated (``> max`` to ``max``) or flushed (``< 1`` to ``+0``)
+    value, like the golden model's word packing.
     """
     flush = zero | (log < 1)
     saturate = log > fmt.mag_mask

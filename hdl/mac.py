@@ -2,25 +2,30 @@
 
 :class:`PALProductTerm` turns two PAL words into the signed accumulator term of their product
 (the logic of :func:`palhdl.sim.golden.mac_terms`); :func:`accumulate` adds a term to an
-accumulator record with saturation and sticky flags. :class:`PALMac` wraps both into a stream
-unit that computes dot products back to back, bit-exact with :func:`palhdl.sim.golden.dot` /
-``matmul``. The systolic array instantiates :class:`PALProductTerm` and :func:`accumulate` once
-per PE.
+accumulator record with saturation or wrapping and sticky flags, for any
+:class:`~palhdl.format.AccumulatorConfig` (the float baselines use it too). :class:`PALMac`
+wraps both into a stream unit that computes dot products back to back, bit-exact with
+:func:`palhdl.sim.golden.dot` / ``matmul``, optionally followed by a readout of
+:mod:`palhdl.hdl.readout`. The systolic array instantiates :class:`PALProductTerm` and
+:func:`accumulate` once per PE.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from palhdl.format import MacConfig
-from palhdl.hdl.convert import AccumulatorToFloat32, AccumulatorToPAL
-from palhdl.hdl.layout import PALLayout
-from palhdl.hdl.pipeline import StreamPipeline, check_pipelined
-from palhdl.sim.golden import _check_config
+from palhdl.format import SCALE_BITS, AccumulatorConfig, MacConfig
+from palhdl.hdl.layout import FLOAT32, FloatLayout, PALLayout
+from palhdl.hdl.pipeline import StreamPipeline
+from palhdl.hdl.readout import AccumulatorToFloat32, AccumulatorToPAL
+from palhdl.hdl.rounding import PIPELINED_LATENCY
+from palhdl.hdl.unit import Unit
+from palhdl.sim.golden import check_mac_config
 from palhdl.tables import mantissa_table
+from palhdl.validate import check_bool, check_choice, check_instance
 
 __all__ = [
     "READOUTS",
@@ -34,26 +39,40 @@ __all__ = [
 #: Accepted values of ``PALMac(readout=...)``.
 READOUTS = ("raw", "float32", "pal")
 
+#: The example the message of a wrong accumulator ``config`` argument suggests.
+_ACCUMULATOR_EXAMPLE = "palhdl.format.MacConfig(pal8).accumulator"
 
-def accumulator_layout(config: MacConfig) -> data.StructLayout:
-    """The accumulator record: ``acc`` (``signed(acc_bits)``), sticky ``nan`` and ``overflow``.
+
+def accumulator_layout(config: AccumulatorConfig) -> data.StructLayout:
+    """Return the accumulator record: ``acc`` (``signed(acc_bits)``), sticky ``nan``, ``overflow``.
 
     :attr:`PALProductTerm.term` is a record of the same layout: a term is exactly the
     accumulator of a one-element dot product.
+
+    Parameters
+    ----------
+    config : AccumulatorConfig
+        The accumulator window (a PAL MAC passes ``MacConfig.accumulator``).
     """
-    config = _check_config(config)
+    config = check_instance("config", config, AccumulatorConfig, _ACCUMULATOR_EXAMPLE)
     return data.StructLayout({"acc": signed(config.acc_bits), "nan": 1, "overflow": 1})
 
 
-def term_layout(config: MacConfig) -> data.StructLayout:
-    """A product term in sign-magnitude form (:attr:`PALProductTerm.term_sm`).
+def term_layout(config: AccumulatorConfig) -> data.StructLayout:
+    """Return the layout of a product term in sign-magnitude form.
 
     Fields: ``magnitude`` (``unsigned(acc_bits - 1)``, at most ``acc_max``), ``negative``
     (the product's sign, clear for a zero or NaN operand; with ``magnitude == 0`` the term is
     0 either way), ``nan``, ``overflow``. :func:`accumulate` adds it with a single adder (the
-    sign is the adder's carry-in), cheaper than a signed term.
+    sign is the adder's carry-in), cheaper than a signed term. :attr:`PALProductTerm.term_sm`
+    has this layout.
+
+    Parameters
+    ----------
+    config : AccumulatorConfig
+        The accumulator window.
     """
-    config = _check_config(config)
+    config = check_instance("config", config, AccumulatorConfig, _ACCUMULATOR_EXAMPLE)
     return data.StructLayout(
         {
             "magnitude": unsigned(config.acc_bits - 1),
@@ -64,16 +83,18 @@ def term_layout(config: MacConfig) -> data.StructLayout:
     )
 
 
-def accumulate(m: Module, config: MacConfig, acc, term):
-    """Combinational accumulate step: ``acc + term`` saturated to ``[-acc_max, acc_max]``, or
-    wrapped modulo ``2**acc_bits`` when not ``config.saturate``.
+def accumulate(m: Module, config: AccumulatorConfig, acc, term):
+    """Add the combinational accumulate step ``acc + term`` to ``m``.
+
+    The sum saturates to ``[-acc_max, acc_max]``, or wraps modulo ``2**acc_bits`` when not
+    ``config.saturate``.
 
     Parameters
     ----------
     m : Module
         Receives the logic (``comb`` domain).
-    config : MacConfig
-        Accumulator geometry.
+    config : AccumulatorConfig
+        Accumulator window.
     acc : value of :func:`accumulator_layout`
         The running accumulator, in ``[config.acc_min, config.acc_max]``.
     term : value of :func:`accumulator_layout` or of :func:`term_layout`
@@ -90,8 +111,9 @@ def accumulate(m: Module, config: MacConfig, acc, term):
     Raises
     ------
     TypeError
-        If ``term`` has neither layout.
+        If ``config`` is not an ``AccumulatorConfig`` or ``term`` has neither layout.
     """
+    record = accumulator_layout(config)
     n = config.acc_bits
     acc_max = config.acc_max
     total = Signal(signed(n + 1))
@@ -99,14 +121,14 @@ def accumulate(m: Module, config: MacConfig, acc, term):
         negative = term.negative
         ones = Cat(term.magnitude ^ negative.replicate(n - 1), negative).as_signed()
         m.d.comb += total.eq(acc.acc + ones + negative)
-    elif term.shape() == accumulator_layout(config):
+    elif term.shape() == record:
         m.d.comb += total.eq(acc.acc + term.acc)
     else:
         raise TypeError(
             f"term must be a value of accumulator_layout(config) or term_layout(config), "
             f"not of {term.shape()!r}"
         )
-    result = Signal(accumulator_layout(config))
+    result = Signal(record)
     m.d.comb += result.nan.eq(acc.nan | term.nan)
     if not config.saturate:
         # Two's-complement overflow: the n + 1-bit sum's top two bits differ.
@@ -126,7 +148,7 @@ def accumulate(m: Module, config: MacConfig, acc, term):
     return result
 
 
-class PALProductTerm(wiring.Component):
+class PALProductTerm(Unit):
     """The accumulator term of the product of two PAL words (no handshake).
 
     Computes, exactly as :func:`palhdl.sim.golden.mac_terms`: ``S = Ea + Eb`` (so
@@ -157,17 +179,17 @@ class PALProductTerm(wiring.Component):
         exponent adder, after the mantissa lookup / shift decode, and after the shifter
         (``latency == PIPELINED_LATENCY == 3``); they load when ``en`` is high.
 
-    Attributes
-    ----------
+    Members
+    -------
     a, b : In(PALLayout(config.fmt))
         The operands.
     en : In(1)
         Register enable; present only when ``pipelined``.
-    term : Out(accumulator_layout(config))
+    term : Out(accumulator_layout(config.accumulator))
         ``term.acc``: the signed term in ``[-acc_max, acc_max]``; ``term.nan``: an operand is
         NaN; ``term.overflow``: the term's magnitude exceeded ``config.term_max``, so it was
         clamped (saturating) or dropped (wrapping); never set with a zero or NaN operand.
-    term_sm : Out(term_layout(config))
+    term_sm : Out(term_layout(config.accumulator))
         The same term in sign-magnitude form.
 
     Raises
@@ -179,15 +201,22 @@ class PALProductTerm(wiring.Component):
     #: ``latency`` of a pipelined product term.
     PIPELINED_LATENCY = 3
 
+    @classmethod
+    def check_parameters(cls, *, config: MacConfig, pipelined: bool = False):
+        """Validate the parameters; return ``(config, pipelined)``."""
+        return (
+            check_mac_config(config),
+            check_bool("pipelined", pipelined),
+        )
+
     def __init__(self, *, config: MacConfig, pipelined: bool = False):
-        self._config = _check_config(config)
-        self._pipelined = check_pipelined(pipelined)
+        self._config, self._pipelined = self.check_parameters(config=config, pipelined=pipelined)
         word = PALLayout(config.fmt)
         members = {
             "a": In(word),
             "b": In(word),
-            "term": Out(accumulator_layout(config)),
-            "term_sm": Out(term_layout(config)),
+            "term": Out(accumulator_layout(config.accumulator)),
+            "term_sm": Out(term_layout(config.accumulator)),
         }
         if pipelined:
             members["en"] = In(1)
@@ -195,10 +224,12 @@ class PALProductTerm(wiring.Component):
 
     @property
     def config(self) -> MacConfig:
+        """Operand format and accumulator geometry."""
         return self._config
 
     @property
     def pipelined(self) -> bool:
+        """Whether the term is registered (three stages)."""
         return self._pipelined
 
     @property
@@ -222,30 +253,16 @@ class PALProductTerm(wiring.Component):
         hi = max(min(config.shift(config.q_max), always_overflow - 1), always_zero)
         return lo, hi, always_overflow
 
-    def elaborate(self, platform):
+    def _decode(self, m: Module, log_sum, nonzero):
+        """Stage 2: mantissa lookup and clamped shift index; returns them and ``too_big``.
+
+        ``shift = octave - offset`` where ``octave = S >> F`` (so ``q = octave - 2**I``),
+        clamped to ``[lo, hi]`` as ``index = shift - lo``.
+        """
         config = self._config
         fmt = config.fmt
         table = [int(v) for v in mantissa_table(fmt.frac_bits, config.mantissa_bits)]
         lo, hi, always_overflow = self._shift_bounds()
-        m = Module()
-        pipe = StreamPipeline(m, enabled=self._pipelined)
-        if self._pipelined:
-            m.d.comb += pipe.advance.eq(self.en)
-
-        def stage(*values):
-            return pipe.stage(Const(1), *values)[1:]
-
-        # Stage 1: exponent adder.
-        a, b = self.a, self.b
-        log_sum = Signal(fmt.mag_bits + 1)
-        m.d.comb += log_sum.eq(a.mag + b.mag)
-        negative = a.sign ^ b.sign
-        nonzero = ~(a.is_special() | b.is_special())
-        nan = a.is_nan() | b.is_nan()
-        log_sum, negative, nonzero, nan = stage(log_sum, negative, nonzero, nan)
-
-        # Stage 2: mantissa lookup and shift decode: shift = octave - offset, where
-        # octave = S >> F (so q = octave - 2**I), clamped to [lo, hi] as index = shift - lo.
         octave = log_sum[fmt.frac_bits :]
         offset = (1 << fmt.int_bits) + config.mantissa_bits - config.acc_frac_bits
         octave_max = (1 << (fmt.int_bits + 1)) - 1
@@ -268,11 +285,12 @@ class PALProductTerm(wiring.Component):
         if octave_max - offset > hi:
             relative = Mux(octave > offset + hi, hi - lo, relative)
         m.d.comb += index.eq(relative)
-        mantissa, index, too_big, negative, nan, nonzero = stage(
-            mantissa, index, too_big, negative & nonzero, nan, nonzero
-        )
+        return mantissa, index, too_big
 
-        # Stage 3: shift, round half away from zero, clamp.
+    def _shift(self, m: Module, mantissa, index, too_big, nonzero):
+        """Stage 3: shift, round half away from zero, clamp; returns the magnitude, overflow."""
+        config = self._config
+        lo, hi, _ = self._shift_bounds()
         shifted = (mantissa << index)[: len(mantissa) + hi - lo]
         if lo < 0:
             # Only right shifts (index < -lo) round, and they leave shifted below
@@ -293,6 +311,33 @@ class PALProductTerm(wiring.Component):
             m.d.comb += clamped.eq(Mux(overflow, 0, magnitude[: config.term_bits]))
         else:
             m.d.comb += clamped.eq(magnitude)
+        return clamped, overflow
+
+    def elaborate(self, platform):
+        """Exponent adder, mantissa lookup and shift decode, shifter: three (register) stages."""
+        fmt = self._config.fmt
+        m = Module()
+        pipe = StreamPipeline(m, enabled=self._pipelined)
+        if self._pipelined:
+            m.d.comb += pipe.advance.eq(self.en)
+
+        def stage(*values):
+            return pipe.stage(Const(1), *values)[1:]
+
+        a, b = self.a, self.b
+        log_sum = Signal(fmt.mag_bits + 1)
+        m.d.comb += log_sum.eq(a.mag + b.mag)
+        negative = a.sign ^ b.sign
+        nonzero = ~(a.is_special() | b.is_special())
+        nan = a.is_nan() | b.is_nan()
+        log_sum, negative, nonzero, nan = stage(log_sum, negative, nonzero, nan)
+
+        mantissa, index, too_big = self._decode(m, log_sum, nonzero)
+        mantissa, index, too_big, negative, nan, nonzero = stage(
+            mantissa, index, too_big, negative & nonzero, nan, nonzero
+        )
+
+        clamped, overflow = self._shift(m, mantissa, index, too_big, nonzero)
         clamped, negative, nan, overflow = stage(clamped, negative, nan, overflow & nonzero)
 
         m.d.comb += [
@@ -307,7 +352,7 @@ class PALProductTerm(wiring.Component):
         return m
 
 
-class PALMac(wiring.Component):
+class PALMac(Unit):
     """Stream multiply-accumulate unit: dot products of PAL vectors, back to back.
 
     Each input transfer carries one operand pair. ``first`` clears the accumulator (and its
@@ -321,13 +366,14 @@ class PALMac(wiring.Component):
     ``overflow`` bit for bit).
 
     Readouts: ``readout="raw"`` outputs the accumulator record only. ``"float32"`` and ``"pal"``
-    also pass it through :class:`palhdl.hdl.convert.AccumulatorToFloat32` /
-    :class:`~palhdl.hdl.convert.AccumulatorToPAL` (the operand format) and add a field
+    also pass it through :class:`palhdl.hdl.readout.AccumulatorToFloat32` /
+    :class:`~palhdl.hdl.readout.AccumulatorToPAL` (the operand format) and add a field
     ``value`` with the correctly rounded float32 bits / PAL word of
     ``acc * 2**-(acc_frac_bits + scale)``, as :meth:`palhdl.sim.golden.MacResult.to_float32_bits`
     / :meth:`~palhdl.sim.golden.MacResult.to_pal` with ``scale_exp = scale``. The input then
-    has a field ``scale`` (``signed(16)``), sampled on the ``last`` pair. While the converter
-    works on a result the record waits in a small FIFO, so the unit keeps full throughput.
+    has a field ``scale`` (``signed(SCALE_BITS)``), sampled on the ``last`` pair. While the
+    converter works on a result the record waits in a small FIFO, so the unit keeps full
+    throughput.
 
     Flow control: the accumulator register is also the output register of the raw record; the
     whole pipeline advances when the output is empty or accepted. Back-pressure stalls the
@@ -345,11 +391,11 @@ class PALMac(wiring.Component):
     readout : str, optional
         One of :data:`READOUTS`: ``"raw"`` (default), ``"float32"`` or ``"pal"``.
 
-    Attributes
-    ----------
+    Members
+    -------
     i : In(stream.Signature(StructLayout({"a", "b", "first", "last"[, "scale"]})))
         ``a``, ``b``: ``PALLayout(config.fmt)``; ``first``, ``last``: 1 bit each; ``scale``
-        only with a converting readout.
+        (``signed(SCALE_BITS)``) only with a converting readout.
     o : Out(stream.Signature(StructLayout({"acc", "nan", "overflow"[, "value"]})))
         The fields of :func:`accumulator_layout`; ``value`` only with a converting readout:
         ``FloatLayout(23, 8)`` (raw bits = the float32 bit pattern) or
@@ -363,32 +409,28 @@ class PALMac(wiring.Component):
         If ``readout`` is not one of :data:`READOUTS`.
     """
 
-    SCALE_BITS = 16
+    #: Width of the ``scale`` input field, :data:`palhdl.format.SCALE_BITS`.
+    SCALE_BITS = SCALE_BITS
+
+    @classmethod
+    def check_parameters(cls, *, config: MacConfig, pipelined: bool = False, readout: str = "raw"):
+        """Validate the parameters; return ``(config, pipelined, readout)``."""
+        return (
+            check_mac_config(config),
+            check_bool("pipelined", pipelined),
+            check_choice("readout", readout, READOUTS),
+        )
 
     def __init__(self, *, config: MacConfig, pipelined: bool = False, readout: str = "raw"):
-        self._config = _check_config(config)
-        self._pipelined = check_pipelined(pipelined)
-        if not isinstance(readout, str) or readout not in READOUTS:
-            raise ValueError(
-                f"readout must be one of {', '.join(map(repr, READOUTS))}, not {readout!r}"
-            )
-        self._readout = readout
-        self._term = PALProductTerm(config=config, pipelined=pipelined)
-        self._converter = None
-        if readout == "float32":
-            self._converter = AccumulatorToFloat32(config=config, pipelined=pipelined)
-        elif readout == "pal":
-            self._converter = AccumulatorToPAL(config=config, pipelined=pipelined)
-        # The parts are elaborated with this unit; only its own "unused" warning is wanted.
-        for part in (self._term, self._converter):
-            if part is not None:
-                part._MustUse__silence = True
+        self._config, self._pipelined, self._readout = self.check_parameters(
+            config=config, pipelined=pipelined, readout=readout
+        )
         word = PALLayout(config.fmt)
         inputs = {"a": word, "b": word, "first": unsigned(1), "last": unsigned(1)}
-        outputs = dict(accumulator_layout(config).members)
-        if self._converter is not None:
-            inputs["scale"] = signed(self.SCALE_BITS)
-            outputs["value"] = self._converter.o.payload.shape()
+        outputs = dict(accumulator_layout(config.accumulator).members)
+        if readout != "raw":
+            inputs["scale"] = signed(SCALE_BITS)
+            outputs["value"] = FloatLayout(*FLOAT32) if readout == "float32" else word
         super().__init__(
             {
                 "i": In(stream.Signature(data.StructLayout(inputs))),
@@ -398,30 +440,35 @@ class PALMac(wiring.Component):
 
     @property
     def config(self) -> MacConfig:
+        """Operand format and accumulator geometry."""
         return self._config
 
     @property
     def pipelined(self) -> bool:
+        """Whether the product term and the readout are registered."""
         return self._pipelined
 
     @property
     def readout(self) -> str:
+        """One of :data:`READOUTS`."""
         return self._readout
 
     @property
     def latency(self) -> int:
         """Cycles from the input transfer of a ``last`` pair to its result being valid."""
-        convert = 0 if self._converter is None else self._converter.latency
-        return self._term.latency + 1 + convert
+        term = PALProductTerm.PIPELINED_LATENCY if self._pipelined else 0
+        convert = PIPELINED_LATENCY if self._pipelined and self._readout != "raw" else 0
+        return term + 1 + convert
 
     def elaborate(self, platform):
+        """Product term, accumulator register, then the readout (if any)."""
         config = self._config
         m = Module()
         pipe = StreamPipeline(m, enabled=self._pipelined)
         payload = self.i.payload
-        converting = self._converter is not None
+        converting = self._readout != "raw"
 
-        m.submodules.term = term = self._term
+        m.submodules.term = term = PALProductTerm(config=config, pipelined=self._pipelined)
         m.d.comb += [term.a.eq(payload.a), term.b.eq(payload.b)]
         if self._pipelined:
             m.d.comb += term.en.eq(pipe.advance)
@@ -432,13 +479,15 @@ class PALMac(wiring.Component):
         first, last, *scale = control
 
         # The accumulator stage: always a register; it holds the result until it is taken.
-        acc = Signal(accumulator_layout(config))
-        acc_scale = Signal(signed(self.SCALE_BITS)) if converting else None
+        record = accumulator_layout(config.accumulator)
+        acc = Signal(record)
+        acc_scale = Signal(signed(SCALE_BITS))
         result_valid = Signal()
         result_ready = Signal()
         m.d.comb += [pipe.advance.eq(~result_valid | result_ready), self.i.ready.eq(pipe.advance)]
-        base = Mux(first, 0, acc.as_value())
-        total = accumulate(m, config, accumulator_layout(config)(base), term.term_sm)
+        total = accumulate(
+            m, config.accumulator, record(Mux(first, 0, acc.as_value())), term.term_sm
+        )
         with m.If(pipe.advance):
             m.d.sync += result_valid.eq(valid & last)
             with m.If(valid):
@@ -446,7 +495,9 @@ class PALMac(wiring.Component):
                 if converting:
                     m.d.sync += acc_scale.eq(scale[0])
 
-        if not converting:
+        if converting:
+            self._readout_stage(m, acc, acc_scale, result_valid, result_ready)
+        else:
             m.d.comb += [
                 self.o.valid.eq(result_valid),
                 result_ready.eq(self.o.ready),
@@ -454,9 +505,16 @@ class PALMac(wiring.Component):
                 self.o.payload.nan.eq(acc.nan),
                 self.o.payload.overflow.eq(acc.overflow),
             ]
-            return m
+        return m
 
-        m.submodules.convert = convert = self._converter
+    def _readout_stage(self, m: Module, acc, acc_scale, result_valid, result_ready) -> None:
+        """Convert the accumulator ``acc`` (valid on ``result_valid``) onto ``o``.
+
+        The record travels beside the converter in a FIFO as deep as the converter's latency.
+        """
+        config = self._config
+        kind = AccumulatorToFloat32 if self._readout == "float32" else AccumulatorToPAL
+        m.submodules.convert = convert = kind(config=config, pipelined=self._pipelined)
         m.d.comb += [
             convert.i.payload.acc.eq(acc.acc),
             convert.i.payload.scale.eq(acc_scale),
@@ -472,11 +530,9 @@ class PALMac(wiring.Component):
                 convert.o.ready.eq(self.o.ready),
             ]
         else:
-            # Records of results inside the converter wait here; it holds at most `latency`.
-            m.submodules.records = fifo = SyncFIFO(
-                width=len(acc.as_value()), depth=convert.latency + 1
-            )
-            record = accumulator_layout(config)(fifo.r_data)
+            layout = accumulator_layout(config.accumulator)
+            m.submodules.records = fifo = SyncFIFO(width=layout.size, depth=convert.latency + 1)
+            record = layout(fifo.r_data)
             m.d.comb += [
                 convert.i.valid.eq(result_valid & fifo.w_rdy),
                 result_ready.eq(convert.i.ready & fifo.w_rdy),
@@ -491,4 +547,3 @@ class PALMac(wiring.Component):
             self.o.payload.nan.eq(record.nan),
             self.o.payload.overflow.eq(record.overflow),
         ]
-        return m

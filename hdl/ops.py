@@ -1,4 +1,4 @@
-"""Log-domain arithmetic units: multiplier/divider and adder/subtractor.
+r"""Log-domain arithmetic units: multiplier/divider and adder/subtractor.
 
 Both units are bit-exact with :mod:`palhdl.sim.golden` (``mul``, ``div``, ``add``, ``sub``) for
 every :class:`~palhdl.format.PALFormat` they accept. They are stream-to-stream
@@ -12,19 +12,21 @@ cycles from an input transfer to the matching output becoming valid.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import PALFormat
 from palhdl.hdl.layout import PALLayout, pack_word
-from palhdl.hdl.pipeline import StreamPipeline, check_pipelined
+from palhdl.hdl.pipeline import StreamPipeline
+from palhdl.hdl.unit import Unit
 from palhdl.tables import db_table, sb_table
+from palhdl.validate import check_bool, check_instance
 
 __all__ = ["PALAdder", "PALMultiplier"]
 
 
-class PALMultiplier(wiring.Component):
+class PALMultiplier(Unit):
     """Multiplier/divider of two PAL words: one unit, the operation chosen per transfer.
 
     The input payload is ``StructLayout({"a": PALLayout(fmt), "b": PALLayout(fmt), "op": 1})``
@@ -49,8 +51,8 @@ class PALMultiplier(wiring.Component):
         ``False`` (default): combinational, ``latency == 0``. ``True``: one register stage
         after the log adder, ``latency == 1``.
 
-    Attributes
-    ----------
+    Members
+    -------
     i : In(stream.Signature(StructLayout({"a", "b", "op"})))
     o : Out(stream.Signature(PALLayout(fmt)))
 
@@ -63,19 +65,26 @@ class PALMultiplier(wiring.Component):
     OP_MUL = 0
     OP_DIV = 1
 
+    @classmethod
+    def check_parameters(cls, *, fmt: PALFormat, pipelined: bool = False):
+        """Validate the parameters; return ``(fmt, pipelined)``."""
+        check_instance("fmt", fmt, PALFormat, "palhdl.format.pal8")
+        return fmt, check_bool("pipelined", pipelined)
+
     def __init__(self, *, fmt: PALFormat, pipelined: bool = False):
+        self._fmt, self._pipelined = self.check_parameters(fmt=fmt, pipelined=pipelined)
         word = PALLayout(fmt)
-        self._fmt = fmt
-        self._pipelined = check_pipelined(pipelined)
         operands = data.StructLayout({"a": word, "b": word, "op": unsigned(1)})
         super().__init__({"i": In(stream.Signature(operands)), "o": Out(stream.Signature(word))})
 
     @property
     def fmt(self) -> PALFormat:
+        """The word format."""
         return self._fmt
 
     @property
     def pipelined(self) -> bool:
+        """Whether the unit is registered."""
         return self._pipelined
 
     @property
@@ -84,6 +93,7 @@ class PALMultiplier(wiring.Component):
         return 1 if self._pipelined else 0
 
     def elaborate(self, platform):
+        """Build the unit."""
         fmt = self._fmt
         m = Module()
         pipe = StreamPipeline(m, enabled=self._pipelined)
@@ -104,7 +114,7 @@ class PALMultiplier(wiring.Component):
         return m
 
 
-class PALAdder(wiring.Component):
+class PALAdder(Unit):
     """Adder/subtractor of two PAL words by Gaussian logarithms.
 
     The input payload is ``StructLayout({"a": PALLayout(fmt), "b": PALLayout(fmt), "sub": 1})``
@@ -144,8 +154,8 @@ class PALAdder(wiring.Component):
         ``False`` (default): combinational, ``latency == 0``. ``True``: a register stage after
         the compare/difference and one after the table lookup, ``latency == 2``.
 
-    Attributes
-    ----------
+    Members
+    -------
     i : In(stream.Signature(StructLayout({"a", "b", "sub"})))
     o : Out(stream.Signature(PALLayout(fmt)))
 
@@ -157,20 +167,27 @@ class PALAdder(wiring.Component):
         If ``fmt.frac_bits`` is too large for the tables.
     """
 
-    def __init__(self, *, fmt: PALFormat, pipelined: bool = False):
-        word = PALLayout(fmt)
+    @classmethod
+    def check_parameters(cls, *, fmt: PALFormat, pipelined: bool = False):
+        """Validate the parameters; return ``(fmt, pipelined)``."""
+        check_instance("fmt", fmt, PALFormat, "palhdl.format.pal8")
         fmt.require_tables("PALAdder")
-        self._fmt = fmt
-        self._pipelined = check_pipelined(pipelined)
+        return fmt, check_bool("pipelined", pipelined)
+
+    def __init__(self, *, fmt: PALFormat, pipelined: bool = False):
+        self._fmt, self._pipelined = self.check_parameters(fmt=fmt, pipelined=pipelined)
+        word = PALLayout(fmt)
         operands = data.StructLayout({"a": word, "b": word, "sub": unsigned(1)})
         super().__init__({"i": In(stream.Signature(operands)), "o": Out(stream.Signature(word))})
 
     @property
     def fmt(self) -> PALFormat:
+        """The word format."""
         return self._fmt
 
     @property
     def pipelined(self) -> bool:
+        """Whether the unit is registered."""
         return self._pipelined
 
     @property
@@ -198,6 +215,7 @@ class PALAdder(wiring.Component):
         return result
 
     def elaborate(self, platform):
+        """Build the unit."""
         fmt = self._fmt
         m = Module()
         pipe = StreamPipeline(m, enabled=self._pipelined)

@@ -5,14 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import data
 
-__all__ = ["StreamPipeline", "check_pipelined"]
-
-
-def check_pipelined(pipelined) -> bool:
-    """Validate a unit's ``pipelined`` parameter (a bool), returning it."""
-    if not isinstance(pipelined, bool):
-        raise TypeError(f"pipelined must be a bool (True or False), not {pipelined!r}")
-    return pipelined
+__all__ = ["StreamPipeline"]
 
 
 class StreamPipeline:

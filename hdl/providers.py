@@ -3,9 +3,11 @@
 The systolic array (:mod:`palhdl.hdl.systolic`) is generic over an :class:`Arithmetic`, in the
 spirit of Gemmini's ``Arithmetic[T]``: the provider defines the operand shapes, the accumulator
 record, the combinational product term, the accumulate step and the readout converters, and
-pairs them with the numpy golden model that defines them. The same PE and array elaborate for
-PAL (:class:`palhdl.hdl.providers.PALArithmetic`) and for integer baselines
-(:class:`IntArithmetic`).
+pairs them with the numpy golden model that defines them. All providers live here:
+:class:`PALArithmetic` (PAL operands, :mod:`palhdl.hdl.mac`), :class:`IntArithmetic` (the INT8
+baseline, :class:`~palhdl.hdl.baselines.IntMac`'s product and ranges) and
+:class:`FP8Arithmetic` (the FP8 baseline, :class:`~palhdl.hdl.baselines.FP8Mac`'s product and
+accumulator).
 """
 
 from __future__ import annotations
@@ -13,46 +15,74 @@ from __future__ import annotations
 import abc
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data
 
-from palhdl.format import MacConfig
-from palhdl.hdl.convert import AccumulatorToFloat32, AccumulatorToPAL
+from palhdl.format import SCALE_BITS, MacConfig
+from palhdl.hdl.baselines import (
+    FP8_VARIANTS,
+    FloatProductTerm,
+    IntProductTerm,
+    accumulate_float,
+    float_accumulator_layout,
+    int_accumulator_layout,
+)
 from palhdl.hdl.layout import PALLayout
-from palhdl.hdl.mac import PALProductTerm, accumulate, accumulator_layout
+from palhdl.hdl.mac import PALProductTerm, accumulate, accumulator_layout, term_layout
+from palhdl.hdl.readout import (
+    AccumulatorToFloat32,
+    AccumulatorToPAL,
+    check_scale_bits,
+)
+from palhdl.hdl.rounding import PIPELINED_LATENCY
 from palhdl.sim import golden
+from palhdl.sim.golden import check_mac_config
+from palhdl.sim.golden.baselines import (
+    FLOAT_FORMATS,
+    check_int_mac,
+    float_geometry,
+    float_mac,
+    int_mac,
+)
+from palhdl.validate import check_bool, check_choice
 
-__all__ = ["Arithmetic", "IntArithmetic", "PALArithmetic"]
+__all__ = ["Arithmetic", "FP8Arithmetic", "IntArithmetic", "PALArithmetic"]
 
 
 class Arithmetic(abc.ABC):
     """Interface of an arithmetic provider.
 
-    Attributes (all read-only properties)
-    -------------------------------------
+    Attributes
+    ----------
     a_shape, b_shape : ShapeCastable
-        Shapes of one A and one B operand.
+        Shapes of one A and one B operand (read-only properties).
     acc_layout : data.StructLayout
         The accumulator record; field ``acc`` (signed) is the value, other one-bit fields are
         sticky flags (for example ``nan``, ``overflow``).
     output_modes : tuple of str
         Readouts :meth:`readout` can build; ``"raw"`` is always first.
+    product_latency : int
+        Register stages :meth:`product` inserts (0: combinational).
     """
 
     @property
     @abc.abstractmethod
-    def a_shape(self): ...
+    def a_shape(self):
+        """Shape of one A operand."""
 
     @property
     @abc.abstractmethod
-    def b_shape(self): ...
+    def b_shape(self):
+        """Shape of one B operand."""
 
     @property
     @abc.abstractmethod
-    def acc_layout(self) -> data.StructLayout: ...
+    def acc_layout(self) -> data.StructLayout:
+        """The accumulator record."""
 
     @property
     def output_modes(self) -> tuple[str, ...]:
+        """Readouts :meth:`readout` can build."""
         return ("raw",)
 
     @property
@@ -71,97 +101,218 @@ class Arithmetic(abc.ABC):
 
     @abc.abstractmethod
     def accumulate(self, m: Module, acc, term):
-        """Add logic computing ``acc + term`` (``acc`` a value of :attr:`acc_layout`, ``term``
-        from :meth:`product`), flags sticky. A PE starts a dot product by accumulating its
-        first term onto an all-zero record.
+        """Add logic computing ``acc + term``, flags sticky.
+
+        ``acc`` is a value of :attr:`acc_layout`, ``term`` comes from :meth:`product`. A PE
+        starts a dot product by accumulating its first term onto an all-zero record.
         """
 
-    def readout(self, mode: str, *, scale_bits: int):
-        """A stream component converting ``{acc record fields, scale}`` to the ``mode`` output,
-        or ``None`` for ``"raw"``. The converter's input payload has fields ``acc``, ``scale``
+    def check_mode(self, mode: str) -> str:
+        """Validate an output mode (one of :attr:`output_modes`); return it."""
+        return check_choice("output", mode, self.output_modes)
+
+    def readout(self, mode: str, *, scale_bits: int = SCALE_BITS):
+        """Return a stream component converting a lane (:meth:`output_shape` ``"raw"``) to ``mode``.
+
+        ``None`` for ``"raw"``. The converter's input payload has fields ``acc``, ``scale``
         and the provider's flags it needs.
         """
-        if mode != "raw":
-            raise ValueError(f"output mode must be one of {self.output_modes}, not {mode!r}")
+        self.check_mode(mode)
         return None
 
-    def output_shape(self, mode: str, *, scale_bits: int):
-        """Shape of one output lane in ``mode``."""
-        if mode != "raw":
-            raise ValueError(f"output mode must be one of {self.output_modes}, not {mode!r}")
+    def readout_latency(self, mode: str) -> int:
+        """``latency`` of the :meth:`readout` converter of ``mode`` (0 for ``"raw"``)."""
+        self.check_mode(mode)
+        return 0
+
+    def output_shape(self, mode: str, *, scale_bits: int = SCALE_BITS):
+        """Shape of one output lane in ``mode``: for ``"raw"`` the record plus ``scale``."""
+        self.check_mode(mode)
         fields = dict(self.acc_layout.members)
-        fields["scale"] = signed(scale_bits)
+        fields["scale"] = signed(check_scale_bits(scale_bits))
         return data.StructLayout(fields)
 
     @abc.abstractmethod
     def golden_matmul(self, a, b, *, a_scales, b_scales, mode: str):
-        """The golden model of ``a @ b`` (codes or integers, shapes (M, K) and (K, N)).
+        """Return the golden model of ``a @ b`` (codes or integers, shapes (M, K) and (K, N)).
 
-        Returns, for ``"raw"``, a dict of integer arrays of shape (M, N), one per field of
+        For ``"raw"``, a dict of integer arrays of shape (M, N), one per field of
         :meth:`output_shape`; for other modes, an integer array of output bit patterns.
         """
+
+
+def _raw_result(fields: dict, a_scales, b_scales) -> dict:
+    """Golden raw lanes: the record ``fields`` (int64) plus the combined ``scale``."""
+    result = {name: np.asarray(value).astype(np.int64) for name, value in fields.items()}
+    shape = next(iter(result.values())).shape
+    scale = np.asarray(a_scales)[:, None] + np.asarray(b_scales)[None, :]
+    result["scale"] = np.broadcast_to(scale, shape).astype(np.int64)
+    return result
+
+
+def _rows_and_columns(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``a (M, K)`` and ``b (K, N)`` as two ``(M, N, K)`` arrays of dot-product operands."""
+    a, b = np.asarray(a), np.asarray(b)
+    shape = (a.shape[0], b.shape[1], a.shape[1])
+    return np.broadcast_to(a[:, None, :], shape), np.broadcast_to(b.T[None, :, :], shape)
 
 
 class IntArithmetic(Arithmetic):
     """Signed integer multiply-accumulate (the INT8 baseline): ``acc += a * b``, wrapping.
 
+    The product is :class:`~palhdl.hdl.baselines.IntProductTerm` and the ranges are those of
+    :class:`~palhdl.hdl.baselines.IntMac`, so the array's INT8 is the cost study's.
+    Golden model: :func:`palhdl.sim.golden.baselines.int_mac`.
+
     Parameters
     ----------
     width : int
-        Operand width, 2..32 (8 for INT8).
+        Operand width, 2..16 (8 for INT8).
     acc_bits : int
-        Accumulator width, ``2 * width`` .. 64; the sum wraps modulo ``2**acc_bits``.
+        Accumulator width, ``2 * width`` .. 62; the sum wraps modulo ``2**acc_bits``.
     """
 
     def __init__(self, *, width: int = 8, acc_bits: int = 32):
-        if isinstance(width, bool) or not isinstance(width, int) or not 2 <= width <= 32:
-            raise ValueError(f"width must be an integer in [2, 32], not {width!r}")
-        if (
-            isinstance(acc_bits, bool)
-            or not isinstance(acc_bits, int)
-            or not 2 * width <= acc_bits <= 64
-        ):
-            raise ValueError(f"acc_bits must be an integer in [{2 * width}, 64], not {acc_bits!r}")
-        self._width = width
-        self._acc_bits = acc_bits
+        self._width, self._acc_bits = check_int_mac(width, acc_bits)
 
     @property
     def width(self) -> int:
+        """Operand width."""
         return self._width
 
     @property
     def acc_bits(self) -> int:
+        """Accumulator width."""
         return self._acc_bits
 
     @property
     def a_shape(self):
+        """``signed(width)``."""
         return signed(self._width)
 
     @property
     def b_shape(self):
+        """``signed(width)``."""
         return signed(self._width)
 
     @property
     def acc_layout(self):
-        return data.StructLayout({"acc": signed(self._acc_bits)})
+        """``{"acc": signed(acc_bits)}``."""
+        return int_accumulator_layout(self._acc_bits)
 
     def product(self, m, a, b):
+        """Add an :class:`~palhdl.hdl.baselines.IntProductTerm`; return its accumulator record."""
+        unit = IntProductTerm(width=self._width)
+        m.submodules += unit
         term = Signal(self.acc_layout)
-        m.d.comb += term.acc.eq(a * b)
+        m.d.comb += [unit.a.eq(a), unit.b.eq(b), term.acc.eq(unit.product)]
         return term
 
     def accumulate(self, m, acc, term):
+        """``acc + term`` truncated to ``acc_bits`` (wrapping)."""
         total = Signal(self.acc_layout)
-        m.d.comb += total.acc.eq(acc.acc + term.acc)  # truncation to acc_bits wraps
+        m.d.comb += total.acc.eq(acc.acc + term.acc)
         return total
 
     def golden_matmul(self, a, b, *, a_scales, b_scales, mode):
-        self.output_shape(mode, scale_bits=1)
-        product = np.asarray(a, dtype=np.int64) @ np.asarray(b, dtype=np.int64)
-        half = 1 << (self._acc_bits - 1)
-        wrapped = (product + half) % (2 * half) - half
-        scale = np.asarray(a_scales)[:, None] + np.asarray(b_scales)[None, :]
-        return {"acc": wrapped, "scale": np.broadcast_to(scale, wrapped.shape)}
+        """:func:`~palhdl.sim.golden.baselines.int_mac` of every row and column."""
+        self.check_mode(mode)
+        rows, columns = _rows_and_columns(a, b)
+        acc = int_mac(rows, columns, width=self._width, acc_bits=self._acc_bits)
+        return _raw_result({"acc": acc}, a_scales, b_scales)
+
+
+class FP8Arithmetic(Arithmetic):
+    """OCP FP8 multiply-accumulate (the FP8 baseline): exact products in a fixed-point window.
+
+    Each PE is :class:`~palhdl.hdl.baselines.FP8Mac`'s datapath: a
+    :class:`~palhdl.hdl.baselines.FloatProductTerm` and
+    :func:`~palhdl.hdl.baselines.accumulate_float` (saturating or wrapping, sticky ``nan``,
+    ``pos_inf``, ``neg_inf``, ``overflow``). Golden model:
+    :func:`palhdl.sim.golden.baselines.float_mac`. Readout: ``"raw"`` only (the accumulator
+    record and the combined scale; the value is ``acc * 2**-(acc_frac_bits + scale)``).
+
+    Parameters
+    ----------
+    variant : {"e4m3", "e5m2"}
+        The FP8 format (default E4M3).
+    acc_bits, acc_frac_bits, term_bits, saturate
+        The accumulator window, as :class:`~palhdl.hdl.baselines.FP8Mac` (E4M3 products are
+        exact with ``acc_frac_bits = 18``).
+    """
+
+    def __init__(
+        self,
+        *,
+        variant: str = "e4m3",
+        acc_bits: int,
+        acc_frac_bits: int,
+        term_bits: int | None = None,
+        saturate: bool = True,
+    ):
+        self._fmt = FLOAT_FORMATS[check_choice("variant", variant, FP8_VARIANTS)]
+        self._config = float_geometry(
+            acc_bits, acc_frac_bits, term_bits=term_bits, saturate=saturate
+        )
+
+    @property
+    def variant(self) -> str:
+        """``"e4m3"`` or ``"e5m2"``."""
+        return self._fmt.name
+
+    @property
+    def accumulator(self):
+        """The accumulator window (an :class:`~palhdl.format.AccumulatorConfig`)."""
+        return self._config
+
+    @property
+    def a_shape(self):
+        """FP8 bit patterns."""
+        return self._fmt.width
+
+    @property
+    def b_shape(self):
+        """FP8 bit patterns."""
+        return self._fmt.width
+
+    @property
+    def acc_layout(self):
+        """:func:`~palhdl.hdl.baselines.float_accumulator_layout` of the window."""
+        return float_accumulator_layout(self._config)
+
+    def product(self, m, a, b):
+        """Add a :class:`~palhdl.hdl.baselines.FloatProductTerm`; return its term, ``infinite``."""
+        unit = FloatProductTerm(fmt=self._fmt, config=self._config)
+        m.submodules += unit
+        term = Signal(data.StructLayout({"term": term_layout(self._config), "infinite": 1}))
+        m.d.comb += [
+            unit.a.eq(a),
+            unit.b.eq(b),
+            term.term.eq(unit.term_sm),
+            term.infinite.eq(unit.infinite),
+        ]
+        return term
+
+    def accumulate(self, m, acc, term):
+        """:func:`~palhdl.hdl.baselines.accumulate_float`."""
+        return accumulate_float(m, self._config, acc, term.term, term.infinite)
+
+    def golden_matmul(self, a, b, *, a_scales, b_scales, mode):
+        """:func:`~palhdl.sim.golden.baselines.float_mac` of every row and column."""
+        self.check_mode(mode)
+        rows, columns = _rows_and_columns(a, b)
+        config = self._config
+        result = float_mac(
+            rows,
+            columns,
+            self._fmt,
+            acc_bits=config.acc_bits,
+            acc_frac_bits=config.acc_frac_bits,
+            term_bits=config.term_bits,
+            saturate=config.saturate,
+        )
+        fields = {name: getattr(result, name) for name in self.acc_layout.members}
+        return _raw_result(fields, a_scales, b_scales)
 
 
 class PALArithmetic(Arithmetic):
@@ -169,9 +320,10 @@ class PALArithmetic(Arithmetic):
 
     Each PE instantiates a :class:`~palhdl.hdl.mac.PALProductTerm` (its sign-magnitude
     ``term_sm``) and the :func:`~palhdl.hdl.mac.accumulate` step (saturating or wrapping, as
-    ``config.saturate`` says). Readouts: ``"raw"`` (accumulator, ``nan``,
-    ``overflow``, scale), ``"float32"`` and ``"pal"`` (correctly rounded, through
-    :class:`~palhdl.hdl.convert.AccumulatorToFloat32` / ``AccumulatorToPAL``).
+    ``config.saturate`` says). Readouts: ``"raw"`` (accumulator, ``nan``, ``overflow``,
+    scale), ``"float32"`` and ``"pal"`` (correctly rounded, through
+    :class:`~palhdl.hdl.readout.AccumulatorToFloat32` / ``AccumulatorToPAL``, for any scale
+    width).
 
     Parameters
     ----------
@@ -182,42 +334,46 @@ class PALArithmetic(Arithmetic):
     """
 
     def __init__(self, *, config: MacConfig, pipelined: bool = False):
-        if not isinstance(config, MacConfig):
-            raise TypeError(f"config must be a MacConfig, not {config!r}")
-        if not isinstance(pipelined, bool):
-            raise TypeError(f"pipelined must be a bool (True or False), not {pipelined!r}")
-        self._config = config
-        self._pipelined = pipelined
+        self._config = check_mac_config(config)
+        self._pipelined = check_bool("pipelined", pipelined)
 
     @property
     def config(self) -> MacConfig:
+        """Operand format and accumulator geometry."""
         return self._config
 
     @property
     def pipelined(self) -> bool:
+        """Whether the product term and the readouts are registered."""
         return self._pipelined
 
     @property
     def a_shape(self):
+        """``PALLayout(config.fmt)``."""
         return PALLayout(self._config.fmt)
 
     @property
     def b_shape(self):
+        """``PALLayout(config.fmt)``."""
         return PALLayout(self._config.fmt)
 
     @property
     def acc_layout(self):
-        return accumulator_layout(self._config)
+        """:func:`~palhdl.hdl.mac.accumulator_layout` of ``config.accumulator``."""
+        return accumulator_layout(self._config.accumulator)
 
     @property
     def output_modes(self) -> tuple[str, ...]:
+        """``("raw", "float32", "pal")``."""
         return ("raw", "float32", "pal")
 
     @property
     def product_latency(self) -> int:
+        """3 when pipelined, else 0."""
         return PALProductTerm.PIPELINED_LATENCY if self._pipelined else 0
 
     def product(self, m: Module, a, b):
+        """Add a :class:`~palhdl.hdl.mac.PALProductTerm`; return its ``term_sm``."""
         unit = PALProductTerm(config=self._config, pipelined=self._pipelined)
         m.submodules += unit
         m.d.comb += [unit.a.eq(a), unit.b.eq(b)]
@@ -226,35 +382,38 @@ class PALArithmetic(Arithmetic):
         return unit.term_sm
 
     def accumulate(self, m: Module, acc, term):
-        return accumulate(m, self._config, acc, term)
+        """:func:`~palhdl.hdl.mac.accumulate` on ``config.accumulator``."""
+        return accumulate(m, self._config.accumulator, acc, term)
 
-    def readout(self, mode: str, *, scale_bits: int):
+    def readout(self, mode: str, *, scale_bits: int = SCALE_BITS):
+        """``None``, an ``AccumulatorToFloat32`` or an ``AccumulatorToPAL``."""
         self.output_shape(mode, scale_bits=scale_bits)
         if mode == "raw":
             return None
-        if scale_bits != 16:
-            raise ValueError(f"scale_bits must be 16 for the {mode!r} readout, not {scale_bits}")
-        if mode == "float32":
-            return AccumulatorToFloat32(config=self._config, pipelined=self._pipelined)
-        return AccumulatorToPAL(config=self._config, pipelined=self._pipelined)
+        kind = AccumulatorToFloat32 if mode == "float32" else AccumulatorToPAL
+        return kind(config=self._config, pipelined=self._pipelined, scale_bits=scale_bits)
 
-    def output_shape(self, mode: str, *, scale_bits: int):
+    def readout_latency(self, mode: str) -> int:
+        """2 for a converting readout of a pipelined provider, else 0."""
+        self.check_mode(mode)
+        return PIPELINED_LATENCY if self._pipelined and mode != "raw" else 0
+
+    def output_shape(self, mode: str, *, scale_bits: int = SCALE_BITS):
+        """Return the raw record and scale, the float32 bit pattern or ``PALLayout(config.fmt)``."""
+        raw = super().output_shape(mode, scale_bits=scale_bits)
         if mode == "float32":
-            return 32
+            return unsigned(32)
         if mode == "pal":
             return PALLayout(self._config.fmt)
-        return super().output_shape(mode, scale_bits=scale_bits)
+        return raw
 
     def golden_matmul(self, a, b, *, a_scales, b_scales, mode: str):
-        self.output_shape(mode, scale_bits=16)
+        """:func:`palhdl.sim.golden.matmul`, read out as ``mode``."""
+        self.check_mode(mode)
         result = golden.matmul(a, b, self._config, a_scales=a_scales, b_scales=b_scales)
         if mode == "float32":
             return result.to_float32_bits().astype(np.int64)
         if mode == "pal":
             return result.to_pal().astype(np.int64)
-        return {
-            "acc": result.acc,
-            "nan": result.nan.astype(np.int64),
-            "overflow": result.overflow.astype(np.int64),
-            "scale": result.scale_exp,
-        }
+        fields = {"acc": result.acc, "nan": result.nan, "overflow": result.overflow}
+        return {**_raw_result(fields, a_scales, b_scales), "scale": result.scale_exp}

@@ -1,24 +1,68 @@
 """Output-stationary systolic matrix-multiply array, generic over its arithmetic.
 
-See ``docs/systolic.md`` for the dataflow diagram and timing.
+See ``docs/systolic.md`` for the dataflow diagram and timing. The stream payloads are named
+layouts (:func:`a_beat_layout`, :func:`b_beat_layout`, :func:`c_beat_layout`); hosts pack and
+unpack beats from them (:mod:`palhdl.sim.driver`, :mod:`palhdl.boards.hostlink`).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
+from palhdl.format import SCALE_BITS
 from palhdl.hdl.providers import Arithmetic
+from palhdl.hdl.readout import check_scale_bits
+from palhdl.hdl.unit import Unit
+from palhdl.validate import check_instance, check_int
 
-__all__ = ["SystolicArray"]
+__all__ = ["MAX_DIM", "SystolicArray", "a_beat_layout", "b_beat_layout", "c_beat_layout"]
 
+#: Largest number of rows or columns.
 MAX_DIM = 64
+
+_ARITHMETIC_EXAMPLE = "PALArithmetic(config=MacConfig(pal8))"
+
+
+def a_beat_layout(arithmetic: Arithmetic, rows: int, scale_bits: int = SCALE_BITS):
+    """Return the payload of stream ``a``: one column of an A tile.
+
+    Fields: ``data`` (``rows`` operands, row 0 first), ``scale`` (``rows`` signed scale
+    octaves, sampled on the ``last`` beat) and ``last`` (the beat ends a K-run).
+    """
+    return data.StructLayout(
+        {
+            "data": data.ArrayLayout(arithmetic.a_shape, rows),
+            "scale": data.ArrayLayout(signed(scale_bits), rows),
+            "last": unsigned(1),
+        }
+    )
+
+
+def b_beat_layout(arithmetic: Arithmetic, cols: int, scale_bits: int = SCALE_BITS):
+    """Return the payload of stream ``b``: one row of a B tile, ``data`` and ``scale``."""
+    return data.StructLayout(
+        {
+            "data": data.ArrayLayout(arithmetic.b_shape, cols),
+            "scale": data.ArrayLayout(signed(scale_bits), cols),
+        }
+    )
+
+
+def c_beat_layout(arithmetic: Arithmetic, cols: int, output: str, scale_bits: int = SCALE_BITS):
+    """Return the payload of stream ``c``: one result row, ``data`` (``cols`` output lanes).
+
+    A lane is ``arithmetic.output_shape(output, scale_bits=scale_bits)``.
+    """
+    lane = arithmetic.output_shape(output, scale_bits=scale_bits)
+    return data.StructLayout({"data": data.ArrayLayout(lane, cols)})
 
 
 def _delay_chain(m: Module, value, cycles: int, name: str) -> list:
-    """Registers ``r[0] .. r[cycles - 1]``: ``r[k]`` is ``value`` delayed by ``k + 1`` cycles
-    (Views keep their layout).
+    """Add registers ``r[0] .. r[cycles - 1]``: ``r[k]`` is ``value`` delayed ``k + 1`` cycles.
+
+    Views keep their layout.
     """
     chain = []
     for index in range(cycles):
@@ -35,7 +79,11 @@ def _delay(m: Module, value, cycles: int, name: str):
     return chain[-1] if chain else value
 
 
-class SystolicArray(wiring.Component):
+#: The control beat that travels with the A operands.
+_CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+
+
+class SystolicArray(Unit):
     """A ``rows x cols`` output-stationary systolic array of multiply-accumulate PEs.
 
     Each cycle the array accepts one *beat*: column ``k`` of an A tile (``rows`` operands) on
@@ -54,7 +102,8 @@ class SystolicArray(wiring.Component):
 
     Scales: ``a.payload.scale`` (one per row) and ``b.payload.scale`` (one per column) are
     sampled on the ``last`` beat; output lane ``(i, j)`` is read out with scale
-    ``a_scale[i] + b_scale[j]``, the way the golden model applies adaptive scaling.
+    ``a_scale[i] + b_scale[j]`` (modulo ``2**scale_bits``), the way the golden model applies
+    adaptive scaling.
 
     Flow control: a ``last`` beat is accepted only when the previous tile has left the shadow
     registers; other beats are accepted whenever both ``a`` and ``b`` are valid. Back-pressure
@@ -64,15 +113,45 @@ class SystolicArray(wiring.Component):
     Parameters
     ----------
     arithmetic : Arithmetic
-        What a PE multiplies and accumulates (PAL, INT8, ...).
+        What a PE multiplies and accumulates (PAL, INT8, FP8).
     rows, cols : int
-        Array geometry, 1..64 each.
+        Array geometry, 1..:data:`MAX_DIM` each.
     output : str
         Readout mode, one of ``arithmetic.output_modes`` (``"raw"`` gives accumulator records
         plus the combined scale).
     scale_bits : int
-        Width of the signed scale fields, 2..32 (default 16).
+        Width of the signed scale fields, 2..32 (default :data:`palhdl.format.SCALE_BITS`);
+        every readout is generic over it.
+
+    Members
+    -------
+    a : In(stream.Signature(a_layout))
+        A-operand beats, :func:`a_beat_layout`.
+    b : In(stream.Signature(b_layout))
+        B-operand beats, :func:`b_beat_layout`.
+    c : Out(stream.Signature(c_layout))
+        Result rows, :func:`c_beat_layout`: ``rows`` beats per tile, row 0 first.
     """
+
+    @classmethod
+    def check_parameters(
+        cls,
+        *,
+        arithmetic: Arithmetic,
+        rows: int,
+        cols: int,
+        output: str = "raw",
+        scale_bits: int = SCALE_BITS,
+    ):
+        """Validate the parameters; return them as a tuple in this order."""
+        check_instance("arithmetic", arithmetic, Arithmetic, _ARITHMETIC_EXAMPLE)
+        return (
+            arithmetic,
+            check_int("rows", rows, 1, MAX_DIM),
+            check_int("cols", cols, 1, MAX_DIM),
+            arithmetic.check_mode(output),
+            check_scale_bits(scale_bits),
+        )
 
     def __init__(
         self,
@@ -81,107 +160,117 @@ class SystolicArray(wiring.Component):
         rows: int,
         cols: int,
         output: str = "raw",
-        scale_bits: int = 16,
+        scale_bits: int = SCALE_BITS,
     ):
-        if not isinstance(arithmetic, Arithmetic):
-            raise TypeError(f"arithmetic must be an Arithmetic provider, not {arithmetic!r}")
-        for name, value in (("rows", rows), ("cols", cols)):
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
-                raise ValueError(f"{name} must be an integer in [1, {MAX_DIM}], not {value!r}")
-        if (
-            isinstance(scale_bits, bool)
-            or not isinstance(scale_bits, int)
-            or not (2 <= scale_bits <= 32)
-        ):
-            raise ValueError(f"scale_bits must be an integer in [2, 32], not {scale_bits!r}")
-        if output not in arithmetic.output_modes:
-            raise ValueError(
-                f"output must be one of {arithmetic.output_modes} for this arithmetic, "
-                f"not {output!r}"
-            )
-        self._arithmetic = arithmetic
-        self._rows = rows
-        self._cols = cols
-        self._output = output
-        self._scale_bits = scale_bits
-        a_layout = data.StructLayout(
-            {
-                "data": data.ArrayLayout(arithmetic.a_shape, rows),
-                "scale": data.ArrayLayout(signed(scale_bits), rows),
-                "last": unsigned(1),
-            }
+        parameters = self.check_parameters(
+            arithmetic=arithmetic, rows=rows, cols=cols, output=output, scale_bits=scale_bits
         )
-        b_layout = data.StructLayout(
-            {
-                "data": data.ArrayLayout(arithmetic.b_shape, cols),
-                "scale": data.ArrayLayout(signed(scale_bits), cols),
-            }
-        )
-        lane = arithmetic.output_shape(output, scale_bits=scale_bits)
-        c_layout = data.StructLayout({"data": data.ArrayLayout(lane, cols)})
+        self._arithmetic, self._rows, self._cols, self._output, self._scale_bits = parameters
         super().__init__(
             {
-                "a": In(stream.Signature(a_layout)),
-                "b": In(stream.Signature(b_layout)),
-                "c": Out(stream.Signature(c_layout)),
+                "a": In(stream.Signature(self.a_layout)),
+                "b": In(stream.Signature(self.b_layout)),
+                "c": Out(stream.Signature(self.c_layout)),
             }
         )
 
     @property
     def arithmetic(self) -> Arithmetic:
+        """What a PE multiplies and accumulates."""
         return self._arithmetic
 
     @property
     def rows(self) -> int:
+        """Rows of PEs (of A and of the result tile)."""
         return self._rows
 
     @property
     def cols(self) -> int:
+        """Columns of PEs (of B and of the result tile)."""
         return self._cols
 
     @property
     def output(self) -> str:
+        """The readout mode."""
         return self._output
 
     @property
     def scale_bits(self) -> int:
+        """Width of the signed scale fields."""
         return self._scale_bits
+
+    @property
+    def a_layout(self) -> data.StructLayout:
+        """Payload of stream ``a``, :func:`a_beat_layout`."""
+        return a_beat_layout(self._arithmetic, self._rows, self._scale_bits)
+
+    @property
+    def b_layout(self) -> data.StructLayout:
+        """Payload of stream ``b``, :func:`b_beat_layout`."""
+        return b_beat_layout(self._arithmetic, self._cols, self._scale_bits)
+
+    @property
+    def c_layout(self) -> data.StructLayout:
+        """Payload of stream ``c``, :func:`c_beat_layout`."""
+        return c_beat_layout(self._arithmetic, self._cols, self._output, self._scale_bits)
+
+    @property
+    def lane_shape(self):
+        """Shape of one output lane (an element of ``c_layout["data"]``)."""
+        return self._arithmetic.output_shape(self._output, scale_bits=self._scale_bits)
 
     @property
     def capture_delay(self) -> int:
         """Cycles from accepting a ``last`` beat until every PE has captured its result."""
         return (self._rows - 1) + (self._cols - 1) + self._arithmetic.product_latency + 1
 
-    def elaborate(self, platform):
-        m = Module()
-        arith = self._arithmetic
-        rows, cols = self._rows, self._cols
-        control = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+    @property
+    def latency(self) -> int:
+        """Cycles from accepting a ``last`` beat until the tile's first result row is valid.
 
-        # --- input acceptance ---------------------------------------------------------------
-        pending = Signal()  # a finished tile is being captured or drained
+        Without back-pressure: :attr:`capture_delay`, plus the readout converter's latency.
+        """
+        return self.capture_delay + self._arithmetic.readout_latency(self._output)
+
+    def elaborate(self, platform):
+        """Input acceptance, the skewed PE grid, the drain, the readout."""
+        m = Module()
+        accept, beat, pending = self._accept(m)
+        shadows = self._grid(m, beat)
+        lanes, drain_valid, drain_ready = self._drain(m, shadows, accept, pending)
+        self._readout(m, lanes, drain_valid, drain_ready)
+        return m
+
+    def _accept(self, m: Module):
+        """Accept a beat when ``a`` and ``b`` are valid (a ``last`` beat only when not pending).
+
+        Returns ``(accept, beat, pending)``: the transfer, its control beat and the register
+        that is set while a finished tile is being captured or drained.
+        """
+        pending = Signal()
         first_next = Signal(init=1)
         allowed = ~self.a.payload.last | ~pending
+        accept = Signal()
+        beat = Signal(_CONTROL)
         m.d.comb += [
             self.a.ready.eq(self.b.valid & allowed),
             self.b.ready.eq(self.a.valid & allowed),
-        ]
-        accept = Signal()
-        m.d.comb += accept.eq(self.a.valid & self.b.valid & allowed)
-        beat = Signal(control)
-        m.d.comb += [
+            accept.eq(self.a.valid & self.b.valid & allowed),
             beat.valid.eq(accept),
             beat.first.eq(first_next),
             beat.last.eq(self.a.payload.last),
         ]
         with m.If(accept):
             m.d.sync += first_next.eq(self.a.payload.last)
+        return accept, beat, pending
 
-        # --- skew and the PE grid -------------------------------------------------------------
+    def _grid(self, m: Module, beat) -> list[list]:
+        """Build the skewed operands and the PEs; return the shadow register of every PE."""
+        arith = self._arithmetic
+        rows, cols = self._rows, self._cols
         a_left = [_delay(m, self.a.payload.data[i], i, f"a_skew{i}") for i in range(rows)]
         ctl_left = [_delay(m, beat, i, f"ctl_skew{i}") for i in range(rows)]
         b_top = [_delay(m, self.b.payload.data[j], j, f"b_skew{j}") for j in range(cols)]
-
         shadows = [[None] * cols for _ in range(rows)]
         latency = arith.product_latency
         for i in range(rows):
@@ -194,33 +283,45 @@ class SystolicArray(wiring.Component):
                 a_reg = Signal(arith.a_shape, name=f"pe{i}_{j}_a")
                 b_reg = Signal(arith.b_shape, name=f"pe{i}_{j}_b")
                 m.d.sync += [a_reg.eq(a_in), b_reg.eq(b_top[j])]
-                term = arith.product(m, a_reg, b_reg)
-                ctl_term = ctl_chain[j + latency]
-                acc = Signal(arith.acc_layout, name=f"pe{i}_{j}_acc")
-                base = Signal(arith.acc_layout, name=f"pe{i}_{j}_base")
-                m.d.comb += base.eq(Mux(ctl_term.first, 0, acc))
-                updated = Signal(arith.acc_layout, name=f"pe{i}_{j}_updated")
-                m.d.comb += updated.eq(arith.accumulate(m, base, term))
-                shadow = Signal(arith.acc_layout, name=f"pe{i}_{j}_shadow")
-                with m.If(ctl_term.valid):
-                    m.d.sync += acc.eq(updated)
-                with m.If(ctl_term.valid & ctl_term.last):
-                    m.d.sync += shadow.eq(updated)
-                shadows[i][j] = shadow
+                shadows[i][j] = self._pe(m, i, j, a_reg, b_reg, ctl_chain[j + latency])
                 a_in = a_reg
                 b_top[j] = b_reg
+        return shadows
 
-        # --- drain: shadow rows move up one at a time, row 0 leaves first ---------------------
-        # Each shadow row has a valid bit; row i loads row i + 1 when it is empty and row i + 1
-        # is full. Every row's load enable is thus a function of two registers, not of the
-        # consumer's ready (which would fan out to every shadow register of the array), at
-        # the price of one row every other cycle.
+    def _pe(self, m: Module, i: int, j: int, a, b, control):
+        """PE ``(i, j)``: product, accumulator and shadow register; returns the shadow."""
+        arith = self._arithmetic
+        term = arith.product(m, a, b)
+        acc = Signal(arith.acc_layout, name=f"pe{i}_{j}_acc")
+        base = Signal(arith.acc_layout, name=f"pe{i}_{j}_base")
+        m.d.comb += base.eq(Mux(control.first, 0, acc))
+        updated = Signal(arith.acc_layout, name=f"pe{i}_{j}_updated")
+        m.d.comb += updated.eq(arith.accumulate(m, base, term))
+        shadow = Signal(arith.acc_layout, name=f"pe{i}_{j}_shadow")
+        with m.If(control.valid):
+            m.d.sync += acc.eq(updated)
+        with m.If(control.valid & control.last):
+            m.d.sync += shadow.eq(updated)
+        return shadow
+
+    def _drain(self, m: Module, shadows, accept, pending):
+        """Shadow rows move up one at a time, row 0 leaves first.
+
+        Each shadow row has a valid bit; row i loads row i + 1 when it is empty and row i + 1
+        is full. Every row's load enable is thus a function of two registers, not of the
+        consumer's ready (which would fan out to every shadow register of the array), at the
+        price of one row every other cycle. Returns the raw lanes of row 0 (record fields and
+        combined scale), their valid and the ready that takes them.
+        """
+        arith = self._arithmetic
+        rows, cols = self._rows, self._cols
         a_scales = [Signal(signed(self._scale_bits), name=f"a_scale{i}") for i in range(rows)]
         b_scales = [Signal(signed(self._scale_bits), name=f"b_scale{j}") for j in range(cols)]
         row_valid = [Signal(name=f"row_valid{i}") for i in range(rows)]
         countdown = Signal(range(self.capture_delay + 1))
         rows_left = Signal(range(rows + 1))
-        take = Signal()  # row 0 leaves the array
+        drain_ready = Signal()
+        take = row_valid[0] & drain_ready  # row 0 leaves the array
         with m.If(accept & self.a.payload.last):
             m.d.sync += [pending.eq(1), countdown.eq(self.capture_delay)]
             m.d.sync += [a_scales[i].eq(self.a.payload.scale[i]) for i in range(rows)]
@@ -240,37 +341,36 @@ class SystolicArray(wiring.Component):
             with m.If(rows_left == 1):
                 m.d.sync += pending.eq(0)
 
-        drain_valid = row_valid[0]
-        drain_ready = Signal()
-        m.d.comb += take.eq(drain_valid & drain_ready)
-
-        # --- readout --------------------------------------------------------------------------
         lanes = []
+        raw = arith.output_shape("raw", scale_bits=self._scale_bits)
         for j in range(cols):
-            lane = Signal(arith.output_shape("raw", scale_bits=self._scale_bits), name=f"lane{j}")
+            lane = Signal(raw, name=f"lane{j}")
             for name, _ in arith.acc_layout:
                 m.d.comb += getattr(lane, name).eq(getattr(shadows[0][j], name))
             m.d.comb += lane.scale.eq(a_scales[0] + b_scales[j])
             lanes.append(lane)
+        return lanes, row_valid[0], drain_ready
 
+    def _readout(self, m: Module, lanes, drain_valid, drain_ready) -> None:
+        """Drive ``c`` from the raw lanes, through one readout converter per column."""
+        arith = self._arithmetic
         if self._output == "raw":
             m.d.comb += [self.c.valid.eq(drain_valid), drain_ready.eq(self.c.ready)]
-            m.d.comb += [self.c.payload.data[j].eq(lanes[j]) for j in range(cols)]
-        else:
-            converters = []
-            for j in range(cols):
-                converter = arith.readout(self._output, scale_bits=self._scale_bits)
-                m.submodules[f"readout{j}"] = converter
-                for name, _ in converter.i.payload.shape():
-                    m.d.comb += getattr(converter.i.payload, name).eq(getattr(lanes[j], name))
-                m.d.comb += [
-                    converter.i.valid.eq(drain_valid),
-                    converter.o.ready.eq(self.c.ready),
-                    self.c.payload.data[j].eq(converter.o.payload),
-                ]
-                converters.append(converter)
+            m.d.comb += [self.c.payload.data[j].eq(lane) for j, lane in enumerate(lanes)]
+            return
+        converters = []
+        for j, lane in enumerate(lanes):
+            converter = arith.readout(self._output, scale_bits=self._scale_bits)
+            m.submodules[f"readout{j}"] = converter
+            for name, _ in converter.i.payload.shape():
+                m.d.comb += getattr(converter.i.payload, name).eq(getattr(lane, name))
             m.d.comb += [
-                drain_ready.eq(converters[0].i.ready),
-                self.c.valid.eq(converters[0].o.valid),
+                converter.i.valid.eq(drain_valid),
+                converter.o.ready.eq(self.c.ready),
+                self.c.payload.data[j].eq(converter.o.payload),
             ]
-        return m
+            converters.append(converter)
+        m.d.comb += [
+            drain_ready.eq(converters[0].i.ready),
+            self.c.valid.eq(converters[0].o.valid),
+        ]

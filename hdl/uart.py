@@ -7,10 +7,11 @@ Both directions run in the ``sync`` domain with a fixed bit period of ``divisor`
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from palhdl.hdl.unit import Unit
 from palhdl.validate import check_int
 
 __all__ = ["MIN_DIVISOR", "UARTRx", "UARTTx", "check_divisor"]
@@ -25,7 +26,7 @@ def check_divisor(divisor) -> int:
     return check_int("divisor", divisor, MIN_DIVISOR, MAX_DIVISOR)
 
 
-class UARTTx(wiring.Component):
+class UARTTx(Unit):
     """8N1 transmitter.
 
     A byte accepted on stream ``i`` is shifted out on ``tx``: the start bit begins the cycle
@@ -39,15 +40,22 @@ class UARTTx(wiring.Component):
         Bit period in clock cycles, ``MIN_DIVISOR``..``2**24``.
     """
 
+    @classmethod
+    def check_parameters(cls, *, divisor: int):
+        """Validate ``divisor``; return it."""
+        return check_divisor(divisor)
+
     def __init__(self, *, divisor: int):
-        self._divisor = check_divisor(divisor)
+        self._divisor = self.check_parameters(divisor=divisor)
         super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
 
     @property
     def divisor(self) -> int:
+        """Bit period in clock cycles."""
         return self._divisor
 
     def elaborate(self, platform):
+        """Build the unit."""
         m = Module()
         shreg = Signal(10, init=0x3FF)  # bit 0 is on the line; idle all ones
         bits_left = Signal(range(11))
@@ -78,7 +86,7 @@ class UARTTx(wiring.Component):
         return m
 
 
-class UARTRx(wiring.Component):
+class UARTRx(Unit):
     """8N1 receiver with an input synchroniser and mid-bit sampling.
 
     ``rx`` passes a two-register synchroniser. A low level starts a character; the start bit is
@@ -95,8 +103,13 @@ class UARTRx(wiring.Component):
         Bit period in clock cycles, ``MIN_DIVISOR``..``2**24``.
     """
 
+    @classmethod
+    def check_parameters(cls, *, divisor: int):
+        """Validate ``divisor``; return it."""
+        return check_divisor(divisor)
+
     def __init__(self, *, divisor: int):
-        self._divisor = check_divisor(divisor)
+        self._divisor = self.check_parameters(divisor=divisor)
         payload = data.StructLayout({"data": 8, "error": 1})
         super().__init__(
             {"rx": In(1, init=1), "o": Out(stream.Signature(payload, always_ready=True))}
@@ -104,9 +117,11 @@ class UARTRx(wiring.Component):
 
     @property
     def divisor(self) -> int:
+        """Bit period in clock cycles."""
         return self._divisor
 
     def elaborate(self, platform):
+        """Build the unit."""
         m = Module()
         line = Signal(init=1)
         m.submodules.sync = FFSynchronizer(self.rx, line, init=1)

@@ -12,9 +12,15 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.hdl import Shape, unsigned
+from amaranth.lib import data
 
-from palhdl.format import MacConfig, PALFormat, pal8
+from palhdl.format import SCALE_BITS, MacConfig, PALFormat, pal8
+from palhdl.hdl.providers import PALArithmetic
+from palhdl.hdl.systolic import SystolicArray
 from palhdl.sim import golden
+from palhdl.sim.pysim import pack_payloads, simulate_streams, unpack_payloads
+from palhdl.validate import check_choice
 
 __all__ = [
     "MatmulStats",
@@ -74,6 +80,7 @@ class MatmulStats:
 
     @property
     def cycles_per_second(self) -> float:
+        """Simulated (or board) clock cycles per second of wall time."""
         return self.cycles / self.seconds if self.seconds else 0.0
 
 
@@ -112,18 +119,6 @@ def assemble(tiles: list[Tile], results: list, shape: tuple[int, int]):
     return out
 
 
-def _field_offsets(layout) -> dict:
-    return {name: (f.offset, f.shape) for name, f in layout}
-
-
-def _pack_lanes(values, offset: int, elem_width: int) -> int:
-    mask = (1 << elem_width) - 1
-    raw = 0
-    for index, value in enumerate(values):
-        raw |= (int(value) & mask) << (offset + index * elem_width)
-    return raw
-
-
 class PysimTransport:
     """Runs tiles through a :class:`~palhdl.hdl.systolic.SystolicArray` in Amaranth's simulator.
 
@@ -146,35 +141,23 @@ class PysimTransport:
         self.progress = progress
 
     def _beats(self, tiles: list[Tile]):
-        a_layout = self.array.a.payload.shape()
-        b_layout = self.array.b.payload.shape()
-        a_data, a_scale, a_last = (a_layout[n] for n in ("data", "scale", "last"))
-        b_data, b_scale = (b_layout[n] for n in ("data", "scale"))
-        a_elem = a_data.shape.elem_shape
-        b_elem = b_data.shape.elem_shape
-        a_width = _shape_width(a_elem)
-        b_width = _shape_width(b_elem)
-        scale_width = self.array.scale_bits
+        """Raw ``a`` and ``b`` payloads of every tile, packed from the array's beat layouts."""
+        array = self.array
         a_beats, b_beats = [], []
         for tile in tiles:
             k = tile.a.shape[1]
-            a_scale_raw = _pack_lanes(tile.a_scales, a_scale.offset, scale_width)
-            b_scale_raw = _pack_lanes(tile.b_scales, b_scale.offset, scale_width)
-            for index in range(k):
-                raw = _pack_lanes(tile.a[:, index], a_data.offset, a_width) | a_scale_raw
-                if index == k - 1:
-                    raw |= 1 << a_last.offset
-                a_beats.append(raw)
-                b_beats.append(_pack_lanes(tile.b[index], b_data.offset, b_width) | b_scale_raw)
+            last = np.zeros(k, dtype=np.int64)
+            last[-1] = 1
+            a_fields = {"data": tile.a.T, "scale": tile.a_scales, "last": last}
+            a_beats += pack_payloads(array.a_layout, a_fields).tolist()
+            b_fields = {"data": tile.b, "scale": tile.b_scales}
+            b_beats += np.broadcast_to(pack_payloads(array.b_layout, b_fields), (k,)).tolist()
         return a_beats, b_beats
 
     def run(self, tiles: list[Tile]) -> tuple[list[np.ndarray], MatmulStats]:
         """Stream all tiles; return per-tile raw lane values ``(rows, cols)`` (object ints)."""
-        from palhdl.sim.pysim import simulate_streams
-
         array = self.array
         a_beats, b_beats = self._beats(tiles)
-        lane_width = _shape_width(array.c.payload.shape()["data"].shape.elem_shape)
         total_rows = len(tiles) * array.rows
         on_output = None
         if self.progress is not None:
@@ -193,11 +176,11 @@ class PysimTransport:
             on_output=on_output,
         )
         seconds = time.perf_counter() - started
-        mask = (1 << lane_width) - 1
-        rows_out = np.array(
-            [[(raw >> (j * lane_width)) & mask for j in range(array.cols)] for raw in outputs["c"]],
-            dtype=object,
-        )
+        # Raw lanes, as every transport returns them: the lanes' bit patterns, split by column.
+        lane_bits = unsigned(Shape.cast(array.lane_shape).width)
+        rows_out = unpack_payloads(
+            data.ArrayLayout(lane_bits, array.cols), np.array(outputs["c"], dtype=object)
+        ).astype(object)
         per_tile = [rows_out[t * array.rows : (t + 1) * array.rows] for t in range(len(tiles))]
         stats = MatmulStats(
             cycles=cycles,
@@ -208,32 +191,14 @@ class PysimTransport:
         return per_tile, stats
 
 
-def _shape_width(shape) -> int:
-    from amaranth.hdl import Shape
-
-    return Shape.cast(shape).width
-
-
 def decode_lanes(lane_shape, raw: np.ndarray):
-    """Raw lane integers to numbers: a dict of sign-extended int64 fields for a record lane
-    (accumulator fields and scale), else an int64 array of bit patterns (PAL codes, float32).
+    """Decode raw lane integers of shape ``lane_shape`` (:attr:`SystolicArray.lane_shape`).
+
+    Returns a dict of sign-extended int64 fields for a record lane (accumulator fields and
+    scale), else an int64 array of bit patterns (PAL codes, float32); see
+    :func:`palhdl.sim.pysim.unpack_payloads`.
     """
-    from amaranth.hdl import Shape
-    from amaranth.lib import data
-
-    from palhdl.hdl.layout import PALLayout
-
-    raw = np.asarray(raw, dtype=object)
-    if isinstance(lane_shape, data.StructLayout) and not isinstance(lane_shape, PALLayout):
-        fields = {}
-        for name, member in lane_shape:
-            shape = Shape.cast(member.shape)
-            value = (raw >> member.offset) & ((1 << shape.width) - 1)
-            if shape.signed:
-                value = np.where(value >= 1 << (shape.width - 1), value - (1 << shape.width), value)
-            fields[name] = value.astype(np.int64)
-        return fields
-    return raw.astype(np.int64)
+    return unpack_payloads(lane_shape, np.asarray(raw, dtype=object))
 
 
 def matmul(
@@ -286,7 +251,8 @@ def matmul(
     transport : object with ``run(tiles)``, optional
         Where tiles run; default a :class:`PysimTransport` of a new array. Another transport
         (for example :class:`palhdl.boards.hostlink.driver.SerialTransport`) must run arrays of this
-        ``rows``, ``cols``, ``config`` and ``readout`` with 16-bit scales.
+        ``rows``, ``cols``, ``config`` and ``readout`` with :data:`~palhdl.format.SCALE_BITS`-bit
+        scales.
 
     Returns
     -------
@@ -299,18 +265,14 @@ def matmul(
         If ``output`` or ``readout`` is not a known mode, or ``readout`` cannot give
         ``output``; the message names both.
     """
-    from palhdl.hdl.providers import PALArithmetic
-    from palhdl.hdl.systolic import SystolicArray
-
     if config is None:
         config = MacConfig(fmt if fmt is not None else pal8)
     elif fmt is not None and fmt != config.fmt:
         raise ValueError(f"fmt {fmt} does not match config.fmt {config.fmt}")
     arithmetic = PALArithmetic(config=config, pipelined=pipelined)
     readout = output if readout is None else readout
-    for name, mode in (("output", output), ("readout", readout)):
-        if mode not in arithmetic.output_modes:
-            raise ValueError(f"{name} must be one of {arithmetic.output_modes}, not {mode!r}")
+    check_choice("output", output, arithmetic.output_modes)
+    check_choice("readout", readout, arithmetic.output_modes)
     if readout not in (output, "raw"):
         raise ValueError(
             f"readout {readout!r} cannot give output {output!r}: the host converts only the "
@@ -324,7 +286,7 @@ def matmul(
         transport = PysimTransport(
             array, backpressure=backpressure, vcd_path=vcd_path, progress=progress
         )
-    lane_shape = arithmetic.output_shape(readout, scale_bits=16)
+    lane_shape = arithmetic.output_shape(readout, scale_bits=SCALE_BITS)
     tiles = split_tiles(a_codes, b_codes, a_scales, b_scales, rows=rows, cols=cols)
     raw_tiles, stats = transport.run(tiles)
     result = assemble(tiles, [decode_lanes(lane_shape, t) for t in raw_tiles], (m, n))

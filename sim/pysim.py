@@ -1,63 +1,126 @@
 """Run RTL as pure functions over numpy arrays.
 
 A whole batch of vectors goes through one simulation, so tests compare ``f(inputs)`` against the
-golden model directly. The backend is Amaranth's Python simulator; the functions here are the
-single place where a faster backend (cocotb on Verilator) plugs in later.
+golden model directly. Payloads are packed and unpacked from the units' stream layouts
+(:func:`pack_payloads`, :func:`unpack_payloads`). The backend is Amaranth's Python simulator;
+the functions here are the single place where a faster backend (cocotb on Verilator) plugs in
+later.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import ClockDomain, Module
+from amaranth.hdl import ClockDomain, Module, Shape
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
+from palhdl.hdl.layout import WordLayout
+
 __all__ = [
-    "pack_fields",
+    "pack_payloads",
     "simulate_stream",
     "simulate_streams",
-    "unpack_fields",
+    "unpack_payloads",
     "vcd_context",
 ]
 
 
-def pack_fields(fields: list[tuple[np.ndarray, int]]) -> np.ndarray:
-    """Pack ``(values, width)`` pairs, low field first, into raw integers (object dtype).
+def pack_payloads(shape, values) -> np.ndarray:
+    """Pack values into raw payloads of ``shape`` (vectorised; object dtype).
 
-    Values are taken modulo ``2**width`` (two's complement for negative values).
+    Parameters
+    ----------
+    shape : ShapeCastable
+        The payload shape. A ``data.StructLayout`` takes a mapping of field name to value
+        (a missing field is 0); a ``data.ArrayLayout`` takes an array whose last axis runs
+        over the elements (or, for record elements, a mapping of such arrays); a plain shape
+        or a :class:`~palhdl.hdl.layout.WordLayout` (a PAL word, an IEEE float) takes
+        integers (bit patterns), wrapped modulo ``2**width``.
+    values : mapping or array-like
+        As ``shape`` says; arrays broadcast against each other.
+
+    Returns
+    -------
+    ndarray of object
+        Python ints, one per payload.
     """
-    arrays = [np.asarray(values) for values, _ in fields]
-    shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    packed = np.zeros(shape, dtype=object)
-    offset = 0
-    for array, (_, width) in zip(arrays, fields, strict=True):
-        mask = (1 << width) - 1
-        packed = packed + ((np.broadcast_to(array, shape).astype(object) & mask) << offset)
-        offset += width
-    return packed
+    if isinstance(shape, data.StructLayout) and not isinstance(shape, WordLayout):
+        unknown = set(values) - {name for name, _ in shape}
+        if unknown:
+            raise ValueError(f"fields {sorted(unknown)} are not in {shape!r}")
+        parts = [
+            pack_payloads(field.shape, values[name]) << field.offset
+            for name, field in shape
+            if name in values
+        ]
+        return sum(parts, np.zeros((), dtype=object)) if parts else np.zeros((), dtype=object)
+    if isinstance(shape, data.ArrayLayout):
+        width = Shape.cast(shape.elem_shape).width
+        parts = [
+            pack_payloads(shape.elem_shape, _element(values, index, shape.length))
+            << (index * width)
+            for index in range(shape.length)
+        ]
+        return sum(parts, np.zeros((), dtype=object))
+    mask = (1 << Shape.cast(shape).width) - 1
+    return np.asarray(values).astype(object) & mask
 
 
-def unpack_fields(raw: np.ndarray, widths: list[int], *, signed: list[bool] | None = None):
-    """Split raw integers into fields (low first); returns a list of int64 arrays."""
+def unpack_payloads(shape, raw):
+    """Split raw payloads of ``shape`` into values: the inverse of :func:`pack_payloads`.
+
+    Returns a dict of field name to values for a ``data.StructLayout``, an array with a last
+    axis over the elements for a ``data.ArrayLayout`` (a dict of such arrays if the elements
+    are records), and int64 arrays (sign-extended for signed shapes, bit patterns for a
+    :class:`~palhdl.hdl.layout.WordLayout`) for the leaves; a leaf wider than 63 bits stays an
+    array of Python ints.
+    """
     raw = np.asarray(raw, dtype=object)
-    signed = signed or [False] * len(widths)
-    fields = []
-    offset = 0
-    for width, is_signed in zip(widths, signed, strict=True):
-        value = (raw >> offset) & ((1 << width) - 1)
-        if is_signed:
-            value = np.where(value >= 1 << (width - 1), value - (1 << width), value)
-        fields.append(value.astype(np.int64))
-        offset += width
-    return fields
+    if isinstance(shape, data.StructLayout) and not isinstance(shape, WordLayout):
+        return {
+            name: unpack_payloads(field.shape, _bits(raw, field.offset, field.width))
+            for name, field in shape
+        }
+    if isinstance(shape, data.ArrayLayout):
+        width = Shape.cast(shape.elem_shape).width
+        elements = [
+            unpack_payloads(shape.elem_shape, _bits(raw, index * width, width))
+            for index in range(shape.length)
+        ]
+        if isinstance(elements[0], dict):
+            return {name: np.stack([e[name] for e in elements], axis=-1) for name in elements[0]}
+        return np.stack(elements, axis=-1)
+    cast = Shape.cast(shape)
+    value = raw & ((1 << cast.width) - 1)
+    if cast.signed:
+        value = np.where(value >= 1 << (cast.width - 1), value - (1 << cast.width), value)
+    return value.astype(np.int64) if cast.width <= 63 else value
+
+
+def _element(values, index: int, length: int):
+    """Element ``index`` of array values (last axis), or of every field of record values."""
+    if isinstance(values, Mapping):
+        return {name: _element(value, index, length) for name, value in values.items()}
+    array = np.asarray(values)
+    if array.shape[-1:] != (length,):
+        raise ValueError(f"the last axis of {array.shape} must have {length} elements")
+    return array[..., index]
+
+
+def _bits(raw: np.ndarray, offset: int, width: int) -> np.ndarray:
+    return (raw >> offset) & ((1 << width) - 1)
 
 
 def vcd_context(sim: Simulator, name: str, path: str | os.PathLike | None = None):
-    """Write a VCD to ``path`` if given, else to ``$PALHDL_VCD/<name>.vcd`` when that
-    environment variable is set; otherwise write nothing.
+    """Return a context that writes a VCD of ``sim``, or a context that writes nothing.
+
+    The VCD goes to ``path`` if given, else to ``$PALHDL_VCD/<name>.vcd`` when that environment
+    variable is set.
     """
     if path is None:
         directory = os.environ.get("PALHDL_VCD")

@@ -1,6 +1,6 @@
-# amaranth: UnusedElaboratable=no
 """Baseline MACs: numpy references against exact arithmetic, RTL against the references."""
 
+import functools
 import math
 from fractions import Fraction
 
@@ -8,16 +8,19 @@ import ml_dtypes
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from amaranth.sim import Simulator
 
-from palhdl.hdl.baselines import BF16Mac, FP8Mac, IntMac
+from palhdl.format import MacConfig, pal8
+from palhdl.hdl.baselines import BF16Mac, FloatProductTerm, FP8Mac, IntMac, IntProductTerm
 from palhdl.sim.golden.baselines import (
     FLOAT_FORMATS,
     float_fields,
+    float_geometry,
     float_mac,
     float_mac_terms,
     int_mac,
 )
-from palhdl.sim.pysim import pack_fields, simulate_streams, unpack_fields
+from palhdl.sim.pysim import pack_payloads, simulate_streams, unpack_payloads
 from palhdl.synth.toolchain import use_yowasp_env
 
 E4M3, E5M2, BF16 = (FLOAT_FORMATS[name] for name in ("e4m3", "e5m2", "bf16"))
@@ -245,15 +248,16 @@ def test_int_mac_against_python_integers():
 
 def simulate_rows(dut, a, b, *, backpressure=None, name="baseline_mac") -> np.ndarray:
     """Stream rows of ``a``/``b`` (shape (rows, K), raw operands) through a baseline MAC as
-    one dot product each (``first`` on k = 0, ``last`` on k = K-1); raw results, one per row."""
+    one dot product each (``first`` on k = 0, ``last`` on k = K-1); the output fields (a dict
+    of arrays, one entry per row)."""
     rows, k = a.shape
-    operand = len(dut.i.payload.a)
     position = np.broadcast_to(np.arange(k), a.shape)
-    payloads = pack_fields([(a, operand), (b, operand), (position == 0, 1), (position == k - 1, 1)])
+    fields = {"a": a, "b": b, "first": position == 0, "last": position == k - 1}
+    payloads = pack_payloads(dut.i.payload.shape(), fields)
     results, _ = simulate_streams(
         dut, {"i": list(payloads.ravel())}, {"o": rows}, backpressure=backpressure, name=name
     )
-    return np.array(results["o"], dtype=object)
+    return unpack_payloads(dut.o.payload.shape(), results["o"])
 
 
 def _float_rows(fmt, rng, rows: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -304,10 +308,9 @@ def _float_dut(variant: str, **geometry):
 def _assert_rtl_matches_reference(variant, a, b, *, backpressure=None, **geometry):
     fmt = FLOAT_FORMATS[variant]
     dut = _float_dut(variant, **geometry)
-    raw = simulate_rows(dut, a, b, backpressure=backpressure, name=variant)
-    acc, nan, pos_inf, neg_inf, overflow = unpack_fields(
-        raw, [geometry["acc_bits"], 1, 1, 1, 1], signed=[True, False, False, False, False]
-    )
+    result = simulate_rows(dut, a, b, backpressure=backpressure, name=variant)
+    acc, nan, pos_inf, neg_inf = (result[n] for n in ("acc", "nan", "pos_inf", "neg_inf"))
+    overflow = result["overflow"]
     expected = float_mac(a, b, fmt, **geometry)
     np.testing.assert_array_equal(acc, expected.acc)
     np.testing.assert_array_equal(nan == 1, expected.nan)
@@ -333,9 +336,17 @@ FLOAT_CASES = [
 ]
 
 
+#: The FLOAT_CASES the fast loop (``-m "not slow"``) runs: one narrow saturating, one wrapping
+#: term window, one bfloat16.
+FAST_FLOAT_CASES = [FLOAT_CASES[1], FLOAT_CASES[6], FLOAT_CASES[11]]
+
+
 @pytest.mark.parametrize(
     ("variant", "acc_bits", "acc_frac_bits", "k", "term_bits", "saturate"),
-    FLOAT_CASES,
+    [
+        pytest.param(*case, marks=() if case in FAST_FLOAT_CASES else pytest.mark.slow)
+        for case in FLOAT_CASES
+    ],
     ids=[
         f"{v}-acc{a}-frac{f}" + ("" if t is None else f"-term{t}") + ("" if s else "-wrap")
         for v, a, f, _, t, s in FLOAT_CASES
@@ -366,6 +377,7 @@ def test_float_mac_rtl_matches_reference(variant, acc_bits, acc_frac_bits, k, te
         ("bf16", 24, 130, 16),  # subnormal times normal products reach the term window
     ],
 )
+@pytest.mark.slow
 def test_rtl_exponent_pairs_in_a_wrapping_window(variant, acc_bits, acc_frac_bits, term_bits):
     """Pairs of exponent fields (all of them for FP8; for bfloat16 the smallest and largest
     of ``a`` with all of ``b``) with mantissas 0, 1 and all ones -- the smallest and largest
@@ -436,6 +448,7 @@ def test_float_mac_term_window_against_python_integers(variant, geometry):
         assert got == _expected_row(xs[row], ys[row], **geometry), f"row {row}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variant", "geometry"), WINDOW_CASES, ids=WINDOW_IDS)
 def test_float_mac_rtl_term_window_matches_reference(variant, geometry):
     _, a, b = _window_case(variant, geometry, seed=2)
@@ -453,18 +466,17 @@ def test_int_mac_rtl_matches_reference(width, acc_bits, backpressure):
     b = rng.integers(lo, -lo, (300, 8))
     a[:20], b[:20] = lo, lo  # 8 * 2**(2w-2) wraps a (2w)-bit accumulator
     dut = IntMac(width=width, acc_bits=acc_bits)
-    raw = simulate_rows(dut, a, b, backpressure=backpressure)
-    (acc,) = unpack_fields(raw, [acc_bits], signed=[True])
+    acc = simulate_rows(dut, a, b, backpressure=backpressure)["acc"]
     np.testing.assert_array_equal(acc, int_mac(a, b, width=width, acc_bits=acc_bits))
 
 
 def test_single_product_rows_and_restart():
     a = np.array([[0x38], [0x40], [0xB8]])  # E4M3 1, 2, -1: K = 1, first and last together
-    raw = simulate_rows(FP8Mac(acc_bits=16, acc_frac_bits=4), a, a)
-    (acc, *_) = unpack_fields(raw, [16, 1, 1, 1, 1])
+    acc = simulate_rows(FP8Mac(acc_bits=16, acc_frac_bits=4), a, a)["acc"]
     assert acc.tolist() == [16, 64, 16]
 
 
+@pytest.mark.slow
 def test_baselines_export_to_verilog():
     with use_yowasp_env():
         for dut in (
@@ -478,8 +490,8 @@ def test_baselines_export_to_verilog():
 # --- constructor parameters -------------------------------------------------------------------
 
 
-def test_constructor_properties():
-    mac = FP8Mac(variant="e5m2", acc_bits=30, acc_frac_bits=-3)
+def test_constructor_properties(elaborate):
+    mac = elaborate(FP8Mac(variant="e5m2", acc_bits=30, acc_frac_bits=-3))
     assert (mac.variant, mac.acc_bits, mac.acc_frac_bits, mac.acc_max, mac.latency) == (
         "e5m2",
         30,
@@ -488,14 +500,16 @@ def test_constructor_properties():
         1,
     )
     assert (mac.term_bits, mac.saturate) == (29, True)  # defaults: acc_bits - 1, saturating
-    narrow = BF16Mac(acc_bits=48, acc_frac_bits=24, term_bits=20, saturate=False)
+    narrow = elaborate(BF16Mac(acc_bits=48, acc_frac_bits=24, term_bits=20, saturate=False))
     assert (narrow.fmt, narrow.term_bits, narrow.saturate, narrow.acc_max) == (
         BF16,
         20,
         False,
         (1 << 47) - 1,
     )
-    assert (IntMac().width, IntMac().acc_bits, IntMac(width=4, acc_bits=8).latency) == (8, 32, 1)
+    default = elaborate(IntMac())
+    assert (default.width, default.acc_bits) == (8, 32)
+    assert elaborate(IntMac(width=4, acc_bits=8)).latency == 1
 
 
 _TERM_RANGE = r"term_bits must be in \[2, 31\], not "
@@ -545,3 +559,72 @@ def test_to_bits_known_patterns():
     assert E4M3.to_bits(values).tolist() == [0x38, 0xC4, 0x00]
     assert E5M2.to_bits(values).tolist() == [0x3C, 0xC2, 0x00]
     assert BF16.to_bits(values).tolist() == [0x3F80, 0xC040, 0x0000]
+
+
+# --- the product terms on their own (the array's INT8 and FP8 PEs use them) ------------------
+
+
+def run_product_term(unit, a, b, outputs):
+    """Drive operand pairs into a combinational product-term unit; read ``outputs`` (names of
+    ports or ``port.field``) back for every pair, in one simulation."""
+    sim = Simulator(unit)
+    ports = [functools.reduce(getattr, name.split("."), unit) for name in outputs]
+    results = []
+
+    async def testbench(ctx):
+        for x, y in zip(a, b, strict=True):
+            ctx.set(unit.a, int(x))
+            ctx.set(unit.b, int(y))
+            results.append([ctx.get(port) for port in ports])
+
+    sim.add_testbench(testbench)
+    sim.run()
+    return np.array(results, dtype=np.int64).T
+
+
+@pytest.mark.parametrize("width", [2, 5])
+def test_int_product_term_every_pair(width):
+    lo = -(1 << (width - 1))
+    a, b = (v.ravel() for v in np.meshgrid(np.arange(lo, -lo), np.arange(lo, -lo)))
+    unit = IntProductTerm(width=width)
+    assert unit.latency == 0
+    (product,) = run_product_term(unit, a, b, ["product"])
+    np.testing.assert_array_equal(product, a * b)  # Python integers: an independent reference
+
+
+@pytest.mark.parametrize(
+    ("variant", "acc_bits", "acc_frac_bits", "term_bits", "saturate"),
+    [("e4m3", 16, 4, None, True), ("e4m3", 24, 18, 12, False), ("e5m2", 16, 8, 6, False)],
+)
+def test_float_product_term_sampled_pairs(variant, acc_bits, acc_frac_bits, term_bits, saturate):
+    fmt = FLOAT_FORMATS[variant]
+    geometry = float_geometry(acc_bits, acc_frac_bits, term_bits=term_bits, saturate=saturate)
+    unit = FloatProductTerm(fmt=fmt, config=geometry)
+    assert (unit.fmt, unit.config, unit.latency) == (fmt, geometry, 0)
+    rng = np.random.default_rng(acc_bits)
+    a, b = (v.ravel() for v in np.meshgrid(np.arange(256), np.arange(256)))
+    pick = rng.choice(a.size, 6000, replace=False)
+    a, b = a[pick], b[pick]
+    names = ["term_sm.magnitude", "term_sm.negative", "term_sm.nan", "term_sm.overflow"]
+    magnitude, negative, nan, overflow, infinite = run_product_term(
+        unit, a, b, [*names, "infinite"]
+    )
+    term, g_nan, pos_inf, neg_inf, g_overflow = float_mac_terms(
+        a, b, fmt, acc_bits=acc_bits, acc_frac_bits=acc_frac_bits, term_bits=term_bits,
+        saturate=saturate,
+    )  # fmt: skip
+    np.testing.assert_array_equal(np.where(negative == 1, -magnitude, magnitude), term)
+    np.testing.assert_array_equal(nan == 1, g_nan)
+    np.testing.assert_array_equal(overflow == 1, g_overflow)
+    np.testing.assert_array_equal(infinite == 1, pos_inf | neg_inf)
+    np.testing.assert_array_equal(negative[infinite == 1] == 1, neg_inf[infinite == 1])
+    assert g_overflow.any() and (term != 0).any()
+
+
+def test_product_terms_validate_parameters():
+    with pytest.raises(ValueError, match=r"^width must be in \[2, 16\], not 17$"):
+        IntProductTerm(width=17)
+    with pytest.raises(TypeError, match=r"^fmt must be a FloatFormat"):
+        FloatProductTerm(fmt="e4m3", config=float_geometry(16, 4))
+    with pytest.raises(TypeError, match=r"^config must be a AccumulatorConfig"):
+        FloatProductTerm(fmt=E4M3, config=MacConfig(pal8))

@@ -1,4 +1,4 @@
-"""Conversion units of palhdl.hdl.convert against the golden model, bit for bit.
+"""Conversion units of palhdl.hdl.convert and palhdl.hdl.readout against the golden model.
 
 Every batch runs through one simulation (``palhdl.sim.pysim.simulate_stream``) and is compared with
 :mod:`palhdl.sim.golden` (whose own tests check it against exact arithmetic). pal8 is covered
@@ -21,16 +21,15 @@ from amaranth.sim import Simulator
 
 from palhdl.format import MacConfig, PALFormat, pal8, pal16
 from palhdl.hdl.convert import (
-    AccumulatorToFloat32,
-    AccumulatorToPAL,
     BFloat16ToPAL,
     FixedToPAL,
     Float32ToPAL,
     PALToBFloat16,
     PALToFloat32,
 )
+from palhdl.hdl.readout import AccumulatorToFloat32, AccumulatorToPAL
 from palhdl.sim import golden
-from palhdl.sim.pysim import pack_fields, simulate_stream, unpack_fields
+from palhdl.sim.pysim import pack_payloads, simulate_stream, unpack_payloads
 from palhdl.tables import TABLE_PREC, log_threshold_table
 
 ODD = PALFormat(int_bits=5, frac_bits=6)
@@ -83,23 +82,36 @@ class _Lanes(wiring.Component):
         return m
 
 
-def _run(make, payloads, in_bits, out_bits, *, backpressure, name):
-    """Raw outputs (int64) of unit ``make()`` for raw input ``payloads``, in one simulation."""
-    payloads = np.asarray(payloads, dtype=object).ravel()
-    lanes = max(1, min(LANES, len(payloads) // MIN_PER_LANE))
-    rows = -(-len(payloads) // lanes)
-    padded = np.resize(payloads, rows * lanes).reshape(rows, lanes)
-    packed = pack_fields([(padded[:, k], in_bits) for k in range(lanes)])
-    raw = simulate_stream(_Lanes(make, lanes), packed, backpressure=backpressure, name=name)
-    outputs = np.stack(unpack_fields(raw, [out_bits] * lanes), axis=1)
-    return outputs.ravel()[: len(payloads)]
+def _run(make, values, *, backpressure, name):
+    """Outputs (int64 bit patterns) of unit ``make()`` for input ``values``, in one simulation.
+
+    ``values``: the unit's input payload values as :func:`pack_payloads` takes them (codes or
+    bit patterns, or a dict of field arrays), 1-D.
+    """
+    first = next(iter(values.values())) if isinstance(values, dict) else values
+    count = len(first)
+    lanes = max(1, min(LANES, count // MIN_PER_LANE))
+    rows = -(-count // lanes)
+
+    def split(value):
+        return np.resize(np.asarray(value), rows * lanes).reshape(rows, lanes)
+
+    if isinstance(values, dict):
+        padded = {name: split(value) for name, value in values.items()}
+    else:
+        padded = split(values)
+    dut = _Lanes(make, lanes)
+    packed = pack_payloads(dut.i.payload.shape(), padded)
+    raw = simulate_stream(dut, packed, backpressure=backpressure, name=name)
+    outputs = unpack_payloads(dut.o.payload.shape(), raw)
+    return outputs.ravel()[:count]
 
 
 def rtl_pal_to_float32(codes, fmt, *, pipelined=False, backpressure=None):
     """float32 bit patterns (uint32) of PAL ``codes`` by a simulated :class:`PALToFloat32`."""
     codes = golden.check_codes("codes", codes, fmt)
     raw = _run(
-        lambda: PALToFloat32(fmt=fmt, pipelined=pipelined), codes, fmt.width, 32,
+        lambda: PALToFloat32(fmt=fmt, pipelined=pipelined), codes.ravel(),
         backpressure=backpressure, name=f"PALToFloat32_{fmt}",
     )  # fmt: skip
     return raw.astype(np.uint32).reshape(codes.shape)
@@ -109,7 +121,7 @@ def rtl_pal_to_bfloat16(codes, fmt, *, pipelined=False, backpressure=None):
     """bfloat16 bit patterns (uint16) of PAL ``codes`` by a simulated :class:`PALToBFloat16`."""
     codes = golden.check_codes("codes", codes, fmt)
     raw = _run(
-        lambda: PALToBFloat16(fmt=fmt, pipelined=pipelined), codes, fmt.width, 16,
+        lambda: PALToBFloat16(fmt=fmt, pipelined=pipelined), codes.ravel(),
         backpressure=backpressure, name=f"PALToBFloat16_{fmt}",
     )  # fmt: skip
     return raw.astype(np.uint16).reshape(codes.shape)
@@ -119,7 +131,7 @@ def rtl_float32_to_pal(bits, fmt, *, pipelined=False, backpressure=None):
     """PAL codes of float32 bit patterns ``bits`` by a simulated :class:`Float32ToPAL`."""
     bits = np.asarray(bits, dtype=np.int64)
     raw = _run(
-        lambda: Float32ToPAL(fmt=fmt, pipelined=pipelined), bits, 32, fmt.width,
+        lambda: Float32ToPAL(fmt=fmt, pipelined=pipelined), bits.ravel(),
         backpressure=backpressure, name=f"Float32ToPAL_{fmt}",
     )  # fmt: skip
     return raw.astype(fmt.code_dtype).reshape(bits.shape)
@@ -129,7 +141,7 @@ def rtl_bfloat16_to_pal(bits, fmt, *, pipelined=False, backpressure=None):
     """PAL codes of bfloat16 bit patterns ``bits`` by a simulated :class:`BFloat16ToPAL`."""
     bits = np.asarray(bits, dtype=np.int64)
     raw = _run(
-        lambda: BFloat16ToPAL(fmt=fmt, pipelined=pipelined), bits, 16, fmt.width,
+        lambda: BFloat16ToPAL(fmt=fmt, pipelined=pipelined), bits.ravel(),
         backpressure=backpressure, name=f"BFloat16ToPAL_{fmt}",
     )  # fmt: skip
     return raw.astype(fmt.code_dtype).reshape(bits.shape)
@@ -140,14 +152,14 @@ def rtl_fixed_to_pal(values, fmt, width, frac_bits, *, pipelined=False, backpres
     values = np.asarray(values, dtype=np.int64)
     raw = _run(
         lambda: FixedToPAL(fmt=fmt, width=width, frac_bits=frac_bits, pipelined=pipelined),
-        pack_fields([(values.ravel(), width)]), width, fmt.width,
+        {"value": values.ravel()},
         backpressure=backpressure, name=f"FixedToPAL_{fmt}",
     )  # fmt: skip
     return raw.astype(fmt.code_dtype).reshape(values.shape)
 
 
-def _accumulator_payloads(acc, scale, nan, config):
-    return pack_fields([(acc, config.acc_bits), (scale, 16), (np.asarray(nan, dtype=np.int64), 1)])
+def _accumulator_fields(acc, scale, nan):
+    return {"acc": acc, "scale": scale, "nan": np.asarray(nan, dtype=np.int64)}
 
 
 def rtl_accumulator_to_pal(
@@ -157,7 +169,7 @@ def rtl_accumulator_to_pal(
     fmt = config.fmt if out_fmt is None else out_fmt
     raw = _run(
         lambda: AccumulatorToPAL(config=config, out_fmt=out_fmt, pipelined=pipelined),
-        _accumulator_payloads(acc, scale, nan, config), config.acc_bits + 17, fmt.width,
+        _accumulator_fields(acc, scale, nan),
         backpressure=backpressure, name="AccumulatorToPAL",
     )  # fmt: skip
     return raw.astype(fmt.code_dtype)
@@ -167,7 +179,7 @@ def rtl_accumulator_to_float32(acc, scale, nan, config, *, pipelined=False, back
     """float32 bits of accumulators ``(acc, scale, nan)`` by :class:`AccumulatorToFloat32`."""
     raw = _run(
         lambda: AccumulatorToFloat32(config=config, pipelined=pipelined),
-        _accumulator_payloads(acc, scale, nan, config), config.acc_bits + 17, 32,
+        _accumulator_fields(acc, scale, nan),
         backpressure=backpressure, name="AccumulatorToFloat32",
     )  # fmt: skip
     return raw.astype(np.uint32)
@@ -286,6 +298,7 @@ def test_pal_to_ieee_pal8_exhaustive(target, pipelined):
     _assert_equal(actual, reference(codes, pal8), codes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", IEEE_FROM_PAL)
 @pytest.mark.parametrize("fmt", [ODD, pal16], ids=str)
 def test_pal_to_ieee_every_code(target, fmt):
@@ -311,11 +324,13 @@ def test_pal_to_float32_subnormal_and_overflow():
 # --- IEEE to PAL ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bfloat16_to_pal_pal8_exhaustive():
     bits = np.arange(1 << 16)
     _assert_equal(rtl_bfloat16_to_pal(bits, pal8), golden.from_bfloat16_bits(bits, pal8), bits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", [ODD, pal16], ids=str)
 def test_bfloat16_to_pal_every_pattern(fmt):
     bits = np.arange(1 << 16)
@@ -329,12 +344,14 @@ def test_bfloat16_to_pal_backpressure():
     _assert_equal(actual, golden.from_bfloat16_bits(bits, pal16), bits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fmt", "count", "pipelined"),
     [(pal8, 100_000, False), (ODD, 100_000, True), (pal16, 100_000, False)],
     ids=["pal8", "odd", "pal16"],
 )
-def test_float32_to_pal(fmt, count, pipelined):
+def test_float32_to_pal(fmt, count, pipelined, random_vectors):
+    count = random_vectors(count)
     bits = _ieee_patterns(np.random.default_rng(100 + fmt.width), count, FLOAT32, fmt)
     actual = rtl_float32_to_pal(bits, fmt, pipelined=pipelined)
     _assert_equal(actual, golden.from_float32_bits(bits, fmt), bits)
@@ -353,13 +370,17 @@ def test_float32_to_pal_backpressure():
     ("fmt", "width", "frac_bits", "count", "pipelined"),
     [
         (pal8, 24, 10, 10_000, True),  # 2**-10 .. 2**13: flushes, in range and saturates
-        (ODD, 63, 30, 100_000, False),  # the widest input; 2**-30 .. 2**32
-        (pal16, 40, -100, 50_000, True),  # 2**100 .. 2**139: saturates above 2**128
-        (pal16, 48, 150, 50_000, False),  # 2**-150 .. 2**-103: flushes below 2**-128
+        # the widest input; 2**-30 .. 2**32
+        pytest.param(ODD, 63, 30, 100_000, False, marks=pytest.mark.slow),
+        # 2**100 .. 2**139: saturates above 2**128
+        pytest.param(pal16, 40, -100, 50_000, True, marks=pytest.mark.slow),
+        # 2**-150 .. 2**-103: flushes below 2**-128
+        pytest.param(pal16, 48, 150, 50_000, False, marks=pytest.mark.slow),
     ],
     ids=["pal8", "odd63", "pal16_big", "pal16_tiny"],
 )
-def test_fixed_to_pal(fmt, width, frac_bits, count, pipelined):
+def test_fixed_to_pal(fmt, width, frac_bits, count, pipelined, random_vectors):
+    count = random_vectors(count)
     rng = np.random.default_rng(width)
     magnitude = _magnitudes(rng, count, width - 1, fmt.frac_bits)
     values = np.where(rng.integers(0, 2, magnitude.size) == 1, -magnitude, magnitude)
@@ -377,15 +398,16 @@ def test_fixed_to_pal(fmt, width, frac_bits, count, pipelined):
 @pytest.mark.parametrize(
     ("name", "out_fmt", "count", "pipelined"),
     [
-        ("pal8", None, 20_000, False),
+        pytest.param("pal8", None, 20_000, False, marks=pytest.mark.slow),
         ("pal8_narrow", None, 10_000, True),
-        ("pal16", None, 100_000, True),
-        ("odd", None, 100_000, False),
+        pytest.param("pal16", None, 100_000, True, marks=pytest.mark.slow),
+        pytest.param("odd", None, 100_000, False, marks=pytest.mark.slow),
         ("pal8", pal16, 5_000, True),  # a wider output format than the operands'
     ],
     ids=["pal8", "pal8_narrow", "pal16", "odd", "pal8_to_pal16"],
 )
-def test_accumulator_to_pal(name, out_fmt, count, pipelined):
+def test_accumulator_to_pal(name, out_fmt, count, pipelined, random_vectors):
+    count = random_vectors(count)
     config = CONFIGS[name]
     fmt = config.fmt if out_fmt is None else out_fmt
     rng = np.random.default_rng(count)
@@ -402,14 +424,15 @@ def test_accumulator_to_pal(name, out_fmt, count, pipelined):
 @pytest.mark.parametrize(
     ("name", "count", "pipelined"),
     [
-        ("pal8", 20_000, True),
+        pytest.param("pal8", 20_000, True, marks=pytest.mark.slow),
         ("pal8_narrow", 10_000, False),
-        ("pal16", 100_000, False),
-        ("odd", 100_000, True),
+        pytest.param("pal16", 100_000, False, marks=pytest.mark.slow),
+        pytest.param("odd", 100_000, True, marks=pytest.mark.slow),
     ],
 )
-def test_accumulator_to_float32(name, count, pipelined):
+def test_accumulator_to_float32(name, count, pipelined, random_vectors):
     """Scales spread the results over float32's range: subnormals, overflow and underflow."""
+    count = random_vectors(count)
     config = CONFIGS[name]
     rng = np.random.default_rng(count + 1)
     # Accumulators narrower than a float32 significand round only into subnormals.

@@ -1,5 +1,5 @@
-# amaranth: UnusedElaboratable=no
-"""Constructors, properties and stream layouts of the palhdl.hdl.convert units (no simulation)."""
+"""Constructors, properties and stream layouts of the palhdl.hdl.convert and
+palhdl.hdl.readout units (no simulation)."""
 
 import functools
 import re
@@ -7,19 +7,16 @@ import re
 import pytest
 from amaranth.hdl import signed, unsigned
 
-from palhdl.format import MacConfig, PALFormat, pal8, pal16
+from palhdl.format import SCALE_BITS, MacConfig, PALFormat, pal8, pal16
 from palhdl.hdl.convert import (
-    AccumulatorToFloat32,
-    AccumulatorToPAL,
     BFloat16ToPAL,
     FixedToPAL,
     Float32ToPAL,
-    FloatLayout,
     PALToBFloat16,
     PALToFloat32,
-    readout_input_layout,
 )
-from palhdl.hdl.layout import PALLayout
+from palhdl.hdl.layout import FloatLayout, PALLayout
+from palhdl.hdl.readout import AccumulatorToFloat32, AccumulatorToPAL, readout_input_layout
 
 #: A valid format whose tables palhdl does not generate (frac_bits > 12).
 FINE = PALFormat(int_bits=2, frac_bits=13)
@@ -57,8 +54,8 @@ ALL_UNITS = {
 
 @pytest.mark.parametrize("unit", ALL_UNITS)
 @pytest.mark.parametrize("pipelined", [False, True])
-def test_pipelined_and_latency(unit, pipelined):
-    dut = ALL_UNITS[unit](pipelined=pipelined)
+def test_pipelined_and_latency(unit, pipelined, elaborate):
+    dut = elaborate(ALL_UNITS[unit](pipelined=pipelined))
     assert dut.pipelined is pipelined
     assert dut.latency == (2 if pipelined else 0)
 
@@ -93,16 +90,16 @@ def test_fmt_needs_tables(cls):
 
 
 @pytest.mark.parametrize("unit", ALL_UNITS)
-def test_keyword_only(unit):
-    cls = type(ALL_UNITS[unit]())
+def test_keyword_only(unit, elaborate):
+    cls = type(elaborate(ALL_UNITS[unit]()))
     first = MacConfig(pal8) if unit.startswith("Accumulator") else pal8
     with pytest.raises(TypeError, match="positional"):
         cls(first)
 
 
 @pytest.mark.parametrize("unit", ALL_UNITS)
-def test_properties_are_read_only(unit):
-    dut = ALL_UNITS[unit]()
+def test_properties_are_read_only(unit, elaborate):
+    dut = elaborate(ALL_UNITS[unit]())
     with pytest.raises(AttributeError):
         dut.pipelined = True
     with pytest.raises(AttributeError):
@@ -121,8 +118,8 @@ def test_properties_are_read_only(unit):
         (PALToBFloat16, pal16.width, 16),
     ],
 )
-def test_float_unit_layouts(cls, in_bits, out_bits):
-    dut = cls(fmt=pal16)
+def test_float_unit_layouts(cls, in_bits, out_bits, elaborate):
+    dut = elaborate(cls(fmt=pal16))
     assert dut.fmt is pal16
     assert dut.i.payload.shape().size == in_bits
     assert dut.o.payload.shape().size == out_bits
@@ -182,7 +179,11 @@ def test_accumulator_layout():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"config": pal8}, TypeError, "config must be a MacConfig, not "),
+        (
+            {"config": pal8},
+            TypeError,
+            "config must be a MacConfig (for example palhdl.format.MacConfig(pal8)), not ",
+        ),
         ({"scale_bits": 1}, ValueError, "scale_bits must be in [2, 32], not 1"),
         ({"scale_bits": 33}, ValueError, "scale_bits must be in [2, 32], not 33"),
         ({"scale_bits": "16"}, TypeError, "scale_bits must be an integer, not '16'"),
@@ -199,25 +200,25 @@ def test_accumulator_layout_errors(kwargs, error, message):
 @pytest.mark.parametrize(
     "make", [_acc_pal, _acc_float], ids=["AccumulatorToPAL", "AccumulatorToFloat32"]
 )
-def test_accumulator_units(make):
+def test_accumulator_units(make, elaborate):
     config = MacConfig(pal8, acc_bits=24, acc_frac_bits=12)
-    dut = make(config=config, scale_bits=20)
+    dut = elaborate(make(config=config, scale_bits=20))
     assert dut.config is config
     assert dut.scale_bits == 20
     assert dut.i.payload.shape() == readout_input_layout(config, 20)
-    assert make(config=config).scale_bits == 16
+    assert elaborate(make(config=config)).scale_bits == SCALE_BITS == 16
 
 
-def test_accumulator_to_pal_out_fmt():
+def test_accumulator_to_pal_out_fmt(elaborate):
     config = MacConfig(pal8)
-    assert _acc_pal(config=config).out_fmt is pal8
-    dut = _acc_pal(config=config, out_fmt=pal16)
+    assert elaborate(_acc_pal(config=config)).out_fmt is pal8
+    dut = elaborate(_acc_pal(config=config, out_fmt=pal16))
     assert dut.out_fmt is pal16
     assert dut.o.payload.shape() == PALLayout(pal16)
 
 
-def test_accumulator_float32_output():
-    assert _acc_float().o.payload.shape() == FloatLayout(23, 8)
+def test_accumulator_float32_output(elaborate):
+    assert elaborate(_acc_float()).o.payload.shape() == FloatLayout(23, 8)
 
 
 @pytest.mark.parametrize(
@@ -226,8 +227,16 @@ def test_accumulator_float32_output():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"config": pal8}, TypeError, "config must be a MacConfig, not "),
-        ({"config": None}, TypeError, "config must be a MacConfig, not None"),
+        (
+            {"config": pal8},
+            TypeError,
+            "config must be a MacConfig (for example palhdl.format.MacConfig(pal8)), not ",
+        ),
+        (
+            {"config": None},
+            TypeError,
+            "config must be a MacConfig (for example palhdl.format.MacConfig(pal8)), not None",
+        ),
         ({"scale_bits": 1}, ValueError, "scale_bits must be in [2, 32], not 1"),
         ({"scale_bits": 33}, ValueError, "scale_bits must be in [2, 32], not 33"),
         ({"scale_bits": 16.0}, TypeError, "scale_bits must be an integer, not 16.0"),
@@ -262,12 +271,12 @@ def test_accumulator_to_pal_out_fmt_errors(out_fmt, error, message):
 # --- fixed point ------------------------------------------------------------------------------
 
 
-def test_fixed_to_pal_properties():
-    dut = FixedToPAL(fmt=pal16, width=63, frac_bits=-1024)
+def test_fixed_to_pal_properties(elaborate):
+    dut = elaborate(FixedToPAL(fmt=pal16, width=63, frac_bits=-1024))
     assert (dut.fmt, dut.width, dut.frac_bits) == (pal16, 63, -1024)
     assert dut.i.payload.shape()["value"].shape == signed(63)
     assert dut.o.payload.shape() == PALLayout(pal16)
-    assert FixedToPAL(fmt=pal8, width=2).frac_bits == 0
+    assert elaborate(FixedToPAL(fmt=pal8, width=2)).frac_bits == 0
 
 
 @pytest.mark.parametrize(

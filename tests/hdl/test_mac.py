@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from palhdl.format import MacConfig, PALFormat, pal8, pal16
 from palhdl.hdl.mac import PALMac, PALProductTerm, accumulate, accumulator_layout, term_layout
 from palhdl.sim import golden
-from palhdl.sim.pysim import pack_fields, simulate_streams, unpack_fields
+from palhdl.sim.pysim import pack_payloads, simulate_streams, unpack_payloads
 
 NARROW = MacConfig(pal8, acc_bits=16, acc_frac_bits=6)
 #: Wrapping accumulator and a term window narrower than the accumulator.
@@ -41,23 +41,19 @@ def rtl_dot_products(
     last = np.zeros(len(a), dtype=np.int64)
     first[ends - lengths] = 1
     last[ends - 1] = 1
-    width = config.fmt.width
-    fields = [(a, width), (b, width), (first, 1), (last, 1)]
-    out_widths = [config.acc_bits, 1, 1]
+    fields = {"a": a, "b": b, "first": first, "last": last}
     if readout != "raw":
-        scale = np.zeros(len(a), dtype=np.int64)
-        scale[ends - 1] = scales
-        fields.append((scale, PALMac.SCALE_BITS))
-        out_widths.append(32 if readout == "float32" else width)
+        fields["scale"] = np.zeros(len(a), dtype=np.int64)
+        fields["scale"][ends - 1] = scales
     results, _ = simulate_streams(
         dut,
-        {"i": pack_fields(fields).tolist()},
+        {"i": pack_payloads(dut.i.payload.shape(), fields).tolist()},
         {"o": len(lengths)},
         backpressure=backpressure,
         name=f"mac_{config.fmt}_{readout}",
     )
-    raw = np.array(results["o"], dtype=object)
-    return tuple(unpack_fields(raw, out_widths, signed=[True] + [False] * (len(out_widths) - 1)))
+    outputs = unpack_payloads(dut.o.payload.shape(), results["o"])
+    return tuple(outputs.values())
 
 
 def golden_dot_products(a_rows, b_rows, config):
@@ -110,6 +106,7 @@ def check_against_golden(a_rows, b_rows, config, **kwargs):
     return g_acc, g_nan, g_overflow
 
 
+@pytest.mark.slow
 def test_pal8_every_pair_default_config():
     rng = np.random.default_rng(8)
     a_rows, b_rows = split_rows(*all_pairs(pal8, rng), rng, max_k=64)
@@ -121,6 +118,7 @@ def test_pal8_every_pair_default_config():
     assert not overflow.any()  # the default pal8 accumulator is exact
 
 
+@pytest.mark.slow
 def test_pal8_every_pair_narrow_accumulator_pipelined():
     # 16-bit accumulator, LSB 2**-6: small terms are rounded, large ones clamp, sums saturate.
     rng = np.random.default_rng(16)
@@ -129,6 +127,7 @@ def test_pal8_every_pair_narrow_accumulator_pipelined():
     assert (overflow & ~nan).any() and (~overflow & ~nan).any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("config", "pipelined"), [(WRAP, True), (WINDOW, False)], ids=["wrap", "window"]
 )
@@ -151,6 +150,7 @@ def golden_running_sums(a, b, config):
 
 
 @pytest.mark.parametrize("config", [NARROW, WRAP], ids=["saturate", "wrap"])
+@pytest.mark.slow
 def test_narrow_backpressure_running_sums(config):
     # `last` on every pair of long runs: the outputs are the running sums, through saturation
     # or wrap (sticky overflow) and sign changes; `first` only at the start of a run; random
@@ -176,14 +176,12 @@ def test_narrow_backpressure_running_sums(config):
         assert (np.abs(np.diff(g_acc)) > config.term_max).any()
     starts = np.zeros(count, dtype=np.int64)
     starts[np.cumsum([0] + [len(row) for row in a_rows[:-1]])] = 1
-    fields = [(a, fmt.width), (b, fmt.width), (starts, 1), (np.ones(count, np.int64), 1)]
+    fields = {"a": a, "b": b, "first": starts, "last": np.ones(count, np.int64)}
     for pipelined in (False, True):
         dut = PALMac(config=config, pipelined=pipelined)
-        results, _ = simulate_streams(
-            dut, {"i": pack_fields(fields).tolist()}, {"o": count}, backpressure=7
-        )
-        raw = np.array(results["o"], dtype=object)
-        outputs = unpack_fields(raw, [config.acc_bits, 1, 1], signed=[True, False, False])
+        payloads = pack_payloads(dut.i.payload.shape(), fields)
+        results, _ = simulate_streams(dut, {"i": payloads.tolist()}, {"o": count}, backpressure=7)
+        outputs = unpack_payloads(dut.o.payload.shape(), results["o"]).values()
         for got, want in zip(outputs, expected, strict=True):
             np.testing.assert_array_equal(got, want)
 
@@ -192,11 +190,11 @@ def test_first_dot_product_after_reset_needs_no_first():
     config = MacConfig(pal8)
     one, two = pal8.bias, pal8.bias + pal8.units
     dut = PALMac(config=config)
-    fields = [(np.array([one, two, two]), 8), (np.array([one, one, two]), 8)]
-    fields += [(np.array([0, 0, 1]), 1), (np.array([0, 1, 1]), 1)]
-    results, _ = simulate_streams(dut, {"i": pack_fields(fields).tolist()}, {"o": 2})
-    raw = np.array(results["o"], dtype=object)
-    acc, nan, overflow = unpack_fields(raw, [config.acc_bits, 1, 1], signed=[True, False, False])
+    fields = {"a": [one, two, two], "b": [one, one, two], "first": [0, 0, 1], "last": [0, 1, 1]}
+    payloads = pack_payloads(dut.i.payload.shape(), fields)
+    results, _ = simulate_streams(dut, {"i": payloads.tolist()}, {"o": 2})
+    outputs = unpack_payloads(dut.o.payload.shape(), results["o"])
+    acc, nan, overflow = outputs["acc"], outputs["nan"], outputs["overflow"]
     unit = 1 << config.acc_frac_bits
     assert acc.tolist() == [3 * unit, 4 * unit]  # 1*1 + 2*1, then a new dot product 2*2
     assert not nan.any() and not overflow.any()
@@ -245,7 +243,11 @@ def test_latency_is_cycles_from_last_pair_to_result(pipelined, readout, latency)
     ("readout", "pipelined", "backpressure"),
     [("float32", False, None), ("float32", True, 11), ("pal", False, 12), ("pal", True, None)],
 )
-@pytest.mark.parametrize("config", [MacConfig(pal8), NARROW], ids=["exact", "narrow"])
+@pytest.mark.parametrize(
+    "config",
+    [pytest.param(MacConfig(pal8), marks=pytest.mark.slow), NARROW],
+    ids=["exact", "narrow"],
+)
 def test_readouts(readout, pipelined, backpressure, config):
     rng = np.random.default_rng(len(readout) + pipelined)
     a = rng.integers(0, 256, 3000)
@@ -321,7 +323,7 @@ def run_combinational(m, inputs, outputs, rows):
 
 @pytest.mark.parametrize(
     ("config", "pairs"),
-    [(NARROW, None), (MacConfig(pal8, acc_bits=32), 8000)],
+    [pytest.param(NARROW, None, marks=pytest.mark.slow), (MacConfig(pal8, acc_bits=32), 8000)],
     ids=["narrow-every-pair", "32-random"],
 )
 def test_product_term_both_forms(config, pairs):
@@ -357,10 +359,12 @@ def test_accumulate_saturates_or_wraps_exactly(form, saturate):
     config = MacConfig(pal8, acc_bits=12, acc_frac_bits=0, saturate=saturate)
     top = config.acc_max  # 2047
     m = Module()
-    acc = Signal(accumulator_layout(config))
-    layout = accumulator_layout(config) if form == "signed" else term_layout(config)
+    acc = Signal(accumulator_layout(config.accumulator))
+    layout = accumulator_layout(config.accumulator)
+    if form == "sign-magnitude":
+        layout = term_layout(config.accumulator)
     term = Signal(layout)
-    total = accumulate(m, config, acc, term)
+    total = accumulate(m, config.accumulator, acc, term)
     rng = np.random.default_rng(12)
     special = [0, 1, -1, top, -top, top - 1, -top + 1, top // 2, -(top // 2) - 1]
     # A wrapping accumulator also holds -2**11; a term never exceeds acc_max in magnitude.
@@ -433,9 +437,7 @@ def test_product_term_extreme_configs(config):
         np.testing.assert_array_equal(got.astype(np.int64), want)
 
 
-# --- pal16 and the odd format I = 5, F = 6: over 100,000 products each ---
-
-PRODUCTS = 100_000
+# --- pal16 and the odd format I = 5, F = 6: 100,000 products each ---
 
 
 def edge_codes(fmt):
@@ -464,19 +466,20 @@ def window_codes(config, count, rng, *, top):
     return magnitude | (rng.integers(0, 2, count) * fmt.sign_mask)
 
 
-def operand_rows(config, rng):
-    """Dot products of ``PRODUCTS`` pairs in all: edge cases and uniformly random codes
+def operand_rows(config, rng, products):
+    """Dot products of ``products`` pairs in all: edge cases and uniformly random codes
     (mostly clamped terms), then codes in the accumulator's window (mostly clean sums)."""
     fmt = config.fmt
     clamp = config.acc_bits - config.acc_frac_bits  # products from this octave on clamp
     edges = edge_codes(fmt)
     edge_a, edge_b = (x.ravel() for x in np.meshgrid(edges, edges))
-    others = window_codes(config, 600, rng, top=clamp + 2)
-    uniform = 20_000
+    per_edge = products * 6 // 1000  # 600 partners per edge code in 100,000 products
+    others = window_codes(config, per_edge, rng, top=clamp + 2)
+    uniform = products // 5
     a = np.concatenate(
         [
             edge_a,
-            np.repeat(edges, 600),
+            np.repeat(edges, per_edge),
             np.tile(others, len(edges)),
             rng.integers(0, 1 << fmt.width, uniform),
         ]
@@ -485,38 +488,40 @@ def operand_rows(config, rng):
         [
             edge_b,
             np.tile(others, len(edges)),
-            np.repeat(edges, 600),
+            np.repeat(edges, per_edge),
             rng.integers(0, 1 << fmt.width, uniform),
         ]
     )
     order = rng.permutation(len(a))
     a_rows, b_rows = split_rows(a[order], b[order], rng, max_k=64)
-    rest = PRODUCTS - len(a)
+    rest = products - len(a)
     window = [window_codes(config, rest, rng, top=clamp - 4) for _ in range(2)]
     more_a, more_b = split_rows(*window, rng, max_k=64)
     return a_rows + more_a, b_rows + more_b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fmt", "pipelined"),
     [(pal16, True), (PALFormat(int_bits=5, frac_bits=6), False)],
     ids=["pal16", "i5f6"],
 )
-def test_wide_formats_random_and_edges(fmt, pipelined):
+def test_wide_formats_random_and_edges(fmt, pipelined, random_vectors):
     config = MacConfig(fmt)
     rng = np.random.default_rng(fmt.width)
-    a_rows, b_rows = operand_rows(config, rng)
+    products = random_vectors(100_000)
+    a_rows, b_rows = operand_rows(config, rng, products)
     a, b = np.concatenate(a_rows), np.concatenate(b_rows)
-    assert len(a) == PRODUCTS
+    assert len(a) == products
     # The products cover rounded (below the LSB), exact and clamped terms.
     mag_a, mag_b = a & fmt.mag_mask, b & fmt.mag_mask
     live = (mag_a != 0) & (mag_b != 0)
     octave = (mag_a + mag_b - 2 * fmt.bias) >> fmt.frac_bits
     shift = octave - config.mantissa_bits + config.acc_frac_bits
-    assert (live & (shift < 0) & (shift > -config.mantissa_bits)).sum() > 1000
+    assert (live & (shift < 0) & (shift > -config.mantissa_bits)).sum() > products // 100
     assert (live & (shift >= 0) & (shift < config.acc_bits - config.mantissa_bits - 2)).any()
-    assert (live & (shift >= config.acc_bits - config.mantissa_bits - 1)).sum() > 1000
+    assert (live & (shift >= config.acc_bits - config.mantissa_bits - 1)).sum() > products // 100
     acc, nan, overflow = check_against_golden(a_rows, b_rows, config, pipelined=pipelined)
     clean = ~nan & ~overflow
-    assert (acc[clean] > 0).sum() > 500 and (acc[clean] < 0).sum() > 500
+    assert (acc[clean] > 0).sum() > products // 200 and (acc[clean] < 0).sum() > products // 200
     assert (overflow & ~nan).any() and nan.any()

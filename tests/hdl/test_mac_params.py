@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """Constructors, errors, properties and interfaces of the MAC units (no simulation)."""
 
 import pytest
@@ -47,13 +46,14 @@ def test_keyword_only():
 
 
 @pytest.mark.parametrize("function", [accumulator_layout, term_layout])
-def test_layouts_need_a_mac_config(function):
-    with pytest.raises(TypeError, match="config must be a MacConfig"):
-        function(pal8)
+@pytest.mark.parametrize("config", [pal8, MacConfig(pal8)], ids=["format", "mac-config"])
+def test_layouts_need_an_accumulator_config(function, config):
+    with pytest.raises(TypeError, match="config must be a AccumulatorConfig"):
+        function(config)
 
 
 def test_layouts():
-    config = MacConfig(pal8, acc_bits=32)
+    config = MacConfig(pal8, acc_bits=32).accumulator
     assert accumulator_layout(config) == data.StructLayout(
         {"acc": signed(32), "nan": unsigned(1), "overflow": unsigned(1)}
     )
@@ -62,12 +62,13 @@ def test_layouts():
     )
 
 
-def test_accumulate_rejects_other_term_layouts():
+def test_accumulate_rejects_other_term_layouts(elaborate):
     m = Module()
-    acc = Signal(accumulator_layout(CONFIG))
-    wrong = Signal(accumulator_layout(MacConfig(pal8, acc_bits=32)))
+    acc = Signal(accumulator_layout(CONFIG.accumulator))
+    wrong = Signal(accumulator_layout(MacConfig(pal8, acc_bits=32).accumulator))
     with pytest.raises(TypeError, match="term must be a value of accumulator_layout"):
-        accumulate(m, CONFIG, acc, wrong)
+        accumulate(m, CONFIG.accumulator, acc, wrong)
+    elaborate(m)
 
 
 def test_readouts_constant():
@@ -75,9 +76,9 @@ def test_readouts_constant():
 
 
 @pytest.mark.parametrize("pipelined", [False, True])
-def test_product_term_interface(pipelined):
+def test_product_term_interface(pipelined, elaborate):
     config = MacConfig(pal16, acc_bits=40, acc_frac_bits=20)
-    unit = PALProductTerm(config=config, pipelined=pipelined)
+    unit = elaborate(PALProductTerm(config=config, pipelined=pipelined))
     assert unit.config is config
     assert unit.pipelined is pipelined
     assert unit.latency == (3 if pipelined else 0)
@@ -85,8 +86,8 @@ def test_product_term_interface(pipelined):
     assert members["a"].flow == wiring.In and members["a"].shape == PALLayout(pal16)
     assert members["b"].shape == PALLayout(pal16)
     assert members["term"].flow == wiring.Out
-    assert members["term"].shape == accumulator_layout(config)
-    assert members["term_sm"].shape == term_layout(config)
+    assert members["term"].shape == accumulator_layout(config.accumulator)
+    assert members["term_sm"].shape == term_layout(config.accumulator)
     assert ("en" in members) is pipelined
     with pytest.raises(AttributeError):
         unit.pipelined = not pipelined
@@ -105,8 +106,8 @@ def test_product_term_interface(pipelined):
         (MacConfig(pal8, acc_bits=16, acc_frac_bits=6), (-8, 8)),
     ],
 )
-def test_product_term_shift_range(config, expected):
-    assert PALProductTerm(config=config).shift_range == expected
+def test_product_term_shift_range(config, expected, elaborate):
+    assert elaborate(PALProductTerm(config=config)).shift_range == expected
 
 
 @pytest.mark.parametrize(
@@ -118,8 +119,8 @@ def test_product_term_shift_range(config, expected):
         (True, "pal", PALLayout(pal8)),
     ],
 )
-def test_mac_interface(pipelined, readout, value_shape):
-    mac = PALMac(config=CONFIG, pipelined=pipelined, readout=readout)
+def test_mac_interface(pipelined, readout, value_shape, elaborate):
+    mac = elaborate(PALMac(config=CONFIG, pipelined=pipelined, readout=readout))
     assert mac.config is CONFIG
     assert mac.pipelined is pipelined
     assert mac.readout == readout
@@ -127,7 +128,7 @@ def test_mac_interface(pipelined, readout, value_shape):
     outputs = mac.o.payload.shape()
     expected_in = {"a": PALLayout(pal8), "b": PALLayout(pal8), "first": unsigned(1)}
     expected_in["last"] = unsigned(1)
-    expected_out = dict(accumulator_layout(CONFIG).members)
+    expected_out = dict(accumulator_layout(CONFIG.accumulator).members)
     if value_shape is not None:
         expected_in["scale"] = signed(PALMac.SCALE_BITS)
         expected_out["value"] = value_shape

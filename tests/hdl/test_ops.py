@@ -13,7 +13,7 @@ from amaranth.back import verilog
 from palhdl.format import PALFormat, pal8, pal16
 from palhdl.hdl.ops import PALAdder, PALMultiplier
 from palhdl.sim import golden
-from palhdl.sim.pysim import pack_fields, simulate_stream, simulate_streams
+from palhdl.sim.pysim import pack_payloads, simulate_stream, simulate_streams
 from palhdl.synth.toolchain import use_yowasp_env
 from palhdl.tables import db_table, sb_table
 
@@ -36,10 +36,12 @@ def rtl_binary(unit, a, b, select, fmt, *, pipelined=False, backpressure=None):
     a = golden.check_codes("a", a, fmt)
     b = golden.check_codes("b", b, fmt)
     a, b, select = np.broadcast_arrays(a, b, np.asarray(select, dtype=np.int64))
-    payloads = pack_fields([(a.ravel(), fmt.width), (b.ravel(), fmt.width), (select.ravel(), 1)])
+    dut = unit(fmt=fmt, pipelined=pipelined)
+    select_name = "op" if unit is PALMultiplier else "sub"
+    fields = {"a": a.ravel(), "b": b.ravel(), select_name: select.ravel()}
     raw = simulate_stream(
-        unit(fmt=fmt, pipelined=pipelined),
-        payloads,
+        dut,
+        pack_payloads(dut.i.payload.shape(), fields),
         backpressure=backpressure,
         name=f"{unit.__name__}_{fmt}",
     )
@@ -116,6 +118,7 @@ def all_pairs(fmt):
     ],
     ids=["mul", "div-pipelined", "add", "sub-pipelined"],
 )
+@pytest.mark.slow
 def test_pal8_exhaustive(rtl, reference, pipelined):
     a, b = all_pairs(pal8)
     assert a.size == 65536
@@ -158,6 +161,7 @@ def test_multiplier_widest_format():
 # --- random stalls, operation switching every transfer ----------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pipelined", [False, True], ids=["comb", "pipelined"])
 @pytest.mark.parametrize("unit", [PALMultiplier, PALAdder])
 def test_pal8_mixed_operations_with_backpressure(unit, pipelined):
@@ -194,7 +198,8 @@ def test_latency_property_matches_simulation(unit, expected_latency, pipelined):
     dut = unit(fmt=pal8, pipelined=pipelined)
     assert dut.latency == expected_latency[pipelined]
     count = 50
-    payloads = pack_fields([(np.arange(count) + 0x30, 8), (np.full(count, 0x41), 8), (0, 1)])
+    fields = {"a": np.arange(count) + 0x30, "b": np.full(count, 0x41)}
+    payloads = pack_payloads(dut.i.payload.shape(), fields)
     results, cycles = simulate_streams(dut, {"i": payloads.tolist()}, {"o": count})
     # One transfer per cycle at full rate: the last output arrives `latency` cycles after the
     # last input.
@@ -287,7 +292,7 @@ def random_pairs(fmt, unit, count, rng):
     return a, b
 
 
-def check_wide_format(fmt, unit, select, *, pipelined, seed, count=100_000):
+def check_wide_format(fmt, unit, select, *, pipelined, seed, count):
     """Directed edge cases plus ``count`` random pairs through one simulation, bit for bit."""
     rng = np.random.default_rng(seed)
     a_edge, b_edge = edge_pairs(fmt, unit)
@@ -318,8 +323,11 @@ ODD = PALFormat(int_bits=5, frac_bits=6)
     ],
     ids=["mul-pipelined", "div", "add", "sub-pipelined"],
 )
-def test_odd_format(unit, select, pipelined):
-    check_wide_format(ODD, unit, select, pipelined=pipelined, seed=56 + 2 * select + pipelined)
+@pytest.mark.slow
+def test_odd_format(unit, select, pipelined, random_vectors):
+    seed = 56 + 2 * select + pipelined
+    count = random_vectors(100_000)
+    check_wide_format(ODD, unit, select, pipelined=pipelined, seed=seed, count=count)
 
 
 @pytest.mark.parametrize(
@@ -332,5 +340,8 @@ def test_odd_format(unit, select, pipelined):
     ],
     ids=["mul", "div-pipelined", "add-pipelined", "sub"],
 )
-def test_pal16(unit, select, pipelined):
-    check_wide_format(pal16, unit, select, pipelined=pipelined, seed=16 + 2 * select + pipelined)
+@pytest.mark.slow
+def test_pal16(unit, select, pipelined, random_vectors):
+    seed = 16 + 2 * select + pipelined
+    count = random_vectors(100_000)
+    check_wide_format(pal16, unit, select, pipelined=pipelined, seed=seed, count=count)

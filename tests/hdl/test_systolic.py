@@ -4,18 +4,23 @@ import numpy as np
 import pytest
 
 from palhdl.format import MacConfig, PALFormat, pal8, pal16
-from palhdl.hdl.providers import IntArithmetic, PALArithmetic
+from palhdl.hdl.providers import FP8Arithmetic, IntArithmetic, PALArithmetic
 from palhdl.hdl.systolic import SystolicArray
 from palhdl.sim import golden
 from palhdl.sim.driver import PysimTransport, assemble, decode_lanes, matmul, split_tiles
+from palhdl.sim.golden.baselines import FLOAT_FORMATS, float_mac
 
 
-def rtl_tile_matmul(arithmetic, a, b, a_scales, b_scales, *, rows, cols, output, backpressure):
-    """Run ``a @ b`` through a ``rows x cols`` array of ``arithmetic``; raw lane values."""
-    array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=output)
+def rtl_tile_matmul(
+    arithmetic, a, b, a_scales, b_scales, *, rows, cols, output, backpressure, scale_bits=16
+):
+    """Run ``a @ b`` through a ``rows x cols`` array of ``arithmetic``; decoded lanes."""
+    array = SystolicArray(
+        arithmetic=arithmetic, rows=rows, cols=cols, output=output, scale_bits=scale_bits
+    )
     tiles = split_tiles(a, b, a_scales, b_scales, rows=rows, cols=cols)
     raw_tiles, stats = PysimTransport(array, backpressure=backpressure).run(tiles)
-    lane = array.c.payload.shape()["data"].shape.elem_shape
+    lane = array.lane_shape
     result = assemble(tiles, [decode_lanes(lane, t) for t in raw_tiles], (a.shape[0], b.shape[1]))
     return result, stats
 
@@ -45,7 +50,7 @@ GEOMETRIES = [
     (4, 4, 8, 12, 8),
     (4, 4, 1, 9, 5),
     (3, 2, 7, 6, 1),
-    (8, 8, 9, 10, 8),
+    pytest.param(8, 8, 9, 10, 8, marks=pytest.mark.slow),
 ]
 
 
@@ -148,7 +153,8 @@ def test_driver_float_inputs_skewed_scales():
     expected = golden.matmul_values(a, b, config).to_float32()
     np.testing.assert_array_equal(result.view(np.uint32), expected.view(np.uint32))
     assert stats.macs == 6 * 16 * 5
-    reference = a @ b
+    with np.errstate(invalid="ignore"):  # NaN and inf operands make NaN references
+        reference = a @ b
     finite = np.isfinite(reference) & (reference != 0)
     error = np.abs(result[finite] - reference[finite]) / np.abs(reference[finite])
     assert np.median(error) < 0.1
@@ -163,3 +169,67 @@ def test_steady_state_utilisation():
     _, stats = matmul(a, b, fmt=pal8, rows=rows, cols=cols, output="raw")
     print(f"utilisation {stats.utilisation:.3f} over {stats.tiles} tiles, {stats.cycles} cycles")
     assert stats.utilisation >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("variant", "geometry", "backpressure"),
+    [
+        ("e4m3", {"acc_bits": 32, "acc_frac_bits": 18}, None),  # exact products
+        ("e4m3", {"acc_bits": 16, "acc_frac_bits": 4, "term_bits": 10, "saturate": False}, 4),
+        ("e5m2", {"acc_bits": 20, "acc_frac_bits": 8}, 6),
+    ],
+    ids=["e4m3-exact", "e4m3-wrap-window", "e5m2-saturate"],
+)
+def test_fp8_provider_bit_exact(variant, geometry, backpressure):
+    rng = np.random.default_rng(len(variant) + geometry["acc_bits"])
+    fmt = FLOAT_FORMATS[variant]
+    # Gaussian values of varied size, plus any pattern (NaN, infinities, subnormals) now and then.
+    a = fmt.to_bits(rng.standard_normal((5, 9)) * np.exp2(rng.integers(-4, 5, (5, 1))))
+    b = fmt.to_bits(rng.standard_normal((9, 4)) * np.exp2(rng.integers(-4, 5, (1, 4))))
+    a = np.where(rng.random(a.shape) < 0.05, rng.integers(0, 256, a.shape), a).astype(np.int64)
+    b = np.where(rng.random(b.shape) < 0.05, rng.integers(0, 256, b.shape), b).astype(np.int64)
+    a_scales = rng.integers(-3, 4, size=5)
+    b_scales = rng.integers(-3, 4, size=4)
+    arithmetic = FP8Arithmetic(variant=variant, **geometry)
+    result, _ = rtl_tile_matmul(
+        arithmetic, a, b, a_scales, b_scales, rows=2, cols=3, output="raw",
+        backpressure=backpressure,
+    )  # fmt: skip
+    expected = arithmetic.golden_matmul(a, b, a_scales=a_scales, b_scales=b_scales, mode="raw")
+    assert set(expected) == {"acc", "nan", "pos_inf", "neg_inf", "overflow", "scale"}
+    assert_same(result, expected)
+    clean = ~(expected["nan"] | expected["overflow"]).astype(bool)
+    assert clean.any() and (expected["acc"][clean] != 0).any()
+
+
+def test_fp8_provider_matches_the_fp8_mac_reference():
+    """The provider's golden model is the FP8 baseline's reference, row by column."""
+    rng = np.random.default_rng(8)
+    a = rng.integers(0, 256, (3, 6))
+    b = rng.integers(0, 256, (6, 2))
+    arithmetic = FP8Arithmetic(acc_bits=24, acc_frac_bits=12)
+    zeros_a, zeros_b = np.zeros(3, np.int64), np.zeros(2, np.int64)
+    expected = arithmetic.golden_matmul(a, b, a_scales=zeros_a, b_scales=zeros_b, mode="raw")
+    for i in range(3):
+        for j in range(2):
+            row = float_mac(a[i], b[:, j], FLOAT_FORMATS["e4m3"], acc_bits=24, acc_frac_bits=12)
+            assert expected["acc"][i, j] == row.acc
+            assert expected["overflow"][i, j] == row.overflow
+
+
+@pytest.mark.parametrize("output", ["raw", "pal"])
+def test_scale_bits_other_than_the_default(output):
+    """Every readout is generic over the scale width: 24-bit scales beyond the 16-bit range."""
+    rng = np.random.default_rng(24)
+    config = MacConfig(pal8, acc_bits=24, acc_frac_bits=12)
+    a = random_codes(rng, (3, 5), pal8, special_rate=0.05)
+    b = random_codes(rng, (5, 2), pal8, special_rate=0.05)
+    a_scales = np.array([40_000, -40_010, 5])
+    b_scales = np.array([-40_003, 40_002])
+    arithmetic = PALArithmetic(config=config)
+    result, _ = rtl_tile_matmul(
+        arithmetic, a, b, a_scales, b_scales, rows=2, cols=2, output=output, backpressure=None,
+        scale_bits=24,
+    )  # fmt: skip
+    expected = arithmetic.golden_matmul(a, b, a_scales=a_scales, b_scales=b_scales, mode=output)
+    assert_same(result, expected)
