@@ -9,7 +9,8 @@ with relative file names (the YoWASP tools see only their working directory):
 stage      iCE40 (iCEBreaker)                           ECP5 (ULX3S)
 =========  ===========================================  ===========================================
 synth      ``yosys``: ``synth_ice40 -dsp``              ``yosys``: ``synth_ecp5``
-place      ``nextpnr-ice40 --up5k --package sg48``      ``nextpnr-ecp5 --85k --package CABGA381``
+place      ``nextpnr-ice40``, ``ICE40_UP5K`` options    ``nextpnr-ecp5``, ``ECP5_85F`` options,
+           (``--up5k --package sg48``)                  ``--router router2``
 route      (same nextpnr run)                           (same nextpnr run)
 pack       ``icepack`` -> ``top.bin``                   ``ecppack --compress`` -> ``top.bit``
 =========  ===========================================  ===========================================
@@ -284,7 +285,7 @@ def _synthesize(out: Path, family: str) -> dict[str, int]:
 
 
 def _place_and_route(
-    out: Path, board: Board, report: BuildReport, cells: dict, *, seed: int, stages
+    out: Path, board: Board, report: BuildReport, cells: dict, *, seed: int, stages: StageProgress
 ) -> None:
     """Run nextpnr; fill the report's resources, clocks and critical path.
 
