@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.icebreaker import ICEBreakerPlatform
@@ -22,6 +22,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from palhdl.boards.devices import ECP5_85F, ICE40_UP5K, Device
 from palhdl.format import MacConfig, PALFormat, pal8, pal16
+from palhdl.hdl.unit import Unit
 from palhdl.validate import check_choice, check_instance, check_positive_float
 
 __all__ = [
@@ -363,8 +364,10 @@ def get_board(name: str) -> Board:
     return BOARDS[check_choice("board", name, BOARDS)]
 
 
-class BoardTop(Elaboratable):
+class BoardTop(Unit):
     """Top level for ``board``: clocking, reset, UART and LEDs around ``core``.
+
+    A component without ports: its pins are the board's resources it requests.
 
     Parameters
     ----------
@@ -386,24 +389,20 @@ class BoardTop(Elaboratable):
         If the PLL cannot make ``clk_freq``.
     """
 
-    def __new__(cls, board: Board, core, *, clk_freq: float):
-        """Check the arguments, then create the top.
-
-        The checks run before the elaboratable exists: a rejected top is never created, so
-        Amaranth does not report it as created but never used.
-        """
+    @classmethod
+    def check_parameters(cls, *, board: Board, core, clk_freq: float):
+        """Validate the parameters; return ``(board, core, pll)``."""
         check_instance("board", board, Board)
         for port in ("rx", "tx"):
             if not hasattr(core, port):
                 raise TypeError(f"core must have a {port!r} port, {core!r} has none")
-        pll = board.pll(clk_freq)
-        self = super().__new__(cls, src_loc_at=1)
-        self._pll = pll
-        return self
+        return board, core, board.pll(clk_freq)
 
-    def __init__(self, board: Board, core, *, clk_freq: float):
-        self._board = board
-        self._core = core
+    def __init__(self, *, board: Board, core, clk_freq: float):
+        self._board, self._core, self._pll = self.check_parameters(
+            board=board, core=core, clk_freq=clk_freq
+        )
+        super().__init__({})
 
     @property
     def board(self) -> Board:

@@ -254,7 +254,7 @@ def _elaborate(
         k_max=report.k_max,
         pipelined=report.pipelined,
     )
-    top = BoardTop(board, core, clk_freq=clk_freq)
+    top = BoardTop(board=board, core=core, clk_freq=clk_freq)
     plan = board.platform().prepare(top, name=_NAME)
     for name in (f"{_NAME}.il", f"{_NAME}.{_FLOWS[board.family].constraints}"):
         (out / name).write_text(plan.files[name])

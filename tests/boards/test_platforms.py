@@ -176,11 +176,11 @@ def test_board_default_configs_cost_little_accuracy(board):
 def test_board_top_rejects_bad_arguments():
     core = _StandInCore()
     with pytest.raises(TypeError, match="board must be a Board"):
-        BoardTop("icebreaker", core, clk_freq=12e6)
+        BoardTop(board="icebreaker", core=core, clk_freq=12e6)
     with pytest.raises(TypeError, match="core must have a 'rx' port"):
-        BoardTop(BOARDS["icebreaker"], object(), clk_freq=12e6)
+        BoardTop(board=BOARDS["icebreaker"], core=object(), clk_freq=12e6)
     with pytest.raises(ValueError, match="clk_freq must be between"):
-        BoardTop(BOARDS["icebreaker"], core, clk_freq=500e6)
+        BoardTop(board=BOARDS["icebreaker"], core=core, clk_freq=500e6)
     Fragment.get(core, None)  # never wrapped: elaborate it here
 
 
@@ -189,7 +189,7 @@ def test_board_top_rejects_bad_arguments():
     [("icebreaker", 12, None), ("icebreaker", 36, ICE40PLL), ("ulx3s-85f", 60, ECP5PLL)],
 )
 def test_board_top_elaborates_on_the_board_platform(board, mhz, pll):
-    top = BoardTop(BOARDS[board], _StandInCore(), clk_freq=mhz * 1e6)
+    top = BoardTop(board=BOARDS[board], core=_StandInCore(), clk_freq=mhz * 1e6)
     assert top.pll is None if pll is None else isinstance(top.pll, pll)
     assert top.sync_freq == pytest.approx(mhz * 1e6, rel=1e-9)
     plan = BOARDS[board].platform().prepare(top, name="top")
