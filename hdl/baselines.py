@@ -567,6 +567,13 @@ class BF16Mac(_FloatMac):
     saturate : bool
         Clamp overflowing terms and saturate sums (``True``, default) or drop them and wrap.
 
+    Members
+    -------
+    i : In(stream.Signature({"a": 16, "b": 16, "first": 1, "last": 1}))
+        ``a`` and ``b`` are bfloat16 bit patterns.
+    o : Out(stream.Signature(float_accumulator_layout(accumulator)))
+        As :class:`FP8Mac`.
+
     Raises
     ------
     TypeError, ValueError

@@ -59,6 +59,13 @@ class FixedToPAL(StreamConverter):
         ``False`` (default): ``latency == 0``. ``True``: ``latency == 2`` (as
         :class:`AccumulatorToPAL`).
 
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"value": signed(width)})))
+        One fixed-point value per transfer.
+    o : Out(stream.Signature(PALLayout(fmt)))
+        Its PAL word.
+
     Raises
     ------
     TypeError, ValueError
@@ -166,6 +173,13 @@ class Float32ToPAL(_FloatToPAL):
         ``False`` (default): ``latency == 0``. ``True``: a register stage after the leading-one
         normaliser and one on the output, ``latency == 2``.
 
+    Members
+    -------
+    i : In(stream.Signature(FloatLayout(23, 8)))
+        One float32 bit pattern per transfer.
+    o : Out(stream.Signature(PALLayout(fmt)))
+        Its PAL word.
+
     Raises
     ------
     TypeError, ValueError
@@ -250,6 +264,13 @@ class PALToFloat32(_PALToFloat):
     pipelined : bool, optional
         ``False`` (default): ``latency == 0``. ``True``: a register stage after the
         ``exp2`` table lookup and one on the output, ``latency == 2``.
+
+    Members
+    -------
+    i : In(stream.Signature(PALLayout(fmt)))
+        One PAL word per transfer.
+    o : Out(stream.Signature(FloatLayout(23, 8)))
+        Its float32 bit pattern.
 
     Raises
     ------

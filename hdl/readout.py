@@ -86,6 +86,13 @@ class AccumulatorToPAL(StreamConverter):
     scale_bits : int, optional
         Width of the ``scale`` field, 2..32 (default :data:`~palhdl.format.SCALE_BITS`).
 
+    Members
+    -------
+    i : In(stream.Signature(readout_input_layout(config, scale_bits)))
+        One accumulator, its scale and its NaN flag per transfer.
+    o : Out(stream.Signature(PALLayout(out_fmt)))
+        Its PAL word.
+
     Raises
     ------
     TypeError, ValueError
@@ -173,6 +180,13 @@ class AccumulatorToFloat32(StreamConverter):
         normaliser and one on the output, ``latency == 2``.
     scale_bits : int, optional
         Width of the ``scale`` field, 2..32 (default :data:`~palhdl.format.SCALE_BITS`).
+
+    Members
+    -------
+    i : In(stream.Signature(readout_input_layout(config, scale_bits)))
+        One accumulator, its scale and its NaN flag per transfer.
+    o : Out(stream.Signature(FloatLayout(23, 8)))
+        Its float32 bit pattern.
 
     Raises
     ------

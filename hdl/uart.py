@@ -38,6 +38,13 @@ class UARTTx(Unit):
     ----------
     divisor : int
         Bit period in clock cycles, ``MIN_DIVISOR``..``2**24``.
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Bytes to send.
+    tx : Out(1, init=1)
+        The serial line.
     """
 
     @classmethod
@@ -101,6 +108,13 @@ class UARTRx(Unit):
     ----------
     divisor : int
         Bit period in clock cycles, ``MIN_DIVISOR``..``2**24``.
+
+    Members
+    -------
+    rx : In(1, init=1)
+        The serial line.
+    o : Out(stream.Signature(StructLayout({"data": 8, "error": 1}), always_ready=True))
+        Received characters; ``error``: framing error.
     """
 
     @classmethod
