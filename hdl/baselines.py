@@ -410,33 +410,8 @@ class _FloatMac(Unit):
 
     @property
     def accumulator(self) -> AccumulatorConfig:
-        """The accumulator window."""
+        """The accumulator window: ``acc_bits``, ``acc_frac_bits``, ``term_bits``, ``acc_max``."""
         return self._geometry
-
-    @property
-    def acc_bits(self) -> int:
-        """Accumulator width."""
-        return self._geometry.acc_bits
-
-    @property
-    def acc_frac_bits(self) -> int:
-        """Accumulator fraction bits."""
-        return self._geometry.acc_frac_bits
-
-    @property
-    def term_bits(self) -> int:
-        """A product term of ``2**term_bits`` or more overflows."""
-        return self._geometry.term_bits
-
-    @property
-    def saturate(self) -> bool:
-        """Overflowing terms clamp and sums saturate (``True``) or are dropped and wrap."""
-        return self._geometry.saturate
-
-    @property
-    def acc_max(self) -> int:
-        """Largest accumulator value."""
-        return self._geometry.acc_max
 
     @property
     def latency(self) -> int:

@@ -95,8 +95,9 @@ def check_instance(name: str, value, cls: type, example: str | None = None):
         ``value`` is not a ``cls``.
     """
     if not isinstance(value, cls):
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
         hint = f" (for example {example})" if example else ""
-        raise TypeError(f"{name} must be a {cls.__name__}{hint}, not {value!r}")
+        raise TypeError(f"{name} must be {article} {cls.__name__}{hint}, not {value!r}")
     return value
 
 

@@ -2,7 +2,7 @@
 
 Every command's ``--help``, the one-line errors of bad arguments (never a traceback), and the
 study commands on small inputs. The RTL commands run in ``tests/test_demo.py``, ``build`` in
-``tests/synth/test_build.py`` and ``run`` in ``tests/boards/test_host_pty.py``.
+``tests/synth/test_build.py`` and ``run`` in ``tests/boards/hostlink/test_pty.py``.
 """
 
 import re

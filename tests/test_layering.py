@@ -12,6 +12,9 @@ that must:
 
 The checker is exercised on synthetic module graphs too, so a deliberate upward import, a cycle,
 a private import and an unexplained late import are each shown to fail.
+
+The size limits of ``docs/architecture.md`` are checked here too: no package file over 600 lines,
+no gateware function over 80 lines.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import ast
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TOP = "palhdl"
@@ -40,6 +45,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("synth", (), ("palhdl.synth",)),
     ("app", ("palhdl.cli", "palhdl.demo"), ("palhdl.studies",)),
 )
+
+MAX_FILE_LINES = 600
+MAX_GATEWARE_FUNCTION_LINES = 80
+GATEWARE = ("palhdl.hdl", "palhdl.boards")
 
 #: Modules allowed function-level first-party imports (to keep ``palhdl --help`` fast), and how
 #: many in all.
@@ -350,3 +359,28 @@ def test_relative_imports_resolve():
         ("palhdl.hdl.convert", ()),
         ("palhdl.format", ("pal8",)),
     ]
+
+
+# --- size limits ---------------------------------------------------------------------------
+
+MODULES = package_modules()
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_file_length(module):
+    lines = len(MODULES[module].read_text().splitlines())
+    assert lines <= MAX_FILE_LINES, f"{MODULES[module]} has {lines} lines"
+
+
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if m.startswith(tuple(p + "." for p in GATEWARE)))
+)
+def test_gateware_function_length(module):
+    tree = ast.parse(MODULES[module].read_text())
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_GATEWARE_FUNCTION_LINES
+    ]
+    assert long == []

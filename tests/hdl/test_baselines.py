@@ -492,16 +492,18 @@ def test_baselines_export_to_verilog():
 
 def test_constructor_properties(elaborate):
     mac = elaborate(FP8Mac(variant="e5m2", acc_bits=30, acc_frac_bits=-3))
-    assert (mac.variant, mac.acc_bits, mac.acc_frac_bits, mac.acc_max, mac.latency) == (
+    window = mac.accumulator
+    assert (mac.variant, window.acc_bits, window.acc_frac_bits, window.acc_max, mac.latency) == (
         "e5m2",
         30,
         -3,
         (1 << 29) - 1,
         1,
     )
-    assert (mac.term_bits, mac.saturate) == (29, True)  # defaults: acc_bits - 1, saturating
+    assert (window.term_bits, window.saturate) == (29, True)  # defaults: acc_bits - 1, saturating
     narrow = elaborate(BF16Mac(acc_bits=48, acc_frac_bits=24, term_bits=20, saturate=False))
-    assert (narrow.fmt, narrow.term_bits, narrow.saturate, narrow.acc_max) == (
+    window = narrow.accumulator
+    assert (narrow.fmt, window.term_bits, window.saturate, window.acc_max) == (
         BF16,
         20,
         False,
@@ -626,5 +628,5 @@ def test_product_terms_validate_parameters():
         IntProductTerm(width=17)
     with pytest.raises(TypeError, match=r"^fmt must be a FloatFormat"):
         FloatProductTerm(fmt="e4m3", config=float_geometry(16, 4))
-    with pytest.raises(TypeError, match=r"^config must be a AccumulatorConfig"):
+    with pytest.raises(TypeError, match=r"^config must be an AccumulatorConfig"):
         FloatProductTerm(fmt=E4M3, config=MacConfig(pal8))

@@ -48,7 +48,7 @@ def test_keyword_only():
 @pytest.mark.parametrize("function", [accumulator_layout, term_layout])
 @pytest.mark.parametrize("config", [pal8, MacConfig(pal8)], ids=["format", "mac-config"])
 def test_layouts_need_an_accumulator_config(function, config):
-    with pytest.raises(TypeError, match="config must be a AccumulatorConfig"):
+    with pytest.raises(TypeError, match="config must be an AccumulatorConfig"):
         function(config)
 
 

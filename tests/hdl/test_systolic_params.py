@@ -39,7 +39,7 @@ def test_output_mode_must_suit_the_arithmetic(pal):
 
 
 def test_arithmetic_and_scale_bits_are_validated(pal):
-    with pytest.raises(TypeError, match="arithmetic must be a Arithmetic"):
+    with pytest.raises(TypeError, match="arithmetic must be an Arithmetic"):
         SystolicArray(arithmetic=MacConfig(pal8), rows=2, cols=2)
     with pytest.raises(ValueError, match=r"scale_bits must be in \[2, 32\]"):
         SystolicArray(arithmetic=pal, rows=2, cols=2, scale_bits=1)
