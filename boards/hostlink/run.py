@@ -68,7 +68,7 @@ class RunEngine(Unit):
         self._rows, self._cols, self._output = array.rows, array.cols, array.output
         self._fmt = array.arithmetic.config.fmt
         streams = array.signature.members
-        self._lane_shape = streams["c"].signature.members["payload"].shape["data"].shape.elem_shape
+        self._lane_shape = array.lane_shape
         self._lane_bytes = (Shape.cast(self._lane_shape).width + 7) // 8
         width = Shape.cast(array.arithmetic.a_shape).width
         read = operand_read_signature(rows=self._rows, cols=self._cols, k_max=k_max, width=width)
