@@ -29,6 +29,7 @@ from palhdl.hdl.baselines import (
 )
 from palhdl.hdl.layout import PALLayout
 from palhdl.hdl.mac import PALProductTerm, accumulate, accumulator_layout, term_layout
+from palhdl.hdl.pe import MAX_TABLE_ENTRIES, PALTableProductTerm, table_entries
 from palhdl.hdl.readout import (
     AccumulatorToFloat32,
     AccumulatorToPAL,
@@ -46,7 +47,10 @@ from palhdl.sim.golden.baselines import (
 )
 from palhdl.validate import check_bool, check_choice
 
-__all__ = ["Arithmetic", "FP8Arithmetic", "IntArithmetic", "PALArithmetic"]
+__all__ = ["TERMS", "Arithmetic", "FP8Arithmetic", "IntArithmetic", "PALArithmetic"]
+
+#: Accepted values of ``PALArithmetic(term=...)``.
+TERMS = ("auto", "table", "signed_table", "logic")
 
 
 class Arithmetic(abc.ABC):
@@ -330,12 +334,27 @@ class PALArithmetic(Arithmetic):
     config : MacConfig
         Operand format and accumulator geometry.
     pipelined : bool
-        Register the product term (``product_latency == 3``) and the readout converters.
+        Register the product term and the readout converters.
+    term : {"auto", "table", "signed_table", "logic"}
+        The product term: ``"table"``, a :class:`~palhdl.hdl.pe.PALTableProductTerm` in block
+        RAM (``product_latency`` 2 when ``pipelined``, else 1); ``"signed_table"``, the same
+        with signed entries (twice the table, no sign logic; suits the dual-ported ECP5
+        ``DP16KD``); ``"logic"``, a :class:`~palhdl.hdl.mac.PALProductTerm`
+        (``product_latency`` 3 when ``pipelined``, else 0). ``"auto"`` (default): ``"table"``
+        when the table has at most :data:`~palhdl.hdl.pe.MAX_TABLE_ENTRIES` entries (pal8),
+        else ``"logic"`` (pal16).
     """
 
-    def __init__(self, *, config: MacConfig, pipelined: bool = False):
+    def __init__(self, *, config: MacConfig, pipelined: bool = False, term: str = "auto"):
         self._config = check_mac_config(config)
         self._pipelined = check_bool("pipelined", pipelined)
+        term = check_choice("term", term, TERMS)
+        if term == "auto":
+            fits = table_entries(self._config) <= MAX_TABLE_ENTRIES
+            term = "table" if fits else "logic"
+        if term != "logic":
+            PALTableProductTerm.check_parameters(config=config, signed=term == "signed_table")
+        self._term = term
 
     @property
     def config(self) -> MacConfig:
@@ -346,6 +365,11 @@ class PALArithmetic(Arithmetic):
     def pipelined(self) -> bool:
         """Whether the product term and the readouts are registered."""
         return self._pipelined
+
+    @property
+    def term(self) -> str:
+        """The product term: ``"table"``, ``"signed_table"`` or ``"logic"`` (never ``"auto"``)."""
+        return self._term
 
     @property
     def a_shape(self):
@@ -369,17 +393,26 @@ class PALArithmetic(Arithmetic):
 
     @property
     def product_latency(self) -> int:
-        """3 when pipelined, else 0."""
-        return PALProductTerm.PIPELINED_LATENCY if self._pipelined else 0
+        """Table terms: 2 when pipelined, else 1. Logic terms: 3 when pipelined, else 0."""
+        if self._term == "logic":
+            return PALProductTerm.PIPELINED_LATENCY if self._pipelined else 0
+        return 2 if self._pipelined else 1
 
     def product(self, m: Module, a, b):
-        """Add a :class:`~palhdl.hdl.mac.PALProductTerm`; return its ``term_sm``."""
-        unit = PALProductTerm(config=self._config, pipelined=self._pipelined)
+        """Add the product term unit; return its ``term_sm`` (``term`` for a signed table)."""
+        if self._term == "logic":
+            unit = PALProductTerm(config=self._config, pipelined=self._pipelined)
+        else:
+            unit = PALTableProductTerm(
+                config=self._config,
+                signed=self._term == "signed_table",
+                registered=self._pipelined,
+            )
         m.submodules += unit
         m.d.comb += [unit.a.eq(a), unit.b.eq(b)]
-        if self._pipelined:
+        if self._pipelined or self._term != "logic":
             m.d.comb += unit.en.eq(1)
-        return unit.term_sm
+        return unit.term if self._term == "signed_table" else unit.term_sm
 
     def accumulate(self, m: Module, acc, term):
         """:func:`~palhdl.hdl.mac.accumulate` on ``config.accumulator``."""

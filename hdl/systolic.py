@@ -7,7 +7,7 @@ unpack beats from them (:mod:`palhdl.sim.driver`, :mod:`palhdl.boards.hostlink`)
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -59,28 +59,32 @@ def c_beat_layout(arithmetic: Arithmetic, cols: int, output: str, scale_bits: in
     return data.StructLayout({"data": data.ArrayLayout(lane, cols)})
 
 
-def _delay_chain(m: Module, value, cycles: int, name: str) -> list:
+#: The control beat that travels with the A operands: ``restart`` is ``valid & last``.
+_CONTROL = data.StructLayout({"valid": 1, "restart": 1})
+
+
+def _delay_chain(m: Module, value, cycles: int, name: str, *, control: bool = False) -> list:
     """Add registers ``r[0] .. r[cycles - 1]``: ``r[k]`` is ``value`` delayed ``k + 1`` cycles.
 
-    Views keep their layout.
+    Views keep their layout. Datapath registers have no reset; ``control`` registers (of
+    :data:`_CONTROL`) reset to an invalid beat with ``restart`` set.
     """
     chain = []
     for index in range(cycles):
-        reg = Signal(value.shape(), name=f"{name}_d{index + 1}")
+        if control:
+            reg = Signal(_CONTROL, name=f"{name}_d{index + 1}", init={"restart": 1})
+        else:
+            reg = Signal(value.shape(), name=f"{name}_d{index + 1}", reset_less=True)
         m.d.sync += reg.eq(value)
         chain.append(reg)
         value = reg
     return chain
 
 
-def _delay(m: Module, value, cycles: int, name: str):
-    """``value`` delayed by ``cycles`` registers (Views keep their layout)."""
-    chain = _delay_chain(m, value, cycles, name)
+def _delay(m: Module, value, cycles: int, name: str, *, control: bool = False):
+    """``value`` delayed by ``cycles`` registers, as :func:`_delay_chain`."""
+    chain = _delay_chain(m, value, cycles, name, control=control)
     return chain[-1] if chain else value
-
-
-#: The control beat that travels with the A operands.
-_CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
 
 class SystolicArray(Unit):
@@ -248,7 +252,6 @@ class SystolicArray(Unit):
         that is set while a finished tile is being captured or drained.
         """
         pending = Signal()
-        first_next = Signal(init=1)
         allowed = ~self.a.payload.last | ~pending
         accept = Signal()
         beat = Signal(_CONTROL)
@@ -257,11 +260,8 @@ class SystolicArray(Unit):
             self.b.ready.eq(self.a.valid & allowed),
             accept.eq(self.a.valid & self.b.valid & allowed),
             beat.valid.eq(accept),
-            beat.first.eq(first_next),
-            beat.last.eq(self.a.payload.last),
+            beat.restart.eq(accept & self.a.payload.last),
         ]
-        with m.If(accept):
-            m.d.sync += first_next.eq(self.a.payload.last)
         return accept, beat, pending
 
     def _grid(self, m: Module, beat) -> list[list]:
@@ -269,7 +269,7 @@ class SystolicArray(Unit):
         arith = self._arithmetic
         rows, cols = self._rows, self._cols
         a_left = [_delay(m, self.a.payload.data[i], i, f"a_skew{i}") for i in range(rows)]
-        ctl_left = [_delay(m, beat, i, f"ctl_skew{i}") for i in range(rows)]
+        ctl_left = [_delay(m, beat, i, f"ctl_skew{i}", control=True) for i in range(rows)]
         b_top = [_delay(m, self.b.payload.data[j], j, f"b_skew{j}") for j in range(cols)]
         shadows = [[None] * cols for _ in range(rows)]
         latency = arith.product_latency
@@ -277,11 +277,11 @@ class SystolicArray(Unit):
             # The control beat moves right one PE per cycle along with the A operand; PE
             # (i, j) needs it `latency` cycles after its operands, which is where the beat is
             # at column j + latency: one shared chain, extended past the last column.
-            ctl_chain = _delay_chain(m, ctl_left[i], cols + latency, f"ctl{i}")
+            ctl_chain = _delay_chain(m, ctl_left[i], cols + latency, f"ctl{i}", control=True)
             a_in = a_left[i]
             for j in range(cols):
-                a_reg = Signal(arith.a_shape, name=f"pe{i}_{j}_a")
-                b_reg = Signal(arith.b_shape, name=f"pe{i}_{j}_b")
+                a_reg = Signal(arith.a_shape, name=f"pe{i}_{j}_a", reset_less=True)
+                b_reg = Signal(arith.b_shape, name=f"pe{i}_{j}_b", reset_less=True)
                 m.d.sync += [a_reg.eq(a_in), b_reg.eq(b_top[j])]
                 shadows[i][j] = self._pe(m, i, j, a_reg, b_reg, ctl_chain[j + latency])
                 a_in = a_reg
@@ -289,19 +289,23 @@ class SystolicArray(Unit):
         return shadows
 
     def _pe(self, m: Module, i: int, j: int, a, b, control):
-        """PE ``(i, j)``: product, accumulator and shadow register; returns the shadow."""
+        """PE ``(i, j)``: product, accumulator and shadow register; returns the shadow.
+
+        ``restart`` (a registered control bit) moves the sum to the shadow register and clears
+        the accumulator (a synchronous reset of its flip-flops, no multiplexer). The control
+        chain's registers come out of reset with ``restart`` set, so every accumulator is
+        cleared once after a reset; the datapath registers themselves have no reset.
+        """
         arith = self._arithmetic
         term = arith.product(m, a, b)
-        acc = Signal(arith.acc_layout, name=f"pe{i}_{j}_acc")
-        base = Signal(arith.acc_layout, name=f"pe{i}_{j}_base")
-        m.d.comb += base.eq(Mux(control.first, 0, acc))
+        acc = Signal(arith.acc_layout, name=f"pe{i}_{j}_acc", reset_less=True)
         updated = Signal(arith.acc_layout, name=f"pe{i}_{j}_updated")
-        m.d.comb += updated.eq(arith.accumulate(m, base, term))
-        shadow = Signal(arith.acc_layout, name=f"pe{i}_{j}_shadow")
-        with m.If(control.valid):
+        m.d.comb += updated.eq(arith.accumulate(m, acc, term))
+        shadow = Signal(arith.acc_layout, name=f"pe{i}_{j}_shadow", reset_less=True)
+        with m.If(control.restart):
+            m.d.sync += [acc.eq(0), shadow.eq(updated)]
+        with m.Elif(control.valid):
             m.d.sync += acc.eq(updated)
-        with m.If(control.valid & control.last):
-            m.d.sync += shadow.eq(updated)
         return shadow
 
     def _drain(self, m: Module, shadows, accept, pending):

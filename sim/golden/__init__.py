@@ -43,6 +43,7 @@ from palhdl.sim.golden.mac import (
     mac_terms,
     matmul,
     matmul_values,
+    term_table,
 )
 from palhdl.sim.golden.ops import UNORDERED, abs_, add, compare, div, mul, neg, sub
 from palhdl.sim.golden.scaling import choose_scales, quantize
@@ -70,6 +71,7 @@ __all__ = [
     "neg",
     "quantize",
     "sub",
+    "term_table",
     "to_bfloat16_bits",
     "to_float32_bits",
 ]

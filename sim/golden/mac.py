@@ -25,7 +25,15 @@ from palhdl.sim.golden.scaling import quantize
 from palhdl.tables import mantissa_table
 from palhdl.validate import check_instance
 
-__all__ = ["MacResult", "check_mac_config", "dot", "mac_terms", "matmul", "matmul_values"]
+__all__ = [
+    "MacResult",
+    "check_mac_config",
+    "dot",
+    "mac_terms",
+    "matmul",
+    "matmul_values",
+    "term_table",
+]
 
 
 def check_mac_config(config) -> MacConfig:
@@ -59,6 +67,45 @@ def mac_terms(a, b, config: MacConfig):
     nonzero = ~(za | zb | na | nb)
     term = np.where(nonzero, np.where(sa ^ sb, -magnitude, magnitude), 0)
     return term, na | nb, overflow & nonzero
+
+
+def term_table(config: MacConfig, *, signed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Tabulate the product terms by the sum of the operands' log fields (``docs/format.md`` §8).
+
+    A product's term depends only on ``S = Ea + Eb`` (the magnitude fields of two nonzero,
+    non-NaN operands, ``1 <= Ea, Eb <= mag_mask``) and, when ``signed``, on the product's sign.
+    This is the contents of the block-RAM product term of :mod:`palhdl.hdl.pe`.
+
+    Parameters
+    ----------
+    config : MacConfig
+        Operand format and accumulator window.
+    signed : bool
+        ``False``: entry ``S`` is the term of a positive product. ``True``: the table has twice
+        the entries; entry ``S + 2**(mag_bits + 1)`` is the term of a negative product.
+
+    Returns
+    -------
+    term, overflow : ndarray of int64, ndarray of bool
+        ``2**(mag_bits + 1)`` entries (twice that when ``signed``): the term and its overflow
+        flag, exactly :func:`mac_terms` of two operands with ``Ea + Eb = S``. Sums no operand
+        pair reaches (``S < 2``, and ``S = 2**(mag_bits + 1) - 1``, the entry a zero or NaN
+        operand reads) hold a zero term without overflow.
+    """
+    config = check_mac_config(config)
+    fmt = config.fmt
+    sums = np.arange(1 << (fmt.mag_bits + 1), dtype=np.int64)
+    a = np.clip(sums - 1, 1, fmt.mag_mask)
+    b = sums - a
+    reachable = (b >= 1) & (b <= fmt.mag_mask)
+    b = np.where(reachable, b, 1)
+    signs = (0, fmt.sign_mask) if signed else (0,)
+    terms, overflows = [], []
+    for sign in signs:
+        term, _, overflow = mac_terms(a | sign, b, config)
+        terms.append(np.where(reachable, term, 0))
+        overflows.append(reachable & overflow)
+    return np.concatenate(terms), np.concatenate(overflows)
 
 
 @dataclass(frozen=True)

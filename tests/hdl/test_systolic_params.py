@@ -60,7 +60,14 @@ def test_providers_validate_parameters():
 def test_properties_are_read_only(pal, elaborate):
     array = elaborate(SystolicArray(arithmetic=pal, rows=3, cols=2, output="pal"))
     assert (array.rows, array.cols, array.output, array.scale_bits) == (3, 2, "pal", 16)
-    assert array.capture_delay == (3 - 1) + (2 - 1) + 0 + 1
+    # Skew, the unpipelined table term's read (1 cycle), the accumulator.
+    assert array.capture_delay == (3 - 1) + (2 - 1) + 1 + 1
+    logic = elaborate(
+        SystolicArray(
+            arithmetic=PALArithmetic(config=MacConfig(pal8), term="logic"), rows=3, cols=2
+        )
+    )
+    assert logic.capture_delay == (3 - 1) + (2 - 1) + 0 + 1
     with pytest.raises(AttributeError):
         array.rows = 4
 

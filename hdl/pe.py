@@ -1,0 +1,302 @@
+"""The block-RAM processing element: a PAL product term read from a table, a restart-on-last MAC.
+
+A PAL product's term depends on one number only, the sum ``S = Ea + Eb`` of the operands'
+magnitude fields (plus the two signs), so the whole product term of
+:class:`~palhdl.hdl.mac.PALProductTerm` (mantissa table, shifter, rounding, range checks) is one
+lookup in a table of ``2**(mag_bits + 1)`` entries: 256 for pal8, one iCE40 ``SB_RAM40_4K``
+(256 x 16) or half an ECP5 ``DP16KD``. :class:`PALTableProductTerm` is that lookup; its contents
+are :func:`palhdl.sim.golden.term_table`. :class:`PALTableMac` is the stream MAC built on it, with
+the accumulator restarted by a synchronous reset after each ``last`` pair instead of a ``first``
+multiplexer; the systolic array's PEs (:class:`~palhdl.hdl.providers.PALArithmetic` with
+``term="table"``) use the same two pieces.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.lib import data, stream
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from palhdl.format import MacConfig
+from palhdl.hdl.layout import PALLayout
+from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
+from palhdl.hdl.unit import Unit
+from palhdl.sim.golden import check_mac_config, term_table
+from palhdl.validate import check_bool
+
+__all__ = ["MAX_TABLE_ENTRIES", "PALTableMac", "PALTableProductTerm", "table_entries"]
+
+#: Largest table :class:`PALTableProductTerm` builds (pal8's signed table has 512 entries).
+MAX_TABLE_ENTRIES = 4096
+
+#: Yosys attributes that place the table in block RAM rather than in logic.
+_BLOCK_RAM = {"ram_style": "block", "rom_style": "block"}
+
+
+def table_entries(config: MacConfig, *, signed: bool = False) -> int:
+    """Return the number of entries of the product-term table of ``config``."""
+    return 1 << (config.fmt.mag_bits + 1 + int(signed))
+
+
+class PALTableProductTerm(Unit):
+    """The accumulator term of the product of two PAL words, read from a block-RAM table.
+
+    The read address is ``S = Ea + Eb`` (with the product's sign above it when ``signed``); an
+    address whose operands include a zero or NaN word is forced to all ones, an entry that
+    holds a zero term. The entries are :func:`palhdl.sim.golden.term_table`, so the term,
+    ``nan`` and ``overflow`` equal :func:`palhdl.sim.golden.mac_terms` bit for bit, as
+    :class:`~palhdl.hdl.mac.PALProductTerm` computes them in logic.
+
+    Parameters
+    ----------
+    config : MacConfig
+        Operand format and accumulator window; the table has ``2**(mag_bits + 1)`` entries
+        (twice that when ``signed``), at most :data:`MAX_TABLE_ENTRIES`.
+    signed : bool
+        ``False`` (default): the table holds magnitudes and the output is ``term_sm``
+        (sign-magnitude; an accumulator adds it with the sign as carry-in). ``True``: the table
+        holds signed terms (twice the entries, no sign logic after it) and the output is
+        ``term``.
+    registered : bool
+        ``True`` (default): the table's output is registered (``latency == 2``), so a fast
+        accumulator sees no block-RAM access time. ``False``: ``latency == 1``.
+
+    Members
+    -------
+    a, b : In(PALLayout(config.fmt))
+        The operands, sampled when ``en`` is high.
+    en : In(1)
+        Advance: the table read and every register load only when it is high.
+    term_sm : Out(term_layout(config.accumulator))
+        Present unless ``signed``: magnitude, sign, ``nan``, ``overflow``.
+    term : Out(accumulator_layout(config.accumulator))
+        Present when ``signed``: the signed term, ``nan``, ``overflow``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter has the wrong type or the table would exceed :data:`MAX_TABLE_ENTRIES`.
+    """
+
+    @classmethod
+    def check_parameters(cls, *, config: MacConfig, signed: bool = False, registered: bool = True):
+        """Validate the parameters; return ``(config, signed, registered)``."""
+        config = check_mac_config(config)
+        signed = check_bool("signed", signed)
+        entries = table_entries(config, signed=signed)
+        if entries > MAX_TABLE_ENTRIES:
+            raise ValueError(
+                f"config: a {config.fmt} product-term table would have {entries} entries, more "
+                f"than {MAX_TABLE_ENTRIES}; use the logic product term (term='logic')"
+            )
+        return config, signed, check_bool("registered", registered)
+
+    def __init__(self, *, config: MacConfig, signed: bool = False, registered: bool = True):
+        self._config, self._signed, self._registered = self.check_parameters(
+            config=config, signed=signed, registered=registered
+        )
+        word = PALLayout(config.fmt)
+        members = {"a": In(word), "b": In(word), "en": In(1, init=1)}
+        if signed:
+            members["term"] = Out(accumulator_layout(config.accumulator))
+        else:
+            members["term_sm"] = Out(term_layout(config.accumulator))
+        super().__init__(members)
+
+    @property
+    def config(self) -> MacConfig:
+        """Operand format and accumulator window."""
+        return self._config
+
+    @property
+    def signed(self) -> bool:
+        """Whether the table holds signed terms."""
+        return self._signed
+
+    @property
+    def registered(self) -> bool:
+        """Whether the table's output is registered."""
+        return self._registered
+
+    @property
+    def latency(self) -> int:
+        """Enabled clock edges from the operands to their term: 2 registered, else 1."""
+        return 2 if self._registered else 1
+
+    @property
+    def entries(self) -> int:
+        """Entries of the table."""
+        return table_entries(self._config, signed=self._signed)
+
+    @property
+    def value_shape(self):
+        """Shape of a table entry's term: unsigned magnitude, or signed term when ``signed``."""
+        config = self._config
+        if config.saturate:
+            # An overflowing term is clamped to +-acc_max.
+            return signed(config.acc_bits) if self._signed else config.acc_bits - 1
+        return signed(config.term_bits + 1) if self._signed else config.term_bits
+
+    def table_words(self) -> list[int]:
+        """Return the table's contents: ``term | overflow << len(term)`` per entry."""
+        term, overflow = term_table(self._config, signed=self._signed)
+        shape = data.StructLayout({"value": self.value_shape, "overflow": 1})
+        return [
+            shape.const({"value": int(t), "overflow": bool(o)}).as_value().value
+            for t, o in zip(term, overflow, strict=True)
+        ]
+
+    def elaborate(self, platform):
+        """Address adder, table read, optional output register; flags travel beside."""
+        config = self._config
+        m = Module()
+        entry = data.StructLayout({"value": self.value_shape, "overflow": 1})
+        m.submodules.table = table = Memory(
+            shape=entry.size, depth=self.entries, init=self.table_words(), attrs=_BLOCK_RAM
+        )
+        read = table.read_port(domain="sync")
+        a, b = self.a, self.b
+        special = a.is_special() | b.is_special()
+        address = (a.mag + b.mag)[: config.fmt.mag_bits + 1] | special.replicate(
+            config.fmt.mag_bits + 1
+        )
+        negative = a.sign ^ b.sign
+        if self._signed:
+            address = Cat(address, negative)
+        m.d.comb += [read.addr.eq(address), read.en.eq(self.en)]
+        nan = Signal(name="nan_d1")
+        negative_d = Signal(name="negative_d1")
+        with m.If(self.en):
+            m.d.sync += [nan.eq(a.is_nan() | b.is_nan()), negative_d.eq(negative & ~special)]
+        word = entry(read.data)
+        value, overflow = word.value, word.overflow
+        if self._registered:
+            registers = [
+                Signal(v.shape(), name=f"{n}_d2")
+                for n, v in (
+                    ("value", value),
+                    ("overflow", overflow),
+                    ("nan", nan),
+                    ("negative", negative_d),
+                )
+            ]
+            with m.If(self.en):
+                m.d.sync += [
+                    r.eq(v)
+                    for r, v in zip(registers, (value, overflow, nan, negative_d), strict=True)
+                ]
+            value, overflow, nan, negative_d = registers
+        if self._signed:
+            m.d.comb += [
+                self.term.acc.eq(value),
+                self.term.nan.eq(nan),
+                self.term.overflow.eq(overflow),
+            ]
+        else:
+            m.d.comb += [
+                self.term_sm.magnitude.eq(value),
+                self.term_sm.negative.eq(negative_d),
+                self.term_sm.nan.eq(nan),
+                self.term_sm.overflow.eq(overflow),
+            ]
+        return m
+
+
+class PALTableMac(Unit):
+    """Stream multiply-accumulate unit on the block-RAM product term, restarted by ``last``.
+
+    Each input transfer carries one operand pair; ``last`` marks the final pair of a dot
+    product. The accumulator adds every pair's term; on a ``last`` pair the sum goes to the
+    result register (one output transfer per ``last``, in order) and the accumulator is
+    cleared by a synchronous reset, so the next pair starts a new dot product. After reset the
+    accumulator is clear. The result equals :func:`palhdl.sim.golden.dot` over the pairs of
+    each dot product (``acc``, ``nan``, ``overflow`` bit for bit), exactly as
+    :class:`~palhdl.hdl.mac.PALMac` (which starts dot products with ``first`` instead).
+
+    Flow control: the pipeline advances when the result register is empty or taken;
+    back-pressure stalls the input, nothing is lost or duplicated.
+
+    Parameters
+    ----------
+    config : MacConfig
+        Operand format and accumulator window (table size as :class:`PALTableProductTerm`).
+    signed : bool
+        Signed table entries (no sign logic; twice the table), default ``False``.
+    registered : bool
+        Register the table's output, default ``True``.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"a", "b", "last"})))
+        ``a``, ``b``: ``PALLayout(config.fmt)``; ``last``: 1 bit.
+    o : Out(stream.Signature(accumulator_layout(config.accumulator)))
+        The dot product's accumulator record.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :class:`PALTableProductTerm`.
+    """
+
+    @classmethod
+    def check_parameters(cls, *, config: MacConfig, signed: bool = False, registered: bool = True):
+        """Validate the parameters; return ``(config, signed, registered)``."""
+        return PALTableProductTerm.check_parameters(
+            config=config, signed=signed, registered=registered
+        )
+
+    def __init__(self, *, config: MacConfig, signed: bool = False, registered: bool = True):
+        self._config, self._signed, self._registered = self.check_parameters(
+            config=config, signed=signed, registered=registered
+        )
+        word = PALLayout(config.fmt)
+        inputs = data.StructLayout({"a": word, "b": word, "last": 1})
+        super().__init__(
+            {
+                "i": In(stream.Signature(inputs)),
+                "o": Out(stream.Signature(accumulator_layout(config.accumulator))),
+            }
+        )
+
+    @property
+    def config(self) -> MacConfig:
+        """Operand format and accumulator window."""
+        return self._config
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the input transfer of a ``last`` pair to its result being valid."""
+        return (2 if self._registered else 1) + 1
+
+    def elaborate(self, platform):
+        """Table product term, accumulator with restart, result register."""
+        config = self._config
+        m = Module()
+        m.submodules.term = term = PALTableProductTerm(
+            config=config, signed=self._signed, registered=self._registered
+        )
+        advance = Signal()
+        m.d.comb += [
+            term.a.eq(self.i.payload.a),
+            term.b.eq(self.i.payload.b),
+            term.en.eq(advance),
+            advance.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(advance),
+        ]
+        valid, last = self.i.valid, self.i.payload.last
+        for index in range(term.latency):
+            valid_d, last_d = Signal(name=f"valid_d{index + 1}"), Signal(name=f"last_d{index + 1}")
+            with m.If(advance):
+                m.d.sync += [valid_d.eq(valid), last_d.eq(last)]
+            valid, last = valid_d, last_d
+        record = accumulator_layout(config.accumulator)
+        acc = Signal(record)
+        total = accumulate(m, config.accumulator, acc, term.term if self._signed else term.term_sm)
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(valid & last)
+            with m.If(valid & last):
+                m.d.sync += [self.o.payload.eq(total), acc.eq(0)]
+            with m.Elif(valid):
+                m.d.sync += acc.eq(total)
+        return m
