@@ -23,7 +23,7 @@ from palhdl.hdl.layout import PALLayout
 from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
 from palhdl.hdl.unit import Unit
 from palhdl.sim.golden import check_mac_config, term_table
-from palhdl.validate import check_bool
+from palhdl.validate import check_bool, check_int
 
 __all__ = ["MAX_TABLE_ENTRIES", "PALTableMac", "PALTableProductTerm", "table_entries"]
 
@@ -61,11 +61,16 @@ class PALTableProductTerm(Unit):
     registered : bool
         ``True`` (default): the table's output is registered (``latency == 2``), so a fast
         accumulator sees no block-RAM access time. ``False``: ``latency == 1``.
+    ports : int
+        Independent lookups sharing one table, 1..4 (default 1). Two PEs share one dual-ported
+        ECP5 ``DP16KD``; where the block RAM has a single read port (iCE40), synthesis
+        duplicates the table per port.
 
     Members
     -------
     a, b : In(PALLayout(config.fmt))
-        The operands, sampled when ``en`` is high.
+        The operands, sampled when ``en`` is high. With ``ports > 1`` every member but ``en``
+        is an ``ArrayLayout`` of ``ports`` of these, one per lookup.
     en : In(1)
         Advance: the table read and every register load only when it is high.
     term_sm : Out(term_layout(config.accumulator))
@@ -80,8 +85,10 @@ class PALTableProductTerm(Unit):
     """
 
     @classmethod
-    def check_parameters(cls, *, config: MacConfig, signed: bool = False, registered: bool = True):
-        """Validate the parameters; return ``(config, signed, registered)``."""
+    def check_parameters(
+        cls, *, config: MacConfig, signed: bool = False, registered: bool = True, ports: int = 1
+    ):
+        """Validate the parameters; return ``(config, signed, registered, ports)``."""
         config = check_mac_config(config)
         signed = check_bool("signed", signed)
         entries = table_entries(config, signed=signed)
@@ -90,19 +97,26 @@ class PALTableProductTerm(Unit):
                 f"config: a {config.fmt} product-term table would have {entries} entries, more "
                 f"than {MAX_TABLE_ENTRIES}; use the logic product term (term='logic')"
             )
-        return config, signed, check_bool("registered", registered)
+        return config, signed, check_bool("registered", registered), check_int("ports", ports, 1, 4)
 
-    def __init__(self, *, config: MacConfig, signed: bool = False, registered: bool = True):
-        self._config, self._signed, self._registered = self.check_parameters(
-            config=config, signed=signed, registered=registered
+    def __init__(
+        self, *, config: MacConfig, signed: bool = False, registered: bool = True, ports: int = 1
+    ):
+        self._config, self._signed, self._registered, self._ports = self.check_parameters(
+            config=config, signed=signed, registered=registered, ports=ports
         )
         word = PALLayout(config.fmt)
+        term = accumulator_layout(config.accumulator) if signed else term_layout(config.accumulator)
+        if ports > 1:
+            word, term = data.ArrayLayout(word, ports), data.ArrayLayout(term, ports)
         members = {"a": In(word), "b": In(word), "en": In(1, init=1)}
-        if signed:
-            members["term"] = Out(accumulator_layout(config.accumulator))
-        else:
-            members["term_sm"] = Out(term_layout(config.accumulator))
+        members["term" if signed else "term_sm"] = Out(term)
         super().__init__(members)
+
+    @property
+    def ports(self) -> int:
+        """Independent lookups sharing the table."""
+        return self._ports
 
     @property
     def config(self) -> MacConfig:
@@ -148,59 +162,54 @@ class PALTableProductTerm(Unit):
         ]
 
     def elaborate(self, platform):
-        """Address adder, table read, optional output register; flags travel beside."""
-        config = self._config
+        """One table; per port an address adder, a read, an optional output register."""
         m = Module()
         entry = data.StructLayout({"value": self.value_shape, "overflow": 1})
         m.submodules.table = table = Memory(
             shape=entry.size, depth=self.entries, init=self.table_words(), attrs=_BLOCK_RAM
         )
+        output = self.term if self._signed else self.term_sm
+        if self._ports == 1:
+            self._lookup(m, table, entry, self.a, self.b, output, "")
+        else:
+            for port in range(self._ports):
+                self._lookup(m, table, entry, self.a[port], self.b[port], output[port], f"{port}_")
+        return m
+
+    def _lookup(self, m: Module, table, entry, a, b, output, prefix: str) -> None:
+        """Add one lookup of ``a * b`` through a new read port of ``table``, driving ``output``."""
+        bits = self._config.fmt.mag_bits + 1
         read = table.read_port(domain="sync")
-        a, b = self.a, self.b
         special = a.is_special() | b.is_special()
-        address = (a.mag + b.mag)[: config.fmt.mag_bits + 1] | special.replicate(
-            config.fmt.mag_bits + 1
-        )
+        address = (a.mag + b.mag)[:bits] | special.replicate(bits)
         negative = a.sign ^ b.sign
         if self._signed:
             address = Cat(address, negative)
         m.d.comb += [read.addr.eq(address), read.en.eq(self.en)]
-        nan = Signal(name="nan_d1")
-        negative_d = Signal(name="negative_d1")
+        nan = Signal(name=f"{prefix}nan_d1")
+        negative_d = Signal(name=f"{prefix}negative_d1")
         with m.If(self.en):
             m.d.sync += [nan.eq(a.is_nan() | b.is_nan()), negative_d.eq(negative & ~special)]
         word = entry(read.data)
-        value, overflow = word.value, word.overflow
+        values = [word.value, word.overflow, nan, negative_d]
         if self._registered:
             registers = [
-                Signal(v.shape(), name=f"{n}_d2")
-                for n, v in (
-                    ("value", value),
-                    ("overflow", overflow),
-                    ("nan", nan),
-                    ("negative", negative_d),
-                )
+                Signal(v.shape(), name=f"{prefix}{n}_d2", reset_less=True)
+                for n, v in zip(("value", "overflow", "nan", "negative"), values, strict=True)
             ]
             with m.If(self.en):
-                m.d.sync += [
-                    r.eq(v)
-                    for r, v in zip(registers, (value, overflow, nan, negative_d), strict=True)
-                ]
-            value, overflow, nan, negative_d = registers
+                m.d.sync += [r.eq(v) for r, v in zip(registers, values, strict=True)]
+            values = registers
+        value, overflow, nan, negative_d = values
         if self._signed:
-            m.d.comb += [
-                self.term.acc.eq(value),
-                self.term.nan.eq(nan),
-                self.term.overflow.eq(overflow),
-            ]
+            m.d.comb += [output.acc.eq(value), output.nan.eq(nan), output.overflow.eq(overflow)]
         else:
             m.d.comb += [
-                self.term_sm.magnitude.eq(value),
-                self.term_sm.negative.eq(negative_d),
-                self.term_sm.nan.eq(nan),
-                self.term_sm.overflow.eq(overflow),
+                output.magnitude.eq(value),
+                output.negative.eq(negative_d),
+                output.nan.eq(nan),
+                output.overflow.eq(overflow),
             ]
-        return m
 
 
 class PALTableMac(Unit):
@@ -244,7 +253,7 @@ class PALTableMac(Unit):
         """Validate the parameters; return ``(config, signed, registered)``."""
         return PALTableProductTerm.check_parameters(
             config=config, signed=signed, registered=registered
-        )
+        )[:3]
 
     def __init__(self, *, config: MacConfig, signed: bool = False, registered: bool = True):
         self._config, self._signed, self._registered = self.check_parameters(

@@ -45,7 +45,7 @@ from palhdl.sim.golden.baselines import (
     float_mac,
     int_mac,
 )
-from palhdl.validate import check_bool, check_choice
+from palhdl.validate import check_bool, check_choice, check_int
 
 __all__ = ["TERMS", "Arithmetic", "FP8Arithmetic", "IntArithmetic", "PALArithmetic"]
 
@@ -102,6 +102,19 @@ class Arithmetic(abc.ABC):
         record itself, or a cheaper sign-magnitude term). With :attr:`product_latency` > 0 the
         result belongs to the operands of that many cycles earlier (registers in ``sync``).
         """
+
+    @property
+    def product_group(self) -> int:
+        """PEs whose products :meth:`products` may build together (sharing hardware); 1 here."""
+        return 1
+
+    def products(self, m: Module, operands):
+        """Add logic computing the terms of several products, ``[(a, b), ...]``; return them.
+
+        At most :attr:`product_group` pairs; a provider may share hardware among them (a
+        dual-ported table). The default builds one :meth:`product` per pair.
+        """
+        return [self.product(m, a, b) for a, b in operands]
 
     @abc.abstractmethod
     def accumulate(self, m: Module, acc, term):
@@ -343,15 +356,26 @@ class PALArithmetic(Arithmetic):
         (``product_latency`` 3 when ``pipelined``, else 0). ``"auto"`` (default): ``"table"``
         when the table has at most :data:`~palhdl.hdl.pe.MAX_TABLE_ENTRIES` entries (pal8),
         else ``"logic"`` (pal16).
+    table_ports : int
+        PEs sharing one table (:attr:`product_group`), 1 or 2 (default 1); 2 puts two PEs on
+        one dual-ported ECP5 ``DP16KD``.
     """
 
-    def __init__(self, *, config: MacConfig, pipelined: bool = False, term: str = "auto"):
+    def __init__(
+        self,
+        *,
+        config: MacConfig,
+        pipelined: bool = False,
+        term: str = "auto",
+        table_ports: int = 1,
+    ):
         self._config = check_mac_config(config)
         self._pipelined = check_bool("pipelined", pipelined)
         term = check_choice("term", term, TERMS)
         if term == "auto":
             fits = table_entries(self._config) <= MAX_TABLE_ENTRIES
             term = "table" if fits else "logic"
+        self._table_ports = check_int("table_ports", table_ports, 1, 2)
         if term != "logic":
             PALTableProductTerm.check_parameters(config=config, signed=term == "signed_table")
         self._term = term
@@ -398,21 +422,49 @@ class PALArithmetic(Arithmetic):
             return PALProductTerm.PIPELINED_LATENCY if self._pipelined else 0
         return 2 if self._pipelined else 1
 
+    @property
+    def table_ports(self) -> int:
+        """PEs sharing one product-term table."""
+        return self._table_ports
+
+    @property
+    def product_group(self) -> int:
+        """:attr:`table_ports` for a table term, else 1."""
+        return 1 if self._term == "logic" else self._table_ports
+
     def product(self, m: Module, a, b):
         """Add the product term unit; return its ``term_sm`` (``term`` for a signed table)."""
+        return self.products(m, [(a, b)])[0]
+
+    def products(self, m: Module, operands):
+        """Add one product term unit for up to :attr:`product_group` pairs; return the terms."""
+        operands = list(operands)
         if self._term == "logic":
-            unit = PALProductTerm(config=self._config, pipelined=self._pipelined)
+            return [self._logic_product(m, a, b) for a, b in operands]
+        unit = PALTableProductTerm(
+            config=self._config,
+            signed=self._term == "signed_table",
+            registered=self._pipelined,
+            ports=len(operands),
+        )
+        m.submodules += unit
+        output = unit.term if unit.signed else unit.term_sm
+        if len(operands) == 1:
+            ports = [(unit.a, unit.b, output)]
         else:
-            unit = PALTableProductTerm(
-                config=self._config,
-                signed=self._term == "signed_table",
-                registered=self._pipelined,
-            )
+            ports = [(unit.a[p], unit.b[p], output[p]) for p in range(len(operands))]
+        for (a, b), (a_in, b_in, _) in zip(operands, ports, strict=True):
+            m.d.comb += [a_in.eq(a), b_in.eq(b)]
+        return [term for _, _, term in ports]
+
+    def _logic_product(self, m: Module, a, b):
+        """Add a :class:`~palhdl.hdl.mac.PALProductTerm`; return its ``term_sm``."""
+        unit = PALProductTerm(config=self._config, pipelined=self._pipelined)
         m.submodules += unit
         m.d.comb += [unit.a.eq(a), unit.b.eq(b)]
-        if self._pipelined or self._term != "logic":
+        if self._pipelined:
             m.d.comb += unit.en.eq(1)
-        return unit.term if self._term == "signed_table" else unit.term_sm
+        return unit.term_sm
 
     def accumulate(self, m: Module, acc, term):
         """:func:`~palhdl.hdl.mac.accumulate` on ``config.accumulator``."""

@@ -273,23 +273,31 @@ class SystolicArray(Unit):
         b_top = [_delay(m, self.b.payload.data[j], j, f"b_skew{j}") for j in range(cols)]
         shadows = [[None] * cols for _ in range(rows)]
         latency = arith.product_latency
+        group = arith.product_group
         for i in range(rows):
             # The control beat moves right one PE per cycle along with the A operand; PE
             # (i, j) needs it `latency` cycles after its operands, which is where the beat is
             # at column j + latency: one shared chain, extended past the last column.
             ctl_chain = _delay_chain(m, ctl_left[i], cols + latency, f"ctl{i}", control=True)
             a_in = a_left[i]
+            operands = []
             for j in range(cols):
                 a_reg = Signal(arith.a_shape, name=f"pe{i}_{j}_a", reset_less=True)
                 b_reg = Signal(arith.b_shape, name=f"pe{i}_{j}_b", reset_less=True)
                 m.d.sync += [a_reg.eq(a_in), b_reg.eq(b_top[j])]
-                shadows[i][j] = self._pe(m, i, j, a_reg, b_reg, ctl_chain[j + latency])
+                operands.append((a_reg, b_reg))
                 a_in = a_reg
                 b_top[j] = b_reg
+            # Neighbouring PEs of a row may share product hardware (a dual-ported table).
+            terms = []
+            for start in range(0, cols, group):
+                terms += arith.products(m, operands[start : start + group])
+            for j, term in enumerate(terms):
+                shadows[i][j] = self._pe(m, i, j, term, ctl_chain[j + latency])
         return shadows
 
-    def _pe(self, m: Module, i: int, j: int, a, b, control):
-        """PE ``(i, j)``: product, accumulator and shadow register; returns the shadow.
+    def _pe(self, m: Module, i: int, j: int, term, control):
+        """PE ``(i, j)``: accumulator of ``term`` and shadow register; returns the shadow.
 
         ``restart`` (a registered control bit) moves the sum to the shadow register and clears
         the accumulator (a synchronous reset of its flip-flops, no multiplexer). The control
@@ -297,7 +305,6 @@ class SystolicArray(Unit):
         cleared once after a reset; the datapath registers themselves have no reset.
         """
         arith = self._arithmetic
-        term = arith.product(m, a, b)
         acc = Signal(arith.acc_layout, name=f"pe{i}_{j}_acc", reset_less=True)
         updated = Signal(arith.acc_layout, name=f"pe{i}_{j}_updated")
         m.d.comb += updated.eq(arith.accumulate(m, acc, term))

@@ -70,6 +70,40 @@ def test_pal8_raw_bit_exact(rows, cols, m, k, n):
     assert_same(result, expected)
 
 
+@pytest.mark.parametrize(
+    ("term", "table_ports", "pipelined"),
+    [
+        ("logic", 1, False),
+        ("logic", 2, True),
+        ("table", 2, True),
+        ("signed_table", 1, False),
+        ("signed_table", 2, True),
+    ],
+)
+def test_every_product_term_variant_bit_exact(term, table_ports, pipelined):
+    """Odd column counts leave a PE alone on a shared table; board windows wrap and overflow."""
+    rng = np.random.default_rng(len(term) + table_ports)
+    config = MacConfig(
+        pal8, mantissa_bits=5, acc_bits=18, acc_frac_bits=8, term_bits=11, saturate=False
+    )
+    a = random_codes(rng, (5, 40), pal8, special_rate=0.05)
+    b = random_codes(rng, (40, 7), pal8, special_rate=0.05)
+    a[0, :] = pal8.max_code  # row 0 times the largest column of B overflows the window
+    b[:, 6] = pal8.max_code
+    a_scales = rng.integers(-3, 3, size=5)
+    b_scales = rng.integers(-3, 3, size=7)
+    arithmetic = PALArithmetic(
+        config=config, pipelined=pipelined, term=term, table_ports=table_ports
+    )
+    assert arithmetic.product_group == (1 if term == "logic" else table_ports)
+    result, _ = rtl_tile_matmul(
+        arithmetic, a, b, a_scales, b_scales, rows=2, cols=3, output="raw", backpressure=7
+    )
+    expected = arithmetic.golden_matmul(a, b, a_scales=a_scales, b_scales=b_scales, mode="raw")
+    assert expected["overflow"][0, 6]
+    assert_same(result, expected)
+
+
 @pytest.mark.parametrize("output", ["float32", "pal"])
 @pytest.mark.parametrize("pipelined", [False, True])
 def test_readouts_with_backpressure(output, pipelined):

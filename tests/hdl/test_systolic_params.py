@@ -98,3 +98,31 @@ def test_driver_rejects_bad_operands():
         matmul(np.full((2, 3), 300), np.ones((3, 2), dtype=np.int64), fmt=pal8, rows=2, cols=2)
     with pytest.raises(ValueError, match=r"does not match config\.fmt"):
         matmul(np.ones((2, 3)), np.ones((3, 2)), fmt=pal16, config=MacConfig(pal8))
+
+
+def test_pal_product_term_choices():
+    assert PALArithmetic(config=MacConfig(pal8)).term == "table"
+    assert PALArithmetic(config=MacConfig(pal16)).term == "logic"
+    assert (
+        PALArithmetic(config=MacConfig(pal8), term="signed_table", table_ports=2).product_group == 2
+    )
+    assert PALArithmetic(config=MacConfig(pal8), term="logic", table_ports=2).product_group == 1
+    latencies = {
+        (term, pipelined): PALArithmetic(
+            config=MacConfig(pal8), term=term, pipelined=pipelined
+        ).product_latency
+        for term in ("table", "logic")
+        for pipelined in (False, True)
+    }
+    assert latencies == {
+        ("table", False): 1,
+        ("table", True): 2,
+        ("logic", False): 0,
+        ("logic", True): 3,
+    }
+    with pytest.raises(ValueError, match="term must be one of"):
+        PALArithmetic(config=MacConfig(pal8), term="rom")
+    with pytest.raises(ValueError, match=r"table_ports must be"):
+        PALArithmetic(config=MacConfig(pal8), table_ports=3)
+    with pytest.raises(ValueError, match="config: a pal16 product-term table"):
+        PALArithmetic(config=MacConfig(pal16), term="table")
