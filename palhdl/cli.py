@@ -2,8 +2,8 @@
 
 The RTL, board and study code is imported only when its command runs, so that ``palhdl --help``
 and argument errors answer quickly (Amaranth, ml_dtypes and scikit-learn take seconds to
-import). The study commands (``cost``, ``accuracy``, ``bench-encode``) are modules with
-``add_arguments(parser)`` and ``run(args) -> int``, loaded when their command is parsed.
+import). The study commands (``cost``, ``accuracy``, ``arrays``, ``bench-encode``) are modules
+with ``add_arguments(parser)`` and ``run(args) -> int``, loaded when their command is parsed.
 
 A user mistake ends in one line naming the parameter and a non-zero exit status: argparse's
 usage and error line (status 2) for a malformed or out-of-range option, ``palhdl COMMAND:
@@ -42,6 +42,17 @@ STUDIES: dict[str, tuple[str, str, str]] = {
         "against float64, next to FP8 E4M3/E5M2, INT8 and BF16) and print it as Markdown. "
         "--write replaces the text between the accuracy markers of a Markdown file, by default "
         "docs/format.md relative to the current directory (run it from the repository root).",
+    ),
+    "arrays": (
+        "palhdl.studies.arrays_report",
+        "build PAL, INT8 and FP8 arrays without the host link and find the largest per board",
+        "Compare arithmetics on the same board with the same tools: build a bare systolic array "
+        "(operands from on-chip LFSRs, results folded onto the LEDs) of one variant (pal8; int8 "
+        "with DSP blocks; int8-lut, logic only; fp8, E4M3 logic only; fp8-dsp) through the flow "
+        "of palhdl build. With --rows and --cols build that array to a bitstream and print its "
+        "report; otherwise search for the largest square-ish array that fits and meets timing "
+        "at --freq (a Yosys estimate, then a few place-and-route runs, one at a time) and print "
+        "the table; --json keeps the result, --from-json prints saved results together.",
     ),
     "bench-encode": (
         "palhdl.studies.encode_bench",

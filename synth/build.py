@@ -3,7 +3,9 @@
 :func:`build` elaborates a :class:`~palhdl.boards.platforms.BoardTop` around a
 :class:`~palhdl.boards.hostlink.core.HostLinkCore`, lets Amaranth's platform generate the RTLIL
 netlist and the pin constraints (PCF/LPF), then runs each stage itself in the build directory,
-with relative file names (the YoWASP tools see only their working directory):
+with relative file names (the YoWASP tools see only their working directory). The flow itself
+is :func:`build_top`, which builds any top for a board (the comparison arrays of
+:mod:`palhdl.synth.arraybuild` use it, optionally with logic only):
 
 =========  ===========================================  ===========================================
 stage      iCE40 (iCEBreaker)                           ECP5 (ULX3S)
@@ -28,8 +30,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from amaranth.hdl import Elaboratable
 
 from palhdl.boards.hostlink.core import HostLinkCore
 from palhdl.boards.platforms import ECP5PLL, ICE40PLL, Board, BoardTop, get_board
@@ -56,7 +61,7 @@ from palhdl.synth.toolchain import (
 from palhdl.synth.yosys import synth_command
 from palhdl.validate import check_bool, check_choice, check_instance, check_int
 
-__all__ = ["STAGES", "BuildError", "build"]
+__all__ = ["STAGES", "BuildError", "build", "build_top", "pll_dividers"]
 
 #: Stages of a build, in order; :attr:`BuildReport.stage_seconds` has one entry for each.
 STAGES = ("elaborate", "synth", "place", "route", "pack")
@@ -191,9 +196,6 @@ def build(
     check_int("seed", seed)
     check_bool("progress", progress)
     pll = board.pll(clk_freq)
-    _check_tools(board.family)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
     report = BuildReport(
         board=board.name,
@@ -212,21 +214,113 @@ def build(
         baud=baud,
         requested_mhz=float(clk_freq) / 1e6,
         sync_mhz=(board.osc_freq if pll is None else pll.f_out) / 1e6,
-        pll=None if pll is None else _pll_dividers(pll),
+        pll=None if pll is None else pll_dividers(pll),
     )
-    stages = StageProgress("palhdl build", stream=sys.stderr, enabled=progress)
+
+    def make_top() -> BoardTop:
+        core = HostLinkCore(
+            rows=rows,
+            cols=cols,
+            config=config,
+            output=output,
+            clk_freq=round(report.sync_mhz * 1e6),
+            baud=baud,
+            k_max=k_max,
+            pipelined=pipelined,
+        )
+        return BoardTop(board=board, core=core, clk_freq=clk_freq)
+
+    return build_top(
+        make_top,
+        board,
+        report,
+        out_dir=out_dir,
+        seed=seed,
+        allow_timing_fail=allow_timing_fail,
+        progress=progress,
+    )
+
+
+def build_top(
+    make_top: Callable[[], Elaboratable],
+    board: Board,
+    report,
+    *,
+    out_dir: str | os.PathLike,
+    dsp: bool = True,
+    seed: int = 1,
+    allow_timing_fail: bool = False,
+    pack: bool = True,
+    progress: bool = True,
+    title: str = "palhdl build",
+):
+    """Build the top ``make_top()`` returns for ``board``: the flow of :func:`build`, any top.
+
+    The stages are :data:`STAGES` (``pack`` only if ``pack``); ``make_top`` runs in the
+    ``elaborate`` stage, and its top (a component without ports, like
+    :class:`~palhdl.boards.platforms.BoardTop`) is prepared by the board's platform.
+
+    Parameters
+    ----------
+    make_top : callable
+        Returns the top-level elaboratable.
+    board : Board
+        The target board: its platform, device, tools and nextpnr options.
+    report
+        The report to fill: a :class:`~palhdl.synth.report.BuildReport` or a report with the
+        same measured attributes (``sync_mhz``, the nextpnr clock constraint, read; and
+        ``resources``, ``clocks``, ``critical_path``, ``stage_seconds``, ``bitstream``,
+        ``failure`` written), its ``timing_met`` property and ``to_dict``/``to_markdown``.
+    out_dir : path
+        Build directory (created).
+    dsp : bool
+        Let Yosys map multipliers to DSP blocks (``synth_ice40 -dsp``, or ``synth_ecp5``
+        without ``-nodsp``); :func:`build` always does.
+    seed : int
+        nextpnr placement seed.
+    allow_timing_fail : bool
+        Pack and return even if a clock misses its constraint.
+    pack : bool
+        Pack a bitstream (``False``: stop after place and route, for measurements).
+    progress : bool
+        Print the stage and elapsed time on stderr.
+    title : str
+        Name of the build in the progress display.
+
+    Returns
+    -------
+    report
+        Filled, and written to ``out_dir/report.json`` and ``out_dir/report.md``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad parameters, before any tool runs.
+    BuildError
+        As :func:`build`; the report, as far as the build got, is attached and written.
+    """
+    check_bool("dsp", dsp)
+    check_int("seed", seed)
+    check_bool("allow_timing_fail", allow_timing_fail)
+    check_bool("pack", pack)
+    check_bool("progress", progress)
+    _check_tools(board.family)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = StageProgress(title, stream=sys.stderr, enabled=progress)
     failure = None
     try:
         stages.begin("elaborate")
-        _elaborate(out, board, config, report, clk_freq)
+        _elaborate(out, board, make_top())
         stages.begin("synth")
-        cells = _synthesize(out, board.family)
+        cells = _synthesize(out, board.family, dsp=dsp)
         stages.begin("place")
         _place_and_route(out, board, report, cells, seed=seed, stages=stages)
         if not report.timing_met and not allow_timing_fail:
             raise BuildError(_timing_failure(report))
-        stages.begin("pack")
-        report.bitstream = _pack(out, board.family)
+        if pack:
+            stages.begin("pack")
+            report.bitstream = _pack(out, board.family)
     except BuildError as error:
         failure = str(error)
     finally:
@@ -240,31 +334,18 @@ def build(
     return report
 
 
-def _elaborate(
-    out: Path, board: Board, config: MacConfig, report: BuildReport, clk_freq: float
-) -> None:
-    """Write the RTLIL netlist and the pin constraints of the board top around the core."""
-    core = HostLinkCore(
-        rows=report.rows,
-        cols=report.cols,
-        config=config,
-        output=report.output,
-        clk_freq=round(report.sync_mhz * 1e6),
-        baud=report.baud,
-        k_max=report.k_max,
-        pipelined=report.pipelined,
-    )
-    top = BoardTop(board=board, core=core, clk_freq=clk_freq)
+def _elaborate(out: Path, board: Board, top: Elaboratable) -> None:
+    """Write the RTLIL netlist of ``top`` and the pin constraints."""
     plan = board.platform().prepare(top, name=_NAME)
     for name in (f"{_NAME}.il", f"{_NAME}.{_FLOWS[board.family].constraints}"):
         (out / name).write_text(plan.files[name])
 
 
-def _synthesize(out: Path, family: str) -> dict[str, int]:
+def _synthesize(out: Path, family: str, *, dsp: bool) -> dict[str, int]:
     """Synthesize ``top.il`` into ``top.json``; return Yosys' ``{cell type: count}``."""
     script = (
         f"read_rtlil {_NAME}.il\n"
-        f"{synth_command(family, dsp=True, top=_NAME)}\n"
+        f"{synth_command(family, dsp=dsp, top=_NAME)}\n"
         "tee -q -o synth-stat.json stat -json\n"
         f"write_json {_NAME}.json\n"
     )
@@ -349,7 +430,8 @@ def _pack(out: Path, family: str) -> str:
     return flow.bitstream
 
 
-def _pll_dividers(pll: ICE40PLL | ECP5PLL) -> dict[str, int]:
+def pll_dividers(pll: ICE40PLL | ECP5PLL) -> dict[str, int]:
+    """Return the divider settings of ``pll`` by their primitive's parameter names."""
     if isinstance(pll, ICE40PLL):
         return {
             "DIVR": pll.divr,
