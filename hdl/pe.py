@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import MacConfig
 from palhdl.hdl.layout import PALLayout
 from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
+from palhdl.hdl.rom import TableROM
 from palhdl.hdl.unit import Unit
 from palhdl.sim.golden import check_mac_config, term_table
 from palhdl.validate import check_bool, check_int
@@ -29,9 +29,6 @@ __all__ = ["MAX_TABLE_ENTRIES", "PALTableMac", "PALTableProductTerm", "table_ent
 
 #: Largest table :class:`PALTableProductTerm` builds (pal8's signed table has 512 entries).
 MAX_TABLE_ENTRIES = 4096
-
-#: Yosys attributes that place the table in block RAM rather than in logic.
-_BLOCK_RAM = {"ram_style": "block", "rom_style": "block"}
 
 
 def table_entries(config: MacConfig, *, signed: bool = False) -> int:
@@ -162,53 +159,56 @@ class PALTableProductTerm(Unit):
         ]
 
     def elaborate(self, platform):
-        """One table; per port an address adder, a read, an optional output register."""
+        """One :class:`~palhdl.hdl.rom.TableROM`; per port an address adder and the flags."""
         m = Module()
         entry = data.StructLayout({"value": self.value_shape, "overflow": 1})
-        m.submodules.table = table = Memory(
-            shape=entry.size, depth=self.entries, init=self.table_words(), attrs=_BLOCK_RAM
+        m.submodules.table = table = TableROM(
+            width=entry.size,
+            init=self.table_words(),
+            ports=self._ports,
+            registered=self._registered,
         )
+        m.d.comb += table.en.eq(self.en)
         output = self.term if self._signed else self.term_sm
         if self._ports == 1:
-            self._lookup(m, table, entry, self.a, self.b, output, "")
+            self._lookup(m, table, 0, self.a, self.b, output)
         else:
             for port in range(self._ports):
-                self._lookup(m, table, entry, self.a[port], self.b[port], output[port], f"{port}_")
+                self._lookup(m, table, port, self.a[port], self.b[port], output[port])
         return m
 
-    def _lookup(self, m: Module, table, entry, a, b, output, prefix: str) -> None:
-        """Add one lookup of ``a * b`` through a new read port of ``table``, driving ``output``."""
+    def _lookup(self, m: Module, table: TableROM, port: int, a, b, output) -> None:
+        """Address port ``port`` of ``table`` with ``a * b``; drive ``output`` from its word.
+
+        The flags travel beside the table in registers as deep as its latency.
+        """
         bits = self._config.fmt.mag_bits + 1
-        read = table.read_port(domain="sync")
         special = a.is_special() | b.is_special()
         address = (a.mag + b.mag)[:bits] | special.replicate(bits)
         negative = a.sign ^ b.sign
         if self._signed:
             address = Cat(address, negative)
-        m.d.comb += [read.addr.eq(address), read.en.eq(self.en)]
-        nan = Signal(name=f"{prefix}nan_d1")
-        negative_d = Signal(name=f"{prefix}negative_d1")
-        with m.If(self.en):
-            m.d.sync += [nan.eq(a.is_nan() | b.is_nan()), negative_d.eq(negative & ~special)]
-        word = entry(read.data)
-        values = [word.value, word.overflow, nan, negative_d]
-        if self._registered:
-            registers = [
-                Signal(v.shape(), name=f"{prefix}{n}_d2", reset_less=True)
-                for n, v in zip(("value", "overflow", "nan", "negative"), values, strict=True)
-            ]
+        m.d.comb += table.addr[port].eq(address)
+        flags = [a.is_nan() | b.is_nan(), negative & ~special]
+        for stage in range(table.latency):
+            registers = [Signal(name=f"{name}{port}_d{stage + 1}") for name in ("nan", "negative")]
             with m.If(self.en):
-                m.d.sync += [r.eq(v) for r, v in zip(registers, values, strict=True)]
-            values = registers
-        value, overflow, nan, negative_d = values
+                m.d.sync += [r.eq(v) for r, v in zip(registers, flags, strict=True)]
+            flags = registers
+        nan, negative = flags
+        word = data.StructLayout({"value": self.value_shape, "overflow": 1})(table.data[port])
         if self._signed:
-            m.d.comb += [output.acc.eq(value), output.nan.eq(nan), output.overflow.eq(overflow)]
+            m.d.comb += [
+                output.acc.eq(word.value),
+                output.nan.eq(nan),
+                output.overflow.eq(word.overflow),
+            ]
         else:
             m.d.comb += [
-                output.magnitude.eq(value),
-                output.negative.eq(negative_d),
+                output.magnitude.eq(word.value),
+                output.negative.eq(negative),
                 output.nan.eq(nan),
-                output.overflow.eq(overflow),
+                output.overflow.eq(word.overflow),
             ]
 
 
