@@ -21,6 +21,7 @@ COMMANDS = {
     "run": "multiply two .npy matrices on a board",
     "cost": "synthesize the PAL units and baseline MACs",
     "accuracy": "print the accuracy tables of docs/format.md",
+    "arrays": "build PAL, INT8 and FP8 arrays without the host link",
     "bench-encode": "time the golden model's float32 to pal8/pal16 encoding",
 }
 
@@ -74,6 +75,11 @@ BAD_ARGUMENTS = [
     (["bench-encode", "--count", "0"], "argument --count: count must be in [1, inf], not 0"),
     (["bench-encode", "--repeat", "twice"], "argument --repeat: invalid int value: 'twice'"),
     (["cost", "--jobs", "0"], "--jobs"),
+    (["arrays", "--rows", "0"], "argument --rows: rows must be in [1, 64], not 0"),
+    (["arrays", "--cols", "x"], "argument --cols: invalid int value: 'x'"),
+    (["arrays", "--freq", "0"], "argument --freq: freq must be a positive"),
+    (["arrays", "--max-builds", "0"], "argument --max-builds: max_builds must be in [1, inf]"),
+    (["arrays", "--board", "icebreaker"], "--arithmetic is required (unless --from-json)"),
     (["cost", "--formats", "pal9"], "--formats"),
     (["simulate"], "argument COMMAND: invalid choice: 'simulate'"),
     ([], "the following arguments are required: COMMAND"),

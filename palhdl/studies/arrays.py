@@ -393,8 +393,8 @@ def _build(
 
 def resource_use(report: ArrayBuildReport, key: str) -> tuple[int, int] | None:
     """Return ``(used, available)`` of resource ``key`` in ``report`` (``None``: not counted)."""
-    family = BOARDS[report.board].family
-    row = report.resources.get(RESOURCE_LABELS[family][key])
+    label = RESOURCE_LABELS[BOARDS[report.board].family].get(key)
+    row = report.resources.get(label)
     return None if row is None else (row["used"], row["available"])
 
 

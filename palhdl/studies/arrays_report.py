@@ -127,7 +127,7 @@ def render(results: Sequence[SearchResult]) -> str:
         lines += [
             "",
             "Mixed INT8 arrays (DSP PEs plus logic-only PEs in the fabric the DSP array leaves, "
-            "up to the logic-only array's fill; `palhdl.studies.arrays.mixed_estimate`):",
+            "up to the logic-only array's fill; `palhdl.studies.arrays_report.mixed_estimate`):",
             "",
             *mixed_lines,
         ]
