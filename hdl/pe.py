@@ -18,12 +18,13 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import MacConfig
+from palhdl.hdl.accumulator import SegmentedAccumulator
 from palhdl.hdl.layout import PALLayout
-from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
-from palhdl.hdl.rom import TableROM
+from palhdl.hdl.mac import accumulator_layout, term_layout
+from palhdl.hdl.rom import IMPLEMENTATIONS, TableROM
 from palhdl.hdl.unit import Unit
 from palhdl.sim.golden import check_mac_config, term_table
-from palhdl.validate import check_bool, check_int
+from palhdl.validate import check_bool, check_choice, check_int
 
 __all__ = ["MAX_TABLE_ENTRIES", "PALTableMac", "PALTableProductTerm", "table_entries"]
 
@@ -62,6 +63,9 @@ class PALTableProductTerm(Unit):
         Independent lookups sharing one table, 1..4 (default 1). Two PEs share one dual-ported
         ECP5 ``DP16KD``; where the block RAM has a single read port (iCE40), synthesis
         duplicates the table per port.
+    implementation : {"auto", "inferred", "ecp5"}
+        How the table is built, passed to :class:`~palhdl.hdl.rom.TableROM` (default
+        ``"auto"``: ``DP16KD`` blocks on an ECP5 platform, an inferred memory elsewhere).
 
     Members
     -------
@@ -83,9 +87,15 @@ class PALTableProductTerm(Unit):
 
     @classmethod
     def check_parameters(
-        cls, *, config: MacConfig, signed: bool = False, registered: bool = True, ports: int = 1
+        cls,
+        *,
+        config: MacConfig,
+        signed: bool = False,
+        registered: bool = True,
+        ports: int = 1,
+        implementation: str = "auto",
     ):
-        """Validate the parameters; return ``(config, signed, registered, ports)``."""
+        """Validate; return ``(config, signed, registered, ports, implementation)``."""
         config = check_mac_config(config)
         signed = check_bool("signed", signed)
         entries = table_entries(config, signed=signed)
@@ -94,14 +104,32 @@ class PALTableProductTerm(Unit):
                 f"config: a {config.fmt} product-term table would have {entries} entries, more "
                 f"than {MAX_TABLE_ENTRIES}; use the logic product term (term='logic')"
             )
-        return config, signed, check_bool("registered", registered), check_int("ports", ports, 1, 4)
+        return (
+            config,
+            signed,
+            check_bool("registered", registered),
+            check_int("ports", ports, 1, 4),
+            check_choice("implementation", implementation, IMPLEMENTATIONS),
+        )
 
     def __init__(
-        self, *, config: MacConfig, signed: bool = False, registered: bool = True, ports: int = 1
+        self,
+        *,
+        config: MacConfig,
+        signed: bool = False,
+        registered: bool = True,
+        ports: int = 1,
+        implementation: str = "auto",
     ):
-        self._config, self._signed, self._registered, self._ports = self.check_parameters(
-            config=config, signed=signed, registered=registered, ports=ports
+        parameters = self.check_parameters(
+            config=config,
+            signed=signed,
+            registered=registered,
+            ports=ports,
+            implementation=implementation,
         )
+        self._config, self._signed, self._registered, self._ports = parameters[:4]
+        self._implementation = parameters[4]
         word = PALLayout(config.fmt)
         term = accumulator_layout(config.accumulator) if signed else term_layout(config.accumulator)
         if ports > 1:
@@ -167,6 +195,7 @@ class PALTableProductTerm(Unit):
             init=self.table_words(),
             ports=self._ports,
             registered=self._registered,
+            implementation=self._implementation,
         )
         m.d.comb += table.en.eq(self.en)
         output = self.term if self._signed else self.term_sm
@@ -216,14 +245,15 @@ class PALTableMac(Unit):
     """Stream multiply-accumulate unit on the block-RAM product term, restarted by ``last``.
 
     Each input transfer carries one operand pair; ``last`` marks the final pair of a dot
-    product. The accumulator adds every pair's term; on a ``last`` pair the sum goes to the
-    result register (one output transfer per ``last``, in order) and the accumulator is
-    cleared by a synchronous reset, so the next pair starts a new dot product. After reset the
-    accumulator is clear. The result equals :func:`palhdl.sim.golden.dot` over the pairs of
-    each dot product (``acc``, ``nan``, ``overflow`` bit for bit), exactly as
-    :class:`~palhdl.hdl.mac.PALMac` (which starts dot products with ``first`` instead).
+    product. The accumulator (:class:`~palhdl.hdl.accumulator.SegmentedAccumulator`) adds every
+    pair's term; on a ``last`` pair the sum goes to the result register (one output transfer
+    per ``last``, in order) and the accumulator is cleared by a synchronous reset, so the next
+    pair starts a new dot product. After reset the accumulator is clear. The result equals
+    :func:`palhdl.sim.golden.dot` over the pairs of each dot product (``acc``, ``nan``,
+    ``overflow`` bit for bit), exactly as :class:`~palhdl.hdl.mac.PALMac` (which starts dot
+    products with ``first`` instead).
 
-    Flow control: the pipeline advances when the result register is empty or taken;
+    Flow control: the whole pipeline advances when the result register is empty or taken;
     back-pressure stalls the input, nothing is lost or duplicated.
 
     Parameters
@@ -234,6 +264,10 @@ class PALTableMac(Unit):
         Signed table entries (no sign logic; twice the table), default ``False``.
     registered : bool
         Register the table's output, default ``True``.
+    implementation : {"auto", "inferred", "ecp5"}
+        How the table is built, as :class:`PALTableProductTerm` (default ``"auto"``).
+    segments : int
+        Carry-pipelined accumulator segments (default 1; more need a wrapping accumulator).
 
     Members
     -------
@@ -245,20 +279,46 @@ class PALTableMac(Unit):
     Raises
     ------
     TypeError, ValueError
-        As :class:`PALTableProductTerm`.
+        As :class:`PALTableProductTerm` and :class:`~palhdl.hdl.accumulator.SegmentedAccumulator`.
     """
 
     @classmethod
-    def check_parameters(cls, *, config: MacConfig, signed: bool = False, registered: bool = True):
-        """Validate the parameters; return ``(config, signed, registered)``."""
-        return PALTableProductTerm.check_parameters(
-            config=config, signed=signed, registered=registered
-        )[:3]
-
-    def __init__(self, *, config: MacConfig, signed: bool = False, registered: bool = True):
-        self._config, self._signed, self._registered = self.check_parameters(
-            config=config, signed=signed, registered=registered
+    def check_parameters(
+        cls,
+        *,
+        config: MacConfig,
+        signed: bool = False,
+        registered: bool = True,
+        segments: int = 1,
+        implementation: str = "auto",
+    ):
+        """Validate; return ``(config, signed, registered, segments, implementation)``."""
+        config, signed, registered, _, implementation = PALTableProductTerm.check_parameters(
+            config=config, signed=signed, registered=registered, implementation=implementation
         )
+        _, segments, _ = SegmentedAccumulator.check_parameters(
+            config=config.accumulator, segments=segments
+        )
+        return config, signed, registered, segments, implementation
+
+    def __init__(
+        self,
+        *,
+        config: MacConfig,
+        signed: bool = False,
+        registered: bool = True,
+        segments: int = 1,
+        implementation: str = "auto",
+    ):
+        parameters = self.check_parameters(
+            config=config,
+            signed=signed,
+            registered=registered,
+            segments=segments,
+            implementation=implementation,
+        )
+        self._config, self._signed, self._registered, self._segments = parameters[:4]
+        self._implementation = parameters[4]
         word = PALLayout(config.fmt)
         inputs = data.StructLayout({"a": word, "b": word, "last": 1})
         super().__init__(
@@ -274,22 +334,36 @@ class PALTableMac(Unit):
         return self._config
 
     @property
+    def segments(self) -> int:
+        """Carry-pipelined accumulator segments."""
+        return self._segments
+
+    @property
     def latency(self) -> int:
         """Cycles from the input transfer of a ``last`` pair to its result being valid."""
-        return (2 if self._registered else 1) + 1
+        accumulator = 0 if self._segments == 1 else self._segments
+        return (2 if self._registered else 1) + accumulator + 1
 
     def elaborate(self, platform):
-        """Table product term, accumulator with restart, result register."""
+        """Table product term, segmented accumulator, result register."""
         config = self._config
         m = Module()
         m.submodules.term = term = PALTableProductTerm(
-            config=config, signed=self._signed, registered=self._registered
+            config=config,
+            signed=self._signed,
+            registered=self._registered,
+            implementation=self._implementation,
+        )
+        m.submodules.acc = acc = SegmentedAccumulator(
+            config=config.accumulator, segments=self._segments, signed_term=self._signed
         )
         advance = Signal()
         m.d.comb += [
             term.a.eq(self.i.payload.a),
             term.b.eq(self.i.payload.b),
             term.en.eq(advance),
+            acc.en.eq(advance),
+            acc.term.eq(term.term if self._signed else term.term_sm),
             advance.eq(~self.o.valid | self.o.ready),
             self.i.ready.eq(advance),
         ]
@@ -299,13 +373,9 @@ class PALTableMac(Unit):
             with m.If(advance):
                 m.d.sync += [valid_d.eq(valid), last_d.eq(last)]
             valid, last = valid_d, last_d
-        record = accumulator_layout(config.accumulator)
-        acc = Signal(record)
-        total = accumulate(m, config.accumulator, acc, term.term if self._signed else term.term_sm)
+        m.d.comb += [acc.valid.eq(valid), acc.restart.eq(valid & last)]
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(valid & last)
-            with m.If(valid & last):
-                m.d.sync += [self.o.payload.eq(total), acc.eq(0)]
-            with m.Elif(valid):
-                m.d.sync += acc.eq(total)
+            m.d.sync += self.o.valid.eq(acc.done)
+            with m.If(acc.done):
+                m.d.sync += self.o.payload.eq(acc.sum)
         return m

@@ -110,9 +110,11 @@ def test_every_pal8_pair_matches_mac_terms(config, signed, registered):
     np.testing.assert_array_equal(overflow, expected[2])
 
 
-def rtl_dot_products(a_rows, b_rows, config, *, signed=False, registered=True, backpressure=None):
+def rtl_dot_products(
+    a_rows, b_rows, config, *, signed=False, registered=True, segments=1, backpressure=None
+):
     """Dot products ``a_rows[d] . b_rows[d]``, back to back through one simulated PALTableMac."""
-    dut = PALTableMac(config=config, signed=signed, registered=registered)
+    dut = PALTableMac(config=config, signed=signed, registered=registered, segments=segments)
     last = np.concatenate([np.eye(1, len(row), len(row) - 1, dtype=np.int64)[0] for row in a_rows])
     fields = {"a": np.concatenate(a_rows), "b": np.concatenate(b_rows), "last": last}
     results, _ = simulate_streams(
@@ -150,25 +152,36 @@ def random_rows(rng, config, count, *, top=False, special_rate=0.0):
 
 
 @pytest.mark.parametrize(
-    "config, signed, registered, backpressure",
+    "config, signed, registered, segments, backpressure",
     [
-        (COST, False, True, None),
-        (COST, True, False, 3),
-        (SATURATING, False, True, 5),
-        (WRAPPING, True, True, 7),
-        (BOARD_CONFIGS[0], False, True, 11),
-        (BOARD_CONFIGS[1], True, True, None),
+        (COST, False, True, 1, None),
+        (COST, True, False, 1, 3),
+        (SATURATING, False, True, 1, 5),
+        (WRAPPING, True, True, 1, 7),
+        (BOARD_CONFIGS[0], False, True, 1, 11),
+        (BOARD_CONFIGS[1], True, True, 1, None),
+        (COST, False, True, 2, None),
+        (COST, True, True, 2, 13),
+        (WRAPPING, False, False, 3, 17),
+        (WRAPPING, True, True, 4, None),
+        (BOARD_CONFIGS[0], False, True, 2, 19),
     ],
     ids=str,
 )
-def test_mac_dot_products_match_golden(config, signed, registered, backpressure):
+def test_mac_dot_products_match_golden(config, signed, registered, segments, backpressure):
     rng = np.random.default_rng(17)
     a_rows, b_rows = random_rows(rng, config, 30, special_rate=0.05)
     # Largest products: they overflow narrow windows (wrap or saturate) and flag it.
     top_a, top_b = random_rows(rng, config, 10, top=True)
     a_rows, b_rows = a_rows + top_a, b_rows + top_b
     got = rtl_dot_products(
-        a_rows, b_rows, config, signed=signed, registered=registered, backpressure=backpressure
+        a_rows,
+        b_rows,
+        config,
+        signed=signed,
+        registered=registered,
+        segments=segments,
+        backpressure=backpressure,
     )
     expected = golden_dot_products(a_rows, b_rows, config)
     for name, g, e in zip(("acc", "nan", "overflow"), got, expected, strict=True):
@@ -177,11 +190,12 @@ def test_mac_dot_products_match_golden(config, signed, registered, backpressure)
         assert expected[2].any(), "the top products must reach the overflow cases"
 
 
-def test_first_dot_product_after_reset_and_one_term_products():
+@pytest.mark.parametrize("segments", [1, 3])
+def test_first_dot_product_after_reset_and_one_term_products(segments):
     rng = np.random.default_rng(3)
-    a_rows = [rng.integers(0, 256, size=1) for _ in range(5)]
-    b_rows = [rng.integers(0, 256, size=1) for _ in range(5)]
-    got = rtl_dot_products(a_rows, b_rows, COST)
+    a_rows = [rng.integers(0, 256, size=1) for _ in range(9)]
+    b_rows = [rng.integers(0, 256, size=1) for _ in range(9)]
+    got = rtl_dot_products(a_rows, b_rows, COST, segments=segments)
     for g, e in zip(got, golden_dot_products(a_rows, b_rows, COST), strict=True):
         np.testing.assert_array_equal(g, e)
 
@@ -196,6 +210,10 @@ def test_parameters():
     with pytest.raises(TypeError, match="config"):
         PALTableMac(config=pal8)
     assert MAX_TABLE_ENTRIES >= 512
+    with pytest.raises(ValueError, match="segments 2 needs a wrapping accumulator"):
+        PALTableMac(config=SATURATING, segments=2)
+    with pytest.raises(ValueError, match="segments must be"):
+        PALTableMac(config=COST, segments=5)
 
 
 @pytest.mark.slow
