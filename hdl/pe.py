@@ -14,13 +14,14 @@ multiplexer; the systolic array's PEs (:class:`~palhdl.hdl.providers.PALArithmet
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal, signed
-from amaranth.lib import data, stream
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import MacConfig
 from palhdl.hdl.accumulator import SegmentedAccumulator
 from palhdl.hdl.layout import PALLayout
 from palhdl.hdl.mac import accumulator_layout, term_layout
+from palhdl.hdl.restart import RestartMac
 from palhdl.hdl.rom import IMPLEMENTATIONS, TableROM
 from palhdl.hdl.unit import Unit
 from palhdl.sim.golden import check_mac_config, term_table
@@ -241,7 +242,7 @@ class PALTableProductTerm(Unit):
             ]
 
 
-class PALTableMac(Unit):
+class PALTableMac(RestartMac):
     """Stream multiply-accumulate unit on the block-RAM product term, restarted by ``last``.
 
     Each input transfer carries one operand pair; ``last`` marks the final pair of a dot
@@ -319,14 +320,8 @@ class PALTableMac(Unit):
         )
         self._config, self._signed, self._registered, self._segments = parameters[:4]
         self._implementation = parameters[4]
-        word = PALLayout(config.fmt)
-        inputs = data.StructLayout({"a": word, "b": word, "last": 1})
-        super().__init__(
-            {
-                "i": In(stream.Signature(inputs)),
-                "o": Out(stream.Signature(accumulator_layout(config.accumulator))),
-            }
-        )
+        self._window = config.accumulator
+        super().__init__(PALLayout(config.fmt), accumulator_layout(config.accumulator))
 
     @property
     def config(self) -> MacConfig:
@@ -334,48 +329,16 @@ class PALTableMac(Unit):
         return self._config
 
     @property
-    def segments(self) -> int:
-        """Carry-pipelined accumulator segments."""
-        return self._segments
+    def term_latency(self) -> int:
+        """Latency of the table term: 2 registered, else 1."""
+        return 2 if self._registered else 1
 
-    @property
-    def latency(self) -> int:
-        """Cycles from the input transfer of a ``last`` pair to its result being valid."""
-        accumulator = 0 if self._segments == 1 else self._segments
-        return (2 if self._registered else 1) + accumulator + 1
-
-    def elaborate(self, platform):
-        """Table product term, segmented accumulator, result register."""
-        config = self._config
-        m = Module()
-        m.submodules.term = term = PALTableProductTerm(
-            config=config,
+    def product_term(self, m: Module):
+        """Add a :class:`PALTableProductTerm`; return it and its term."""
+        m.submodules.term = unit = PALTableProductTerm(
+            config=self._config,
             signed=self._signed,
             registered=self._registered,
             implementation=self._implementation,
         )
-        m.submodules.acc = acc = SegmentedAccumulator(
-            config=config.accumulator, segments=self._segments, signed_term=self._signed
-        )
-        advance = Signal()
-        m.d.comb += [
-            term.a.eq(self.i.payload.a),
-            term.b.eq(self.i.payload.b),
-            term.en.eq(advance),
-            acc.en.eq(advance),
-            acc.term.eq(term.term if self._signed else term.term_sm),
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(advance),
-        ]
-        valid, last = self.i.valid, self.i.payload.last
-        for index in range(term.latency):
-            valid_d, last_d = Signal(name=f"valid_d{index + 1}"), Signal(name=f"last_d{index + 1}")
-            with m.If(advance):
-                m.d.sync += [valid_d.eq(valid), last_d.eq(last)]
-            valid, last = valid_d, last_d
-        m.d.comb += [acc.valid.eq(valid), acc.restart.eq(valid & last)]
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(acc.done)
-            with m.If(acc.done):
-                m.d.sync += self.o.payload.eq(acc.sum)
-        return m
+        return unit, unit.term if self._signed else unit.term_sm

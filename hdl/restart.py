@@ -38,7 +38,7 @@ class RestartMac(Unit):
     starts the next dot product. After reset the accumulator is clear. The pipeline advances
     when the result register is empty or taken; back-pressure stalls the input.
 
-    A subclass sets ``self._config`` (an :class:`~palhdl.format.AccumulatorConfig`) and
+    A subclass sets ``self._window`` (an :class:`~palhdl.format.AccumulatorConfig`) and
     ``self._segments`` before calling :meth:`__init__` of this class with the operand shape,
     and implements :meth:`product_term` (:attr:`term_latency` if not 0; :meth:`extra_flags`
     if its record has more flags).
@@ -53,7 +53,7 @@ class RestartMac(Unit):
     @property
     def accumulator(self) -> AccumulatorConfig:
         """The accumulator window."""
-        return self._config
+        return self._window
 
     @property
     def segments(self) -> int:
@@ -93,9 +93,9 @@ class RestartMac(Unit):
         unit, term = self.product_term(m)
         latency = self.term_latency
         m.submodules.acc = acc = SegmentedAccumulator(
-            config=self._config,
+            config=self._window,
             segments=self._segments,
-            signed_term=term.shape() == accumulator_layout(self._config),
+            signed_term=term.shape() == accumulator_layout(self._window),
         )
         advance = Signal()
         m.d.comb += [
@@ -150,12 +150,13 @@ class IntRestartMac(RestartMac):
     def check_parameters(cls, *, width: int = 8, acc_bits: int = 32, segments: int = 1):
         """Validate the parameters; return ``(width, acc_bits, segments)``."""
         width, acc_bits = check_int_mac(width, acc_bits)
-        config = cls._window(width, acc_bits)
+        config = cls.window(width, acc_bits)
         _, segments, _ = SegmentedAccumulator.check_parameters(config=config, segments=segments)
         return width, acc_bits, segments
 
     @staticmethod
-    def _window(width: int, acc_bits: int) -> AccumulatorConfig:
+    def window(width: int, acc_bits: int) -> AccumulatorConfig:
+        """Return the accumulator window: integer LSB, terms of ``2 * width - 1`` magnitude bits."""
         return AccumulatorConfig(
             acc_bits=acc_bits, acc_frac_bits=0, term_bits=2 * width - 1, saturate=False
         )
@@ -164,13 +165,13 @@ class IntRestartMac(RestartMac):
         self._width, acc_bits, self._segments = self.check_parameters(
             width=width, acc_bits=acc_bits, segments=segments
         )
-        self._config = self._window(self._width, acc_bits)
-        super().__init__(signed(self._width), accumulator_layout(self._config))
+        self._window = self.window(self._width, acc_bits)
+        super().__init__(signed(self._width), accumulator_layout(self._window))
 
     def product_term(self, m: Module):
         """Add an :class:`~palhdl.hdl.baselines.IntProductTerm`; its product is a signed term."""
         m.submodules.term = unit = IntProductTerm(width=self._width)
-        term = Signal(accumulator_layout(self._config))
+        term = Signal(accumulator_layout(self._window))
         m.d.comb += term.acc.eq(unit.product)
         return unit, term
 
@@ -221,7 +222,7 @@ class FP8RestartMac(RestartMac):
         saturate: bool = True,
         segments: int = 1,
     ):
-        self._fmt, self._config, self._segments = self.check_parameters(
+        self._fmt, self._window, self._segments = self.check_parameters(
             variant=variant,
             acc_bits=acc_bits,
             acc_frac_bits=acc_frac_bits,
@@ -229,11 +230,11 @@ class FP8RestartMac(RestartMac):
             saturate=saturate,
             segments=segments,
         )
-        super().__init__(unsigned(self._fmt.width), float_accumulator_layout(self._config))
+        super().__init__(unsigned(self._fmt.width), float_accumulator_layout(self._window))
 
     def product_term(self, m: Module):
         """Add a :class:`~palhdl.hdl.baselines.FloatProductTerm`; return its ``term_sm``."""
-        m.submodules.term = unit = FloatProductTerm(fmt=self._fmt, config=self._config)
+        m.submodules.term = unit = FloatProductTerm(fmt=self._fmt, config=self._window)
         return unit, unit.term_sm
 
     def extra_flags(self, m: Module, unit, valid, restart, delay: int) -> dict:
