@@ -14,27 +14,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from palhdl.boards.devices import DEVICES, ECP5_85F, ICE40_UP5K
-from palhdl.format import FORMATS, MacConfig, pal8, pal16
-from palhdl.hdl.baselines import BF16Mac, FP8Mac, IntMac
-from palhdl.hdl.convert import (
-    BFloat16ToPAL,
-    FixedToPAL,
-    Float32ToPAL,
-    PALToBFloat16,
-    PALToFloat32,
-)
-from palhdl.hdl.mac import PALMac, PALProductTerm
-from palhdl.hdl.ops import PALAdder, PALMultiplier
-from palhdl.hdl.readout import AccumulatorToFloat32, AccumulatorToPAL
+from palhdl.format import FORMATS
 from palhdl.studies.accuracy import mac_rounding_cost
+from palhdl.studies.cost_units import (
+    COST_TARGETS,
+    MAC_CONFIGS,
+    PAL8_COST,
+    PAL16_COST,
+    Unit,
+    baseline_units,
+    mac_label,
+    pal_mac_name,
+    pal_units,
+    window_label,
+)
 from palhdl.synth.pnr import fmax
 from palhdl.synth.toolchain import yosys_version
 from palhdl.synth.yosys import synth_stats
@@ -73,142 +74,8 @@ TARGETS: dict[str, tuple[str, bool]] = {
     "cmos": ("cmos", False),
 }
 
-#: Windows of the saturating 32-bit comparison: 12 of the 32 bits are fraction bits.
-#: Adaptive scaling (``MacConfig.scale_target``) then puts operand maxima at 2**3 for K = 4096
-#: and the smallest resolved term is 2**-12, 18 octaves below the largest product.
-SATURATING_ACC = (32, 12)
-
-#: The cost-optimised pal8 MAC: a 32-bit wrapping accumulator like the int8 MAC's, product
-#: terms in its low 14 bits (a 14-bit term window, as an int8 product's magnitude fills 14 bits
-#: with headroom for K up to 2**17), a 5-bit mantissa table. Its rounding costs about 0.1 dB
-#: SQNR on a Gaussian matmul (:func:`palhdl.studies.accuracy.mac_rounding_cost`).
-PAL8_COST = MacConfig(
-    pal8, mantissa_bits=5, acc_bits=32, acc_frac_bits=12, term_bits=14, saturate=False
-)
-
-#: The cost-optimised pal16 MAC: bfloat16's 48-bit window with 24-bit terms, wrapping, W = 9.
-PAL16_COST = MacConfig(
-    pal16, mantissa_bits=9, acc_bits=48, acc_frac_bits=24, term_bits=24, saturate=False
-)
-
-#: PAL MAC configurations of the study per format: the default (exact for pal8) accumulator,
-#: the saturating 32-bit (pal8) window, and the cost-optimised one.
-MAC_CONFIGS = {
-    "pal8": [MacConfig(pal8), MacConfig(pal8, acc_bits=32, acc_frac_bits=12), PAL8_COST],
-    "pal16": [MacConfig(pal16), PAL16_COST],
-}
-
-
-def window_label(acc_bits: int, acc_frac_bits: int, term_bits: int, saturate: bool) -> str:
-    """``" acc32/12"``, plus ``" t14"`` for a term window and ``" wrap"`` when wrapping."""
-    label = f" acc{acc_bits}/{acc_frac_bits}"
-    if term_bits != acc_bits - 1:
-        label += f" t{term_bits}"
-    return label if saturate else label + " wrap"
-
-
-def mac_label(config: MacConfig) -> str:
-    """Return the row label of a PAL MAC configuration, e.g. ``" acc32/12 t14 wrap W5"``."""
-    window = window_label(config.acc_bits, config.acc_frac_bits, config.term_bits, config.saturate)
-    return f"{window} W{config.mantissa_bits}"
-
-
-def _pal_mac(config: MacConfig) -> str:
-    return f"PALMac {config.fmt.name}{mac_label(config)}"
-
-
-_FP8_COST = window_label(PAL8_COST.acc_bits, PAL8_COST.acc_frac_bits, 14, False)
-_BF16_COST = window_label(PAL16_COST.acc_bits, PAL16_COST.acc_frac_bits, 24, False)
-
-#: Issue targets: ``(PAL row, baseline row, largest iCE40 LUT4 ratio)``. The first three compare
-#: the cost-optimised MACs with baselines of the same accumulator scheme; the last two the
-#: saturating windows.
-COST_TARGETS = [
-    (_pal_mac(PAL8_COST), "IntMac int8 acc32", 0.7),
-    (_pal_mac(PAL8_COST), f"FP8Mac e4m3{_FP8_COST}", 0.6),
-    (_pal_mac(PAL16_COST), f"BF16Mac{_BF16_COST}", 0.5),
-    (_pal_mac(MAC_CONFIGS["pal8"][1]), "FP8Mac e4m3 acc32/12", 0.6),
-    (_pal_mac(MAC_CONFIGS["pal16"][0]), "BF16Mac acc48/24", 0.5),
-]
-
 #: Depths of the Gaussian matmuls of :func:`rounding_cost_lines`.
 ROUNDING_COST_K = (64, 1024, 4096)
-
-
-@dataclass
-class Unit:
-    """One row of the study: a name, a group, and a function building a fresh elaboratable."""
-
-    name: str
-    group: str
-    build: Callable[[], object]
-    stats: dict[str, dict] = field(default_factory=dict)
-    seconds: float = 0.0
-    #: Builds the pipelined variant, for units that have one and whose Fmax is studied.
-    build_pipelined: Callable[[], object] | None = None
-
-    @property
-    def is_mac(self) -> bool:
-        """A multiply-accumulate row (PAL or baseline): the rows ``--fmax`` places and routes."""
-        return self.name.startswith(("PALMac", "IntMac", "FP8Mac", "BF16Mac"))
-
-
-def pal_units(fmt_name: str) -> list[Unit]:
-    """Return the PAL units of format ``fmt_name`` (``"pal8"``/``"pal16"``)."""
-    fmt = FORMATS[fmt_name]
-    specs = [
-        (PALMultiplier, "arith", {"fmt": fmt}, ""),
-        (PALAdder, "arith", {"fmt": fmt}, ""),
-        (Float32ToPAL, "convert", {"fmt": fmt}, ""),
-        (BFloat16ToPAL, "convert", {"fmt": fmt}, ""),
-        (PALToFloat32, "convert", {"fmt": fmt}, ""),
-        (PALToBFloat16, "convert", {"fmt": fmt}, ""),
-        (FixedToPAL, "convert", {"fmt": fmt, "width": 16}, " int16"),
-    ]
-    readout_configs = [MacConfig(fmt), MacConfig(fmt, acc_bits=32, acc_frac_bits=12)]
-    for config in readout_configs:
-        label = f" acc{config.acc_bits}/{config.acc_frac_bits}"
-        specs += [
-            (AccumulatorToPAL, "convert", {"config": config}, label),
-            (AccumulatorToFloat32, "convert", {"config": config}, label),
-        ]
-    for config in MAC_CONFIGS[fmt_name]:
-        specs += [
-            (PALProductTerm, "MAC", {"config": config}, mac_label(config)),
-            (PALMac, "MAC", {"config": config}, mac_label(config)),
-        ]
-    return [
-        Unit(
-            f"{cls.__name__} {fmt_name}{label}",
-            group,
-            lambda cls=cls, kw=kwargs: cls(**kw),
-            build_pipelined=(lambda kw=kwargs: PALMac(**kw, pipelined=True))
-            if cls is PALMac
-            else None,
-        )
-        for cls, group, kwargs, label in specs
-    ]
-
-
-def baseline_units() -> list[Unit]:
-    """Return the baseline MACs, with the accumulators of the PAL MACs they are compared to."""
-    acc, frac = SATURATING_ACC
-    fp8 = {"acc_bits": PAL8_COST.acc_bits, "acc_frac_bits": PAL8_COST.acc_frac_bits}
-    fp8 |= {"term_bits": PAL8_COST.term_bits, "saturate": False}
-    bf16 = {"acc_bits": PAL16_COST.acc_bits, "acc_frac_bits": PAL16_COST.acc_frac_bits}
-    bf16 |= {"term_bits": PAL16_COST.term_bits, "saturate": False}
-    return [
-        Unit("IntMac int8 acc32", "baseline", lambda: IntMac(width=8, acc_bits=32)),
-        Unit(
-            f"FP8Mac e4m3 acc{acc}/{frac}",
-            "baseline",
-            lambda: FP8Mac(variant="e4m3", acc_bits=acc, acc_frac_bits=frac),
-        ),
-        Unit(f"FP8Mac e4m3{_FP8_COST}", "baseline", lambda: FP8Mac(variant="e4m3", **fp8)),
-        Unit(f"FP8Mac e5m2{_FP8_COST}", "baseline", lambda: FP8Mac(variant="e5m2", **fp8)),
-        Unit("BF16Mac acc48/24", "baseline", lambda: BF16Mac(acc_bits=48, acc_frac_bits=24)),
-        Unit(f"BF16Mac{_BF16_COST}", "baseline", lambda: BF16Mac(**bf16)),
-    ]
 
 
 def rounding_cost_lines(unit_names: Sequence[str]) -> list[str]:
@@ -220,37 +87,45 @@ def rounding_cost_lines(unit_names: Sequence[str]) -> list[str]:
     lines = []
     for configs in MAC_CONFIGS.values():
         for config in configs:
-            if _pal_mac(config) not in unit_names:
+            if pal_mac_name(config) not in unit_names:
                 continue
             results = [mac_rounding_cost(config, k) for k in ROUNDING_COST_K]
             costs = ", ".join(
                 f"K = {k}: {r.cost_db:.2f} dB ({r.mac_db:.2f} of {r.quantised_db:.2f})"
                 for k, r in zip(ROUNDING_COST_K, results, strict=True)
             )
-            lines.append(f"- {_pal_mac(config)}: {costs}.")
+            lines.append(f"- {pal_mac_name(config)}: {costs}.")
     return lines
 
 
-def measure(unit: Unit, targets: Sequence[str], *, with_fmax: bool = False) -> Unit:
+def measure(
+    unit: Unit, targets: Sequence[str], *, with_fmax: bool = False, seeds: Sequence[int] = (1,)
+) -> Unit:
     """Fill ``unit.stats`` (``{target name: synth_stats result}``) and ``unit.seconds``.
 
     With ``with_fmax``, for a MAC (:attr:`Unit.is_mac`), also ``stats["fmax_ice40"]`` and
     ``stats["fmax_ecp5"]``: ``{"fmax_mhz": ...}`` from :func:`palhdl.synth.pnr.fmax` (registers
-    around the unit), and ``stats["fmax_pipelined_ice40"]``/``["fmax_pipelined_ecp5"]`` of its
-    pipelined variant if it has one.
+    around the unit, placement seed 1), and ``stats["fmax_pipelined_ice40"]``/
+    ``["fmax_pipelined_ecp5"]`` of its pipelined variant if it has one: the median over the
+    placement ``seeds`` and, in ``"seeds"``, every seed's value.
     """
     start = time.perf_counter()
     for name in targets:
         target, dsp = TARGETS[name]
         unit.stats[name] = synth_stats(unit.build(), target=target, dsp=dsp)
     if with_fmax and unit.is_mac:
-        variants = [("fmax", unit.build), ("fmax_pipelined", unit.build_pipelined)]
-        for prefix, build in variants:
+        variants = [("fmax", unit.build, (1,)), ("fmax_pipelined", unit.build_pipelined, seeds)]
+        for prefix, build, runs in variants:
             if build is None:
                 continue
             for target in DEVICES:
-                result = fmax(build(), target=target)
-                unit.stats[f"{prefix}_{target}"] = {"fmax_mhz": round(result["fmax_mhz"], 1)}
+                values = [
+                    round(fmax(build(), target=target, seed=seed)["fmax_mhz"], 1) for seed in runs
+                ]
+                entry = {"fmax_mhz": round(statistics.median(values), 1)}
+                if len(values) > 1:
+                    entry["seeds"] = "/".join(f"{v:g}" for v in values)
+                unit.stats[f"{prefix}_{target}"] = entry
     unit.seconds = time.perf_counter() - start
     return unit
 
@@ -259,11 +134,13 @@ _COLUMNS = [
     ("iCE40 LUT4", "ice40", "LUT4"),
     ("iCE40 carry", "ice40", "carry"),
     ("iCE40 DFF", "ice40", "DFF"),
+    ("iCE40 EBR", "ice40", "BRAM"),
     ("iCE40+DSP LUT4", "ice40_dsp", "LUT4"),
     ("iCE40+DSP SB_MAC16", "ice40_dsp", "DSP"),
     ("ECP5 LUT4", "ecp5", "LUT4"),
     ("ECP5 CCU2C", "ecp5", "CCU2C"),
     ("ECP5 DSP", "ecp5", "DSP"),
+    ("ECP5 EBR", "ecp5", "EBR"),
     ("CMOS transistors", "cmos", "transistors"),
     *(
         (f"{device.title} Fmax MHz{suffix}", f"{prefix}_{device.name}", "fmax_mhz")
@@ -303,7 +180,7 @@ def _fmax_lines(units: Sequence[Unit]) -> list[str]:
     lines = []
     for unit in units:
         measured = [
-            (device, unit.stats[key]["fmax_mhz"], limit)
+            (device, unit.stats[key]["fmax_mhz"], limit, unit.stats[key].get("seeds"))
             for key, device, limit in FMAX_TARGETS
             if key in unit.stats
         ]
@@ -312,7 +189,8 @@ def _fmax_lines(units: Sequence[Unit]) -> list[str]:
         parts = [
             f"{device} {mhz} MHz (target >= {limit:g}: "
             + ("holds)" if mhz >= limit else "does not hold)")
-            for device, mhz, limit in measured
+            + (f", seeds {seeds}" if seeds else "")
+            for device, mhz, limit, seeds in measured
         ]
         lines.append(f"- {unit.name}, pipelined: " + "; ".join(parts) + ".")
     return lines
@@ -404,6 +282,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"also place and route the MACs ({', '.join(d.title for d in DEVICES.values())}) "
         "for their Fmax, the PAL MACs also pipelined (slow)",
     )
+    parser.add_argument(
+        "--seeds",
+        default="1",
+        help="comma-separated nextpnr placement seeds of the pipelined Fmax runs; the table "
+        "shows their median (default 1)",
+    )
     parser.add_argument("--no-baselines", action="store_true", help="skip the baseline MACs")
     parser.add_argument("--jobs", type=int, default=2, help="units synthesized in parallel")
     parser.add_argument(
@@ -431,6 +315,14 @@ def _split_choices(option: str, text: str, choices) -> list[str]:
     for name in names:
         check_choice(option, name, choices)
     return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, not {text!r}") from None
+    return [check_int("--seeds", seed, 1, 1 << 30) for seed in seeds]
 
 
 def _check_writable(option: str, path: Path | None) -> None:
@@ -482,11 +374,14 @@ def _load_json(paths: Sequence[Path]) -> tuple[list[Unit], str]:
     return units, version
 
 
-def _synthesize(units: list[Unit], targets: Sequence[str], *, jobs: int, with_fmax: bool) -> str:
+def _synthesize(
+    units: list[Unit], targets: Sequence[str], *, jobs: int, with_fmax: bool, seeds: Sequence[int]
+) -> str:
     """Measure ``units`` (:func:`measure`), ``jobs`` at a time; returns the Yosys version."""
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for unit in pool.map(lambda u: measure(u, targets, with_fmax=with_fmax), units):
+        work = pool.map(lambda u: measure(u, targets, with_fmax=with_fmax, seeds=seeds), units)
+        for unit in work:
             counts = ", ".join(
                 f"{name} {next(iter(v for k, v in stats.items() if k != 'cells'))}"
                 for name, stats in unit.stats.items()
@@ -516,7 +411,9 @@ def run(args: argparse.Namespace) -> int:
             units, version = _load_json(args.from_json)
         else:
             units = _select_units(args, formats)
-            version = _synthesize(units, targets, jobs=jobs, with_fmax=args.fmax)
+            version = _synthesize(
+                units, targets, jobs=jobs, with_fmax=args.fmax, seeds=_seeds(args.seeds)
+            )
     except (TypeError, ValueError) as error:
         print(f"palhdl cost: error: {error}", file=sys.stderr)
         return 2

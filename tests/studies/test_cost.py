@@ -31,7 +31,14 @@ def test_render_states_which_targets_hold():
         result.stats = {"ice40": {"LUT4": luts, "carry": 1, "DFF": 2}}
         return result
 
-    pal, int8, limit = cost.COST_TARGETS[0]
+    table, restart, table_limit = cost.COST_TARGETS[0]
+    assert (table, restart, table_limit) == (
+        "PALTableMac pal8 acc32/12 t14 wrap W5",
+        "IntRestartMac int8 acc32",
+        0.45,
+    )
+    assert cost.COST_TARGETS[1][1:] == ("FP8RestartMac e4m3 acc32/12 t14 wrap", 0.5)
+    pal, int8, limit = cost.COST_TARGETS[2]
     assert (pal, int8, limit) == ("PALMac pal8 acc32/12 t14 wrap W5", "IntMac int8 acc32", 0.7)
     text = cost.render([unit(pal, 120), unit(int8, 200)], "Yosys 0.70", ["- rounding line"])
     assert f"| {pal} | 120 | 1 | 2 |" in text
@@ -49,14 +56,14 @@ def test_render_states_which_fmax_targets_hold():
     mac = cost.Unit("PALMac pal8 acc32/12 t14 wrap W5", "MAC", lambda: None)
     mac.stats = {
         "ice40": {"LUT4": 100, "carry": 1, "DFF": 2},
-        "fmax_pipelined_ice40": {"fmax_mhz": 61.5},
+        "fmax_pipelined_ice40": {"fmax_mhz": 61.5, "seeds": "60/61/62/63"},
         "fmax_pipelined_ecp5": {"fmax_mhz": 180.0},
     }
     text = cost.render([mac], "Yosys 0.70")
     assert "| 61.5 | 180.0 |" in text
     assert (
         "- PALMac pal8 acc32/12 t14 wrap W5, pipelined: iCE40 UP5K 61.5 MHz (target >= 60: "
-        "holds); ECP5-85 180.0 MHz (target >= 220: does not hold)."
+        "holds), seeds 60/61/62/63; ECP5-85 180.0 MHz (target >= 220: does not hold)."
     ) in text
 
 
@@ -71,6 +78,10 @@ def test_pipelined_variants_of_the_pal_macs_only():
     term = units["PALProductTerm pal8 acc32/12 t14 wrap W5"]
     assert not term.is_mac and term.build_pipelined is None
     assert all(unit.is_mac for unit in cost.baseline_units())
+    table = units["PALTableMac pal8 acc32/12 t14 wrap W5"]
+    table_pipelined = table.build_pipelined()
+    assert table.is_mac and table_pipelined.segments == 3
+    Fragment.get(table_pipelined, None)
 
 
 def test_mac_labels_name_the_window():
