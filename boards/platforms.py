@@ -22,6 +22,8 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from palhdl.boards.devices import ECP5_85F, ICE40_UP5K, Device
 from palhdl.format import MacConfig, PALFormat, pal8, pal16
+from palhdl.hdl.pe import MAX_TABLE_ENTRIES, table_entries
+from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.unit import Unit
 from palhdl.validate import check_choice, check_instance, check_positive_float
 
@@ -240,6 +242,12 @@ class Board:
     nextpnr_extra : tuple of str
         nextpnr options the board's builds need beyond the device's (the ULX3S routes with
         ``router2``: nextpnr's default router did not converge on a 16 x 16 array in two hours).
+    term : str
+        The PEs' product term, ``PALArithmetic(term=...)``: ``"table"`` (iCE40: one 256 x 16
+        EBR per PE) or ``"signed_table"`` (ECP5: no sign logic).
+    table_ports : int
+        PEs per product-term table, ``PALArithmetic(table_ports=...)``: 2 on the ECP5, whose
+        dual-ported ``DP16KD`` serves two PEs; 1 on the iCE40 (one read port per EBR).
     """
 
     name: str
@@ -254,6 +262,8 @@ class Board:
     output: str
     leds: int
     nextpnr_extra: tuple[str, ...] = ()
+    term: str = "auto"
+    table_ports: int = 1
 
     @property
     def family(self) -> str:
@@ -281,6 +291,19 @@ class Board:
         raise ValueError(
             f"board {self.name!r} has default accumulators for formats {names}, not {fmt.name!r}; "
             "pass a MacConfig"
+        )
+
+    def arithmetic(self, config: MacConfig, *, pipelined: bool = True) -> PALArithmetic:
+        """Return the PE arithmetic of this board's PAL arrays for ``config``.
+
+        The board's :attr:`term` and :attr:`table_ports` where ``config``'s product-term table
+        fits in block RAM, else the logic product term (pal16).
+        """
+        check_instance("config", config, MacConfig)
+        if table_entries(config, signed=self.term == "signed_table") > MAX_TABLE_ENTRIES:
+            return PALArithmetic(config=config, pipelined=pipelined, term="logic")
+        return PALArithmetic(
+            config=config, pipelined=pipelined, term=self.term, table_ports=self.table_ports
         )
 
     def pll(self, clk_freq: float) -> ICE40PLL | ECP5PLL | None:
@@ -324,6 +347,7 @@ BOARDS: dict[str, Board] = {
             ),
             output="raw",
             leds=2,
+            term="table",
         ),
         Board(
             name="ulx3s-85f",
@@ -348,6 +372,8 @@ BOARDS: dict[str, Board] = {
             output="raw",
             leds=8,
             nextpnr_extra=("--router", "router2"),
+            term="signed_table",
+            table_ports=2,
         ),
     )
 }

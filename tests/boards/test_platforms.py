@@ -196,3 +196,15 @@ def test_board_top_elaborates_on_the_board_platform(board, mhz, pll):
     rtlil = plan.files["top.il"]
     assert ("SB_PLL40_PAD" in rtlil) == (pll is ICE40PLL)
     assert ("EHXPLLL" in rtlil) == (pll is ECP5PLL)
+
+
+def test_board_arithmetic_is_its_best_pal_pe():
+    from palhdl.format import pal16
+
+    ice40 = get_board("icebreaker").arithmetic(get_board("icebreaker").default_config())
+    assert (ice40.term, ice40.table_ports, ice40.pipelined) == ("table", 1, True)
+    ulx3s = get_board("ulx3s-85f")
+    ecp5 = ulx3s.arithmetic(ulx3s.default_config(), pipelined=False)
+    assert (ecp5.term, ecp5.product_group, ecp5.pipelined) == ("signed_table", 2, False)
+    # pal16's table would have 65,536 entries: the logic product term.
+    assert ulx3s.arithmetic(ulx3s.default_config(pal16)).term == "logic"
