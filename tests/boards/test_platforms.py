@@ -199,8 +199,6 @@ def test_board_top_elaborates_on_the_board_platform(board, mhz, pll):
 
 
 def test_board_arithmetic_is_its_best_pal_pe():
-    from palhdl.format import pal16
-
     ice40 = get_board("icebreaker").arithmetic(get_board("icebreaker").default_config())
     assert (ice40.term, ice40.table_ports, ice40.pipelined) == ("table", 1, True)
     ulx3s = get_board("ulx3s-85f")
