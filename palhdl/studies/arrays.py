@@ -27,7 +27,7 @@ from pathlib import Path
 
 from palhdl.boards.arraytop import ArrayCore
 from palhdl.boards.platforms import BOARDS, Board, get_board
-from palhdl.hdl.providers import Arithmetic, FP8Arithmetic, IntArithmetic, PALArithmetic
+from palhdl.hdl.providers import Arithmetic, FP8Arithmetic, IntArithmetic
 from palhdl.hdl.systolic import MAX_DIM
 from palhdl.studies.cost import PAL8_COST
 from palhdl.synth.arraybuild import ArrayBuildReport, build_array
@@ -118,14 +118,14 @@ _ESTIMATE_SIZES = (2, 4)
 def make_arithmetic(name: str, board: Board) -> Arithmetic:
     """Return the provider of arithmetic ``name`` (``"pal8"``, ``"int8"``, ``"fp8"``).
 
-    pal8: ``PALArithmetic(config=board.default_config())``; int8: ``IntArithmetic(width=8,
-    acc_bits=INT8_ACC_BITS)``; fp8: E4M3 in the cost study's window
+    pal8: ``board.arithmetic(board.default_config())`` (the board's block-RAM PE); int8:
+    ``IntArithmetic(width=8, acc_bits=INT8_ACC_BITS)``; fp8: E4M3 in the cost study's window
     (:data:`palhdl.studies.cost.PAL8_COST`'s 32-bit wrapping accumulator, 12 fraction bits,
     terms below ``2**14``).
     """
     name = check_choice("arithmetic", name, ("pal8", "int8", "fp8"))
     if name == "pal8":
-        return PALArithmetic(config=board.default_config())
+        return board.arithmetic(board.default_config())
     if name == "int8":
         return IntArithmetic(width=8, acc_bits=INT8_ACC_BITS)
     return FP8Arithmetic(
