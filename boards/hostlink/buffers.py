@@ -1,4 +1,4 @@
-"""The host link's operand buffers: A and B tiles in block RAM, their scales and K."""
+"""The host link's operand buffers: A and B tiles in one block RAM, their scales and K."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ SCALE_BYTES = (SCALE_BITS + 7) // 8
 def load_signature(*, rows: int, cols: int, k_max: int, width: int) -> wiring.Signature:
     """Return the signature of LOAD writes into :class:`OperandBuffers` (as the parser drives it).
 
-    ``word`` goes to row ``address`` of the A memory in the lanes set in ``a_en`` (B:
-    ``b_en``); ``scale_byte`` to the scale byte registers set in ``scale_a_en`` /
-    ``scale_b_en`` (two per lane, low byte first). ``invalidate_a`` / ``invalidate_b`` clear a
-    buffer's valid flag; ``target_a`` and ``k`` say which buffer a commit validates, with
-    which K.
+    ``word`` goes to K step ``address`` of the A tile in the lane set in ``a_en`` (B:
+    ``b_en``); at most one bit of ``a_en`` and ``b_en`` together is set. ``scale_byte`` goes
+    to the scale byte registers set in ``scale_a_en`` / ``scale_b_en`` (two per lane, low byte
+    first). ``invalidate_a`` / ``invalidate_b`` clear a buffer's valid flag; ``target_a`` and
+    ``k`` say which buffer a commit validates, with which K.
     """
     return wiring.Signature(
         {
@@ -46,16 +46,18 @@ def load_signature(*, rows: int, cols: int, k_max: int, width: int) -> wiring.Si
 
 
 def operand_read_signature(*, rows: int, cols: int, k_max: int, width: int) -> wiring.Signature:
-    """Return the signature of reading a K step of both tiles (as :class:`OperandBuffers` does).
+    """Return the signature of reading the operand memory (as :class:`OperandBuffers` does).
 
-    ``a`` (``rows`` words) and ``b`` (``cols`` words) are row ``addr`` of the A and B memories
-    one cycle after ``addr``; ``a_scale``, ``b_scale`` the scales and ``k`` the K of A.
+    The memory holds both tiles, a row of ``max(rows, cols)`` words per address: address
+    ``2 * k`` is column ``k`` of the A tile (``rows`` words, lane ``i`` at bits ``i * width``),
+    address ``2 * k + 1`` row ``k`` of the B tile (``cols`` words). ``data`` is the row at
+    ``addr`` one cycle after ``addr``; ``a_scale``, ``b_scale`` are the scales and ``k`` the K
+    of A.
     """
     return wiring.Signature(
         {
-            "addr": In(range(k_max)),
-            "a": Out(rows * width),
-            "b": Out(cols * width),
+            "addr": In(range(2 * k_max)),
+            "data": Out(max(rows, cols) * width),
             "a_scale": Out(data.ArrayLayout(signed(SCALE_BITS), rows)),
             "b_scale": Out(data.ArrayLayout(signed(SCALE_BITS), cols)),
             "k": Out(range(k_max + 1)),
@@ -66,10 +68,14 @@ def operand_read_signature(*, rows: int, cols: int, k_max: int, width: int) -> w
 class OperandBuffers(Unit):
     """The A and B operand tiles of the host link, written by LOAD packets.
 
-    A is a memory of ``k_max`` rows of ``rows`` words (row ``k``: column ``k`` of the A tile,
-    one beat of the array's ``a`` stream), B one of ``k_max`` rows of ``cols`` words (row ``k``
-    of the B tile); both are written a word at a time through per-word write enables. The
-    scales are byte registers. A buffer is invalidated when a LOAD for it starts and becomes
+    Both tiles share one memory of ``2 * k_max`` rows of ``max(rows, cols)`` words: row
+    ``2 * k`` holds column ``k`` of the A tile (one beat of the array's ``a`` stream), row
+    ``2 * k + 1`` row ``k`` of the B tile (its ``b`` beat). It is written a word at a time
+    through per-word write enables and read a row per cycle, so a K step takes two reads (the
+    run engine has two cycles per beat). Folding A and B into one narrow, deep memory instead
+    of two wide, shallow ones fills the block RAMs: with ``k_max`` 64, a 5 x 5 pal8 array's
+    operands take three iCE40 block RAMs (40 bits wide, 128 deep) instead of six. The scales
+    are byte registers. A buffer is invalidated when a LOAD for it starts and becomes
     valid, with its K, only on ``commit``.
 
     Parameters
@@ -133,7 +139,7 @@ class OperandBuffers(Unit):
 
     @property
     def k_max(self) -> int:
-        """Rows of each memory."""
+        """Deepest K of a tile (the memory has ``2 * k_max`` rows)."""
         return self._k_max
 
     @property
@@ -143,33 +149,30 @@ class OperandBuffers(Unit):
 
     @property
     def latency(self) -> int:
-        """Cycles from ``read.addr`` to ``read.a`` / ``read.b``."""
+        """Cycles from ``read.addr`` to ``read.data``."""
         return 1
 
     def elaborate(self, platform):
-        """Build the memories, the scale registers and the valid flags."""
+        """Build the operand memory, the scale registers and the valid flags."""
         m = Module()
         rows, cols, width, load = self._rows, self._cols, self._width, self.load
-        m.submodules.mem_a = mem_a = Memory(shape=rows * width, depth=self._k_max, init=[])
-        m.submodules.mem_b = mem_b = Memory(shape=cols * width, depth=self._k_max, init=[])
-        for memory, lanes, enables, out in (
-            (mem_a, rows, load.a_en, self.read.a),
-            (mem_b, cols, load.b_en, self.read.b),
-        ):
-            write = memory.write_port(granularity=width)
-            read = memory.read_port()
-            m.d.comb += [
-                write.addr.eq(load.address),
-                write.data.eq(Cat([load.word] * lanes)),
-                write.en.eq(enables),
-                read.addr.eq(self.read.addr),
-                out.eq(read.data),
-            ]
-        for lanes, enables, scales in (
+        lanes = max(rows, cols)
+        memory = Memory(shape=lanes * width, depth=2 * self._k_max, init=[])
+        m.submodules.memory = memory
+        write = memory.write_port(granularity=width)
+        read = memory.read_port()
+        m.d.comb += [
+            write.addr.eq(Cat(load.b_en.any(), load.address)),
+            write.data.eq(Cat([load.word] * lanes)),
+            write.en.eq(load.a_en | load.b_en),
+            read.addr.eq(self.read.addr),
+            self.read.data.eq(read.data),
+        ]
+        for scale_lanes, enables, scales in (
             (rows, load.scale_a_en, self.read.a_scale),
             (cols, load.scale_b_en, self.read.b_scale),
         ):
-            registers = [Signal(8, name=f"scale_byte{i}") for i in range(SCALE_BYTES * lanes)]
+            registers = [Signal(8, name=f"scale_byte{i}") for i in range(SCALE_BYTES * scale_lanes)]
             for index, register in enumerate(registers):
                 with m.If(enables[index]):
                     m.d.sync += register.eq(load.scale_byte)

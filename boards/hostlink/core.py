@@ -54,20 +54,21 @@ class HostLinkCore(Unit):
     Everything runs in ``sync``. Inside: UART receiver and transmitter
     (:mod:`palhdl.hdl.uart`), a receive FIFO of
     :data:`~palhdl.boards.hostlink.receiver.RX_FIFO_DEPTH` bytes, a byte-wide packet parser
-    with CRC-8 and an inter-byte timeout, operand buffers in block RAM (A: ``k_max`` rows of
-    ``rows`` PAL words, B: ``k_max`` rows of ``cols`` words; scales in registers), the
-    :class:`~palhdl.hdl.systolic.SystolicArray` (:class:`~palhdl.hdl.providers.PALArithmetic`,
-    readout ``output``), a byte-wide result buffer in block RAM (``rows x cols`` lanes of
-    :attr:`lane_bytes` bytes, row-major) and a reply generator. The protocol is in
-    ``docs/host-link.md``.
+    with CRC-8 and an inter-byte timeout, operand buffers in one block RAM (row ``2 k``: column
+    ``k`` of A, ``rows`` PAL words; row ``2 k + 1``: row ``k`` of B, ``cols`` words; scales in
+    registers), the :class:`~palhdl.hdl.systolic.SystolicArray`
+    (:class:`~palhdl.hdl.providers.PALArithmetic`, readout ``output``), a byte-wide result
+    buffer (``rows x cols`` lanes of :attr:`lane_bytes` bytes, row-major; an SPRAM on an iCE40
+    UltraPlus, else block RAM: :class:`~palhdl.boards.hostlink.run.ResultMemory`) and a reply
+    generator. The protocol is in ``docs/host-link.md``.
 
     Every decision of the link's control is taken from registers (decoded command flags,
     comparisons of counters with their limits made a step ahead, comparisons of received bytes
-    made when they enter the FIFO, registered memory writes and array handshakes), so the link
-    adds at most a few LUT levels to any path. Its state machines carry Yosys'
-    ``fsm_encoding = "one-hot"``: Yosys then ignores their initial values, so ``sync`` must be
-    reset after configuration (the board tops of :mod:`palhdl.boards.platforms` hold it in
-    reset until the PLL has locked).
+    made when they enter the FIFO, registered memory writes, array handshakes and the run
+    engine's start), so the link adds at most a few LUT levels to any path. Its state machines
+    carry Yosys' ``fsm_encoding = "one-hot"``: Yosys then ignores their initial values, so
+    ``sync`` must be reset after configuration (the board tops of
+    :mod:`palhdl.boards.platforms` hold it in reset until the PLL has locked).
 
     Parameters
     ----------
@@ -358,12 +359,16 @@ class HostLinkCore(Unit):
         """Sequence a packet: verdict, reply, execution; return "the control is idle".
 
         VERIFY registers the verdict on the parsed packet, PREPARE the reply it calls for;
-        DISPATCH starts that reply once the reply generator is free and executes the command.
-        Everything these states decide on is registered. The parser stops reading when a
-        packet ends; every return to IDLE resumes it.
+        DISPATCH starts that reply once the reply generator is free and executes the command
+        (a RUN starts the engine from a register, in the next cycle). Everything these states
+        decide on is registered. The parser stops reading when a packet ends; every return to
+        IDLE resumes it.
         """
         verdict = Signal(4)  # 0: execute; else the code of the ERROR reply
         reply_now = Signal()  # DISPATCH starts the reply (all but a good RUN)
+        start_run = Signal()  # the run engine's start, one cycle after DISPATCH
+        m.d.sync += start_run.eq(0)
+        m.d.comb += engine.start.eq(start_run)
         k_match = Signal()  # a_k == b_k (they change only at a LOAD's DISPATCH)
         m.d.sync += k_match.eq(buffers.a_k == buffers.b_k)
         with m.FSM(name="control") as control:
@@ -413,7 +418,7 @@ class HostLinkCore(Unit):
                     with m.If(parser.is_load_a | parser.is_load_b):
                         m.d.comb += buffers.commit.eq(1)
                     with m.If(parser.is_run):
-                        m.d.comb += engine.start.eq(1)
+                        m.d.sync += start_run.eq(1)
                         m.next = "RUN"
             with m.State("RUN"), m.If(engine.done):
                 m.d.comb += [reply.start.eq(1), parser.resume.eq(1)]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Shape, Signal, Value
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Shape, Signal, Value
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.vendor import SiliconBluePlatform
 
 from palhdl.boards.hostlink.buffers import operand_read_signature
 from palhdl.boards.hostlink.gates import one_hot
@@ -15,17 +16,120 @@ from palhdl.hdl.systolic import SystolicArray
 from palhdl.hdl.unit import Unit
 from palhdl.validate import check_instance, check_int
 
-__all__ = ["RunEngine"]
+__all__ = ["SPRAM_DEPTH", "ResultMemory", "RunEngine"]
+
+#: Words of an iCE40 UltraPlus single-port RAM (SB_SPRAM256KA: 16384 x 16 bits).
+SPRAM_DEPTH = 16384
+
+
+class ResultMemory(Unit):
+    """A byte-wide single-port memory (one address for reading and writing): the result buffer.
+
+    Elaborated for an iCE40 UltraPlus (a :class:`~amaranth.vendor.SiliconBluePlatform` whose
+    device starts with ``iCE40UP``) it is one ``SB_SPRAM256KA`` (bytes in the low half of its
+    16-bit words) if ``depth`` is at most :data:`SPRAM_DEPTH`, so the result takes none of the
+    block RAMs; anywhere else (another FPGA, simulation, ``platform=None``) it is an Amaranth
+    ``Memory`` placed in block RAM. Yosys does
+    not infer the SPRAM from a ``Memory``: its SPRAM rule refuses initialised memories, and
+    Amaranth always initialises one.
+
+    Parameters
+    ----------
+    depth : int
+        Bytes, at least 1.
+
+    Members
+    -------
+    addr : In(range(depth))
+        The byte read, or written when ``write_en`` is set.
+    write_data : In(8)
+        The byte written.
+    write_en : In(1)
+        Write ``write_data`` at ``addr`` (at the end of the cycle).
+    read_data : Out(8)
+        The byte at ``addr`` one cycle earlier, when ``write_en`` was low then (undefined after
+        a write cycle).
+    """
+
+    @classmethod
+    def check_parameters(cls, *, depth: int) -> int:
+        """Validate the depth; return it."""
+        return check_int("depth", depth, 1, None)
+
+    def __init__(self, *, depth: int):
+        self._depth = self.check_parameters(depth=depth)
+        super().__init__(
+            {
+                "addr": In(range(depth)),
+                "write_data": In(8),
+                "write_en": In(1),
+                "read_data": Out(8),
+            }
+        )
+
+    @property
+    def depth(self) -> int:
+        """Bytes of the memory."""
+        return self._depth
+
+    @staticmethod
+    def uses_spram(platform, depth: int) -> bool:
+        """Whether a memory of ``depth`` bytes elaborated for ``platform`` is an SPRAM."""
+        ultraplus = isinstance(platform, SiliconBluePlatform) and platform.device.startswith(
+            "iCE40UP"
+        )
+        return ultraplus and depth <= SPRAM_DEPTH
+
+    def elaborate(self, platform):
+        """Instantiate the SPRAM on an iCE40 UltraPlus, else a block RAM ``Memory``."""
+        m = Module()
+        if self.uses_spram(platform, self._depth):
+            data_out = Signal(16)
+            m.submodules.spram = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=Cat(self.addr, Const(0, 14 - len(self.addr))),
+                i_DATAIN=Cat(self.write_data, Const(0, 8)),
+                i_MASKWREN=Cat(self.write_en, self.write_en, Const(0, 2)),  # the low byte
+                i_WREN=self.write_en,
+                i_CHIPSELECT=Const(1),
+                i_CLOCK=ClockSignal("sync"),
+                i_STANDBY=Const(0),
+                i_SLEEP=Const(0),
+                i_POWEROFF=Const(1),  # active low
+                o_DATAOUT=data_out,
+            )
+            m.d.comb += self.read_data.eq(data_out[:8])
+            return m
+        # Forced into block RAM even when small (else the synthesiser would build it from
+        # flip-flops and a read multiplexer).
+        memory = Memory(shape=8, depth=self._depth, init=[], attrs={"ram_style": "block"})
+        m.submodules.memory = memory
+        write, read = memory.write_port(), memory.read_port()
+        m.d.comb += [
+            write.addr.eq(self.addr),
+            write.data.eq(self.write_data),
+            write.en.eq(self.write_en),
+            read.addr.eq(self.addr),
+            self.read_data.eq(read.data),
+        ]
+        return m
 
 
 class RunEngine(Unit):
     """Runs the loaded tiles through a :class:`~palhdl.hdl.systolic.SystolicArray`.
 
-    On ``start`` the engine presents one beat every two cycles (one to read row ``k`` of both
-    operand memories), the last one marked ``last``; then it takes the result rows from the
-    array, each into a one-row shift register of whole-byte lanes, and writes them a byte per
-    cycle into a byte-wide result memory (block RAM) in READ order, so no multiplexer spans the
-    result. ``done`` pulses when the last byte is in.
+    On ``start`` the engine presents one beat every two cycles, reading the operand memory
+    twice per beat (A column ``k`` at address ``2 * k`` into a register, then B row ``k`` at
+    ``2 * k + 1``, which the beat takes straight from the memory), the last one marked
+    ``last``. The read for the next beat is issued while a beat is offered: the array takes any
+    beat but a last one as soon as it is offered (its flow control), and for the last one the
+    address holds, so a stalled last beat keeps its data. Then the engine takes the result rows
+    from the array, each into a one-row shift register of whole-byte lanes, and writes them a
+    byte per cycle into a byte-wide single-port :class:`ResultMemory` in READ order, so no
+    multiplexer spans the result. ``done`` pulses when the last byte is in.
+
+    Every decision is taken from registers: the last-beat flag is compared a step ahead, the
+    cycle count's saturation is registered and the array's ``c.ready`` is a register.
 
     Parameters
     ----------
@@ -37,11 +141,11 @@ class RunEngine(Unit):
     Members
     -------
     start : In(1)
-        Start a run (while idle); invalidates the result.
+        Start a run (only while idle); invalidates the result.
     done : Out(1)
         The run has finished (one cycle); the result is valid from the next cycle.
     operands : In(operand_read_signature(...))
-        The operand buffers.
+        The operand buffers (``k`` is sampled at ``start``).
     a, b : Out(the array's ``a`` / ``b`` stream signatures)
         Beats to the array.
     c : In(the array's ``c`` stream signature)
@@ -53,7 +157,7 @@ class RunEngine(Unit):
     cycles : Out(16)
         Cycles from the start of the last run to its last result byte, saturating.
     read_addr : In(range(rows * cols * lane_bytes))
-        Result memory address (one cycle of read latency).
+        Result memory address (one cycle of read latency; not during a run).
     read_data : Out(8)
         Result memory byte.
     """
@@ -70,8 +174,10 @@ class RunEngine(Unit):
         streams = array.signature.members
         self._lane_shape = array.lane_shape
         self._lane_bytes = (Shape.cast(self._lane_shape).width + 7) // 8
-        width = Shape.cast(array.arithmetic.a_shape).width
-        read = operand_read_signature(rows=self._rows, cols=self._cols, k_max=k_max, width=width)
+        self._width = Shape.cast(array.arithmetic.a_shape).width
+        read = operand_read_signature(
+            rows=self._rows, cols=self._cols, k_max=k_max, width=self._width
+        )
         super().__init__(
             {
                 "start": In(1),
@@ -110,54 +216,47 @@ class RunEngine(Unit):
         return 1
 
     def elaborate(self, platform):
-        """Build the beat sequencer, the row collector and the result memory."""
+        """Build the beat sequencer, the row collector, the cycle count and the result memory."""
         m = Module()
+        operands, k_max = self.operands, self._k_max
         s = SimpleNamespace(
-            k_run=Signal(range(self._k_max), name="k_run"),
-            # k_run is the last K step (registered in FETCH).
-            beat_last=Signal(name="beat_last"),
+            # The operand memory address, 0 while idle; it holds on the last B row.
+            addr=Signal(range(2 * k_max), name="operand_addr"),
+            k_last=Signal(range(k_max), name="k_last"),  # K - 1, registered at start
+            last=Signal(name="beat_last"),  # addr is the B row of the last K step
+            a_column=Signal(self._rows * self._width, name="a_column"),
             # Registered c.ready: collecting, no row being stored and rows left to take.
             collect=Signal(name="collect"),
         )
         store = self._store(m)
         m.d.comb += [
-            self.operands.addr.eq(s.k_run),
-            self.a.payload.data.as_value().eq(self.operands.a),
-            self.b.payload.data.as_value().eq(self.operands.b),
-            self.a.payload.last.eq(s.beat_last),
+            operands.addr.eq(s.addr),
+            self.a.payload.data.as_value().eq(s.a_column),
+            self.b.payload.data.as_value().eq(operands.data),
+            self.a.payload.last.eq(s.last),
             self.c.ready.eq(s.collect),
         ]
-        m.d.comb += [
-            self.a.payload.scale[i].eq(self.operands.a_scale[i]) for i in range(self._rows)
-        ]
-        m.d.comb += [
-            self.b.payload.scale[j].eq(self.operands.b_scale[j]) for j in range(self._cols)
-        ]
+        m.d.comb += [self.a.payload.scale[i].eq(operands.a_scale[i]) for i in range(self._rows)]
+        m.d.comb += [self.b.payload.scale[j].eq(operands.b_scale[j]) for j in range(self._cols)]
         with m.FSM(name="run") as fsm:
-            with m.State("IDLE"), m.If(self.start):
-                m.d.sync += [
-                    s.k_run.eq(0),
-                    store.rows_taken.eq(0),
-                    store.all_taken.eq(0),
-                    store.addr.eq(0),
-                    self.result_valid.eq(0),
-                    self.nan.eq(0),
-                    self.saturated.eq(0),
-                    self.cycles.eq(0),
-                ]
-                m.next = "FETCH"
-            with m.State("FETCH"):  # the operand memories read row k_run
-                m.d.sync += s.beat_last.eq(s.k_run == self.operands.k - 1)
+            with m.State("IDLE"):
+                m.d.sync += s.k_last.eq(operands.k - 1)
+                with m.If(self.start):
+                    m.d.sync += [s.addr.eq(1), s.last.eq(operands.k == 1)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):  # the memory shows A column k; addr is B row k
+                m.d.sync += s.a_column.eq(operands.data)
+                with m.If(~s.last):
+                    m.d.sync += s.addr.eq(s.addr + 1)
                 m.next = "BEAT"
-            with m.State("BEAT"):
+            with m.State("BEAT"):  # the memory shows B row k; addr is A column k + 1
                 m.d.comb += [self.a.valid.eq(1), self.b.valid.eq(1)]
-                with m.If(self.a.ready):
-                    with m.If(self.a.payload.last):
-                        m.d.sync += s.collect.eq(1)
-                        m.next = "COLLECT"
-                    with m.Else():
-                        m.d.sync += s.k_run.eq(s.k_run + 1)
-                        m.next = "FETCH"
+                with m.If(~s.last):  # taken at once
+                    m.d.sync += [s.addr.eq(s.addr + 1), s.last.eq(s.addr[1:] == s.k_last)]
+                    m.next = "FETCH"
+                with m.Elif(self.a.ready):
+                    m.d.sync += [s.addr.eq(0), s.last.eq(0), s.collect.eq(1)]
+                    m.next = "COLLECT"
             with m.State("COLLECT"):
                 with m.If(store.storing):  # the previous row is still going into the memory
                     m.d.sync += s.collect.eq((store.bytes_left == 1) & ~store.all_taken)
@@ -166,22 +265,38 @@ class RunEngine(Unit):
                     m.d.sync += self.result_valid.eq(1)
                     m.next = "IDLE"
         one_hot(fsm)
+        with m.If(self.start):  # (only while idle: no state decoding here)
+            m.d.sync += [
+                store.rows_taken.eq(0),
+                store.all_taken.eq(0),
+                store.addr.eq(0),
+                self.result_valid.eq(0),
+                self.nan.eq(0),
+                self.saturated.eq(0),
+            ]
         self._take_row(m, s, store)
-        with m.If(~fsm.ongoing("IDLE") & (self.cycles != 0xFFFF)):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
+        self._count_cycles(m, ~fsm.ongoing("IDLE"))
         return m
+
+    def _count_cycles(self, m: Module, running) -> None:
+        """``cycles``: cleared by ``start``, then counts while ``running`` up to 0xFFFF.
+
+        The saturation test is registered one count ahead, so the count's enable is a function
+        of registers only.
+        """
+        full = Signal(name="cycles_full")  # cycles == 0xFFFF
+        with m.If(self.start):
+            m.d.sync += [self.cycles.eq(0), full.eq(0)]
+        with m.Elif(running & ~full):
+            m.d.sync += [self.cycles.eq(self.cycles + 1), full.eq(self.cycles == 0xFFFE)]
 
     def _store(self, m: Module) -> SimpleNamespace:
         """Build the result memory and the shift register that writes a row into it."""
         row_bytes = self._cols * self._lane_bytes
-        # Byte-wide, so any readout fits one or two block RAMs; forced into block RAM even
-        # when small (else the synthesiser would build it from flip-flops and a read mux).
-        memory = Memory(shape=8, depth=self.read_length, init=[], attrs={"ram_style": "block"})
-        m.submodules.result = memory
-        write, read = memory.write_port(), memory.read_port()
+        m.submodules.result = result = ResultMemory(depth=self.read_length)
         store = SimpleNamespace(
             row_bytes=row_bytes,
-            addr=write.addr,
+            addr=Signal(range(self.read_length), name="store_addr"),
             rows_taken=Signal(range(self._rows), name="rows_taken"),
             all_taken=Signal(name="all_taken"),  # rows_taken has reached rows
             row_shift=Signal(8 * row_bytes, name="row_shift"),
@@ -189,17 +304,19 @@ class RunEngine(Unit):
             storing=Signal(name="storing"),  # bytes_left != 0
         )
         m.d.comb += [
-            write.data.eq(store.row_shift[:8]),
-            write.en.eq(store.storing),
-            read.addr.eq(self.read_addr),
-            self.read_data.eq(read.data),
+            result.addr.eq(Mux(store.storing, store.addr, self.read_addr)),
+            result.write_data.eq(store.row_shift[:8]),
+            result.write_en.eq(store.storing),
+            self.read_data.eq(result.read_data),
         ]
+        # The shift register moves every cycle (it is read only while storing), so it needs
+        # no enable: taking a row is the only other input of its bits.
+        m.d.sync += store.row_shift.eq(store.row_shift >> 8)
         with m.If(store.storing):
             m.d.sync += [
-                store.row_shift.eq(store.row_shift >> 8),
                 store.bytes_left.eq(store.bytes_left - 1),
                 store.storing.eq(store.bytes_left != 1),
-                write.addr.eq(write.addr + 1),
+                store.addr.eq(store.addr + 1),
             ]
         return store
 

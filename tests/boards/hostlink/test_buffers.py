@@ -41,9 +41,10 @@ def test_writes_commit_and_read_back():
         seen["after"] = (ctx.get(dut.a_valid), ctx.get(dut.a_k), ctx.get(dut.read.k))
         seen["scales"] = [ctx.get(dut.read.a_scale[i]) for i in range(ROWS)]
         for k in range(3):
-            ctx.set(dut.read.addr, k)
-            await ctx.tick()  # one cycle of read latency
-            seen[k] = (ctx.get(dut.read.a), ctx.get(dut.read.b))
+            for half in range(2):  # A column k at address 2k, B row k at 2k + 1
+                ctx.set(dut.read.addr, 2 * k + half)
+                await ctx.tick()  # one cycle of read latency
+                seen[k, half] = ctx.get(dut.read.data)
         ctx.set(load.invalidate_a, 1)
         await ctx.tick()
         seen["invalidated"] = ctx.get(dut.a_valid)
@@ -59,7 +60,7 @@ def test_writes_commit_and_read_back():
     for k in range(3):
         row_a = sum(a.get((lane, k), 0) << (WIDTH * lane) for lane in range(ROWS))
         row_b = sum(b.get((lane, k), 0) << (WIDTH * lane) for lane in range(COLS))
-        assert seen[k] == (row_a, row_b), k
+        assert (seen[k, 0], seen[k, 1]) == (row_a, row_b), k
     assert seen["invalidated"] == 0
 
 

@@ -28,10 +28,12 @@ def test_run_fills_the_result_memory():
     wiring.connect(top, engine.a, array.a)
     wiring.connect(top, engine.b, array.b)
     wiring.connect(top, array.c, engine.c)
-    # Operand memory rows: row k of A is column k of the tile, row k of B is row k.
-    a_rows = [sum(int(a[i, k]) << (8 * i) for i in range(ROWS)) for k in range(K)]
-    b_rows = [sum(int(b[k, j]) << (8 * j) for j in range(COLS)) for k in range(K)]
-    seen = {}
+    # The operand memory: row 2k is column k of the A tile, row 2k + 1 row k of the B tile.
+    memory = {}
+    for k in range(K):
+        memory[2 * k] = sum(int(a[i, k]) << (8 * i) for i in range(ROWS))
+        memory[2 * k + 1] = sum(int(b[k, j]) << (8 * j) for j in range(COLS))
+    seen = {"stalled_beats": 0}
 
     async def bench(ctx):
         operands = engine.operands
@@ -45,11 +47,10 @@ def test_run_fills_the_result_memory():
         ctx.set(engine.start, 0)
         cycle = 1  # cycles since start
         while not ctx.get(engine.done):
-            address = ctx.get(operands.addr)
+            offered = ctx.get(engine.a.valid) and not ctx.get(engine.a.payload.last)
+            seen["stalled_beats"] += offered and not ctx.get(engine.a.ready)
             await ctx.tick()
             cycle += 1
-            ctx.set(operands.a, a_rows[address])  # one cycle of read latency
-            ctx.set(operands.b, b_rows[address])
             assert cycle < 500
         seen["run"] = (cycle, ctx.get(engine.result_valid))
         await ctx.tick()
@@ -62,12 +63,18 @@ def test_run_fills_the_result_memory():
         seen["data"] = data
         seen["flags"] = (ctx.get(engine.nan), ctx.get(engine.saturated))
 
+    async def operand_memory(ctx):  # a synchronous read port: one cycle of read latency
+        async for _, _, address in ctx.tick().sample(engine.operands.addr):
+            ctx.set(engine.operands.data, memory.get(address, 0))
+
     sim = Simulator(top)
     sim.add_clock(1e-6)
+    sim.add_process(operand_memory)
     sim.add_testbench(bench)
     sim.run()
     expected = arithmetic.golden_matmul(a, b, a_scales=a_scales, b_scales=b_scales, mode="pal")
     assert seen["data"] == expected.ravel().tolist()
+    assert seen["stalled_beats"] == 0  # the engine relies on it
     run_cycles, valid_at_done = seen["run"]
     assert valid_at_done == 0
     assert seen["after"] == (run_cycles, 1)  # counted from start to the last byte stored
