@@ -35,7 +35,7 @@ class Parser(Unit):
     Reads received entries while enabled: a register the parser clears when a packet ends
     and ``resume`` sets again. ``done`` pulses for one cycle when a packet has ended (CRC byte
     or timeout) with ``cmd``, its decoded flags (registered with ``cmd``) and ``error`` (0 =
-    good). LOAD words and scales leave on ``load`` through one register stage; the target
+    good). LOAD words and scales leave on ``load`` through two register stages; the target
     buffer is invalidated when the LOAD header arrives.
 
     Every decision on a byte uses that byte and registers only: comparisons of counters with
@@ -151,7 +151,7 @@ class Parser(Unit):
             with m.State("CHECK"):
                 with m.If(s.got):
                     m.d.sync += [s.crc_bad.eq(s.entry.byte != s.crc), s.enable.eq(0)]
-                    with m.If(s.is_load & ~s.fault & (s.phase != 4)):
+                    with m.If(s.is_load & ~s.k_bad & (s.phase != 4)):
                         m.d.sync += s.length_bad.eq(1)
                     m.next = "DONE"
                 with m.If(s.timed_out):
@@ -188,14 +188,15 @@ class Parser(Unit):
             "unknown_command": 1,
             "k_bad": 1,
             "length_bad": 1,
-            "fault": 1,  # one of UNKNOWN_COMMAND / K_RANGE / LENGTH found
             "is_load": 1,  # LOAD_A or LOAD_B
             "is_plain": 1,  # a command without payload
             "k_low": 8,
             "k_low_zero": 1,
             "k_low_one": 1,
             "k_low_above": 1,
-            "k_last": range(k_max),  # k - 1
+            # The inner / outer index after which the next step is the last one.
+            "inner_stop": lanes,
+            "outer_stop": lanes,
             "k_one": 1,  # k == 1
             "inner": lanes,
             "outer": lanes,
@@ -221,7 +222,9 @@ class Parser(Unit):
         """``error``: one flag per error, merged by priority.
 
         TIMEOUT, LINE, CHECKSUM, then the first of UNKNOWN_COMMAND / K_RANGE / LENGTH found
-        (at most one of these is set: finding one stops the checks).
+        (at most one of these is set: finding one stops the checks). In a LOAD the command is
+        known and LENGTH is only found at the end of the payload, so while the payload is
+        walked K_RANGE alone stops the checks and the writes (``loading``).
         """
         s.by_priority = [
             (s.timeout_hit, ErrorCode.TIMEOUT),
@@ -236,33 +239,57 @@ class Parser(Unit):
             merged = Mux(flag, code, merged)
         m.d.comb += [
             self.error.eq(merged),
-            s.fault.eq(s.unknown_command | s.k_bad | s.length_bad),
             self.i.ready.eq(s.enable),
             s.got.eq(self.i.valid & s.enable),
-            s.loading.eq(s.walking & ~s.fault),
+            s.loading.eq(s.walking & ~s.k_bad),
         ]
 
     def _write_stage(self, m: Module, s: SimpleNamespace) -> None:
-        """Register the LOAD writes: address, word, per-lane enables and scale strobes.
+        """Register the LOAD writes in two steps: what a byte writes, then the strobes.
 
-        A payload is K (2 bytes LE), the words (A: lane-major, k inner; B: k-major, lane
-        inner), then one 2-byte scale per lane; ``inner`` / ``outer`` walk the words.
+        The first step registers the word, its address and lane, the scale byte and index and
+        whether the byte completes a word or is a scale byte; the second decodes the lane into
+        the per-lane enables. A payload is K (2 bytes LE), the words (A: lane-major, k inner;
+        B: k-major, lane inner), then one 2-byte scale per lane; ``inner`` / ``outer`` walk the
+        words.
         """
         rows, cols, load, is_a = self._rows, self._cols, self.load, self.is_load_a
-        lane = Mux(is_a, s.outer, s.inner)
-        write_word = s.loading & (s.phase == 2) & (s.byte_in_word == self.word_bytes - 1)
-        write_scale = s.loading & (s.phase == 3)
+        lanes = max(rows, cols)
+        step = SimpleNamespace(
+            word=Signal(self._width, name="step_word"),
+            address=Signal(range(self._k_max), name="step_address"),
+            lane=Signal(range(lanes), name="step_lane"),
+            scale_byte=Signal(8, name="step_scale_byte"),
+            scale_index=Signal(range(2 * lanes), name="step_scale_index"),
+            is_a=Signal(name="step_is_a"),
+            write_word=Signal(name="step_write_word"),
+            write_scale=Signal(name="step_write_scale"),
+        )
         m.d.sync += [
-            load.word.eq(Cat(s.word_low, s.entry.byte)[: self._width]),
-            load.address.eq(Mux(is_a, s.inner, s.outer)),
-            load.a_en.eq(Mux(write_word & is_a, Cat(lane == i for i in range(rows)), 0)),
-            load.b_en.eq(Mux(write_word & ~is_a, Cat(lane == j for j in range(cols)), 0)),
-            load.scale_byte.eq(s.entry.byte),
+            step.word.eq(Cat(s.word_low, s.entry.byte)[: self._width]),
+            step.address.eq(Mux(is_a, s.inner, s.outer)),
+            step.lane.eq(Mux(is_a, s.outer, s.inner)),
+            step.scale_byte.eq(s.entry.byte),
+            step.scale_index.eq(s.scale_index),
+            step.is_a.eq(is_a),
+            step.write_word.eq(
+                s.loading & (s.phase == 2) & (s.byte_in_word == self.word_bytes - 1)
+            ),
+            step.write_scale.eq(s.loading & (s.phase == 3)),
+        ]
+        words_a, words_b = step.write_word & step.is_a, step.write_word & ~step.is_a
+        scales_a, scales_b = step.write_scale & step.is_a, step.write_scale & ~step.is_a
+        m.d.sync += [
+            load.word.eq(step.word),
+            load.address.eq(step.address),
+            load.a_en.eq(Mux(words_a, Cat(step.lane == i for i in range(rows)), 0)),
+            load.b_en.eq(Mux(words_b, Cat(step.lane == j for j in range(cols)), 0)),
+            load.scale_byte.eq(step.scale_byte),
             load.scale_a_en.eq(
-                Mux(write_scale & is_a, Cat(s.scale_index == i for i in range(2 * rows)), 0)
+                Mux(scales_a, Cat(step.scale_index == i for i in range(2 * rows)), 0)
             ),
             load.scale_b_en.eq(
-                Mux(write_scale & ~is_a, Cat(s.scale_index == j for j in range(2 * cols)), 0)
+                Mux(scales_b, Cat(step.scale_index == j for j in range(2 * cols)), 0)
             ),
         ]
         m.d.comb += load.target_a.eq(is_a)
@@ -358,7 +385,7 @@ class Parser(Unit):
                     ]
                     with m.If(s.scale_last):
                         m.d.sync += s.phase.eq(4)
-                        with m.If(~s.fault & ~s.final):
+                        with m.If(~s.k_bad & ~s.final):
                             m.d.sync += s.length_bad.eq(1)
 
     def _k_high(self, m: Module, s: SimpleNamespace) -> None:
@@ -366,9 +393,12 @@ class Parser(Unit):
         is_a, entry = self.is_load_a, s.entry
         full_k = Cat(s.k_low, entry.byte)
         one = s.k_low_one & entry.is_zero
+        # K - 2 (and rows - 2, cols - 2): the stops are only compared when K (rows, cols) >= 2.
+        k_stop = (full_k - 2)[: len(s.inner_stop)]
         m.d.sync += [
             self.load.k.eq(full_k),
-            s.k_last.eq(full_k - 1),
+            s.inner_stop.eq(Mux(is_a, k_stop, max(self._cols - 2, 0))),
+            s.outer_stop.eq(Mux(is_a, max(self._rows - 2, 0), k_stop)),
             s.k_one.eq(one),
             s.inner_last.eq(Mux(is_a, one, self._cols == 1)),
             s.outer_last.eq(Mux(is_a, self._rows == 1, one)),
@@ -393,14 +423,14 @@ class Parser(Unit):
                     s.inner.eq(0),
                     s.inner_last.eq(Mux(is_a, s.k_one, self._cols == 1)),
                     s.outer.eq(s.outer + 1),
-                    s.outer_last.eq(s.outer + 1 == Mux(is_a, self._rows - 1, s.k_last)),
+                    s.outer_last.eq(s.outer == s.outer_stop),
                 ]
                 with m.If(s.outer_last):
                     m.d.sync += s.phase.eq(3)
             with m.Else():
                 m.d.sync += [
                     s.inner.eq(s.inner + 1),
-                    s.inner_last.eq(s.inner + 1 == Mux(is_a, s.k_last, self._cols - 1)),
+                    s.inner_last.eq(s.inner == s.inner_stop),
                 ]
 
     def _timer_and_crc(self, m: Module, s: SimpleNamespace, fsm) -> None:

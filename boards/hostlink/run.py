@@ -257,14 +257,15 @@ class RunEngine(Unit):
                 with m.Elif(self.a.ready):
                     m.d.sync += [s.addr.eq(0), s.last.eq(0), s.collect.eq(1)]
                     m.next = "COLLECT"
-            with m.State("COLLECT"):
-                with m.If(store.storing):  # the previous row is still going into the memory
-                    m.d.sync += s.collect.eq((store.bytes_left == 1) & ~store.all_taken)
-                with m.Elif(store.all_taken):
-                    m.d.comb += self.done.eq(1)
-                    m.d.sync += self.result_valid.eq(1)
-                    m.next = "IDLE"
+            with m.State("COLLECT"), m.If(self.done):
+                m.next = "IDLE"
         one_hot(fsm)
+        # The last byte of a row is going into the memory: take the next row, or finish.
+        m.d.sync += self.done.eq(store.last_byte & store.all_taken)
+        with m.If(store.last_byte & ~store.all_taken):
+            m.d.sync += s.collect.eq(1)
+        with m.If(self.done):
+            m.d.sync += self.result_valid.eq(1)
         with m.If(self.start):  # (only while idle: no state decoding here)
             m.d.sync += [
                 store.rows_taken.eq(0),
@@ -302,6 +303,7 @@ class RunEngine(Unit):
             row_shift=Signal(8 * row_bytes, name="row_shift"),
             bytes_left=Signal(range(row_bytes + 1), name="bytes_left"),
             storing=Signal(name="storing"),  # bytes_left != 0
+            last_byte=Signal(name="last_byte"),  # bytes_left == 1 (so storing too)
         )
         m.d.comb += [
             result.addr.eq(Mux(store.storing, store.addr, self.read_addr)),
@@ -315,7 +317,8 @@ class RunEngine(Unit):
         with m.If(store.storing):
             m.d.sync += [
                 store.bytes_left.eq(store.bytes_left - 1),
-                store.storing.eq(store.bytes_left != 1),
+                store.storing.eq(~store.last_byte),
+                store.last_byte.eq(store.bytes_left == 2),
                 store.addr.eq(store.addr + 1),
             ]
         return store
@@ -332,6 +335,7 @@ class RunEngine(Unit):
                 store.row_shift.eq(padded_row),
                 store.bytes_left.eq(store.row_bytes),
                 store.storing.eq(1),
+                store.last_byte.eq(store.row_bytes == 1),
                 store.rows_taken.eq(store.rows_taken + 1),
                 store.all_taken.eq(store.rows_taken == self._rows - 1),
                 self.nan.eq(self.nan | Cat(nan for nan, _ in flags).any()),
