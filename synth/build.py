@@ -218,6 +218,7 @@ def build(
     )
 
     def make_top() -> BoardTop:
+        pe = board.arithmetic(config, pipelined=pipelined)
         core = HostLinkCore(
             rows=rows,
             cols=cols,
@@ -227,6 +228,8 @@ def build(
             baud=baud,
             k_max=k_max,
             pipelined=pipelined,
+            term=pe.term,
+            table_ports=pe.table_ports,
         )
         return BoardTop(board=board, core=core, clk_freq=clk_freq)
 

@@ -90,6 +90,10 @@ class HostLinkCore(Unit):
         characters). Default 10 ms worth of cycles.
     pipelined : bool
         Register the PE product terms and readout converters (``PALArithmetic(pipelined=)``).
+    term : str
+        The PEs' product term, ``PALArithmetic(term=)`` (default ``"auto"``).
+    table_ports : int
+        PEs sharing a product-term table, ``PALArithmetic(table_ports=)`` (default 1).
 
     Members
     -------
@@ -120,6 +124,8 @@ class HostLinkCore(Unit):
         k_max: int = 64,
         timeout_cycles: int | None = None,
         pipelined: bool = False,
+        term: str = "auto",
+        table_ports: int = 1,
     ) -> dict:
         """Validate the parameters; return them with the arithmetic, divisor and timeout.
 
@@ -131,7 +137,9 @@ class HostLinkCore(Unit):
         for name, value in (("rows", rows), ("cols", cols)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
                 raise ValueError(f"{name} must be an integer in [1, {MAX_DIM}], not {value!r}")
-        arithmetic = PALArithmetic(config=config, pipelined=pipelined)
+        arithmetic = PALArithmetic(
+            config=config, pipelined=pipelined, term=term, table_ports=table_ports
+        )
         check_choice("output", output, OUTPUT_MODES)
         check_int("clk_freq", clk_freq, 1, 10**12)
         check_int("baud", baud, 1, 10**9)
@@ -184,6 +192,8 @@ class HostLinkCore(Unit):
         k_max: int = 64,
         timeout_cycles: int | None = None,
         pipelined: bool = False,
+        term: str = "auto",
+        table_ports: int = 1,
     ):
         params = self.check_parameters(
             rows=rows,
@@ -195,6 +205,8 @@ class HostLinkCore(Unit):
             k_max=k_max,
             timeout_cycles=timeout_cycles,
             pipelined=pipelined,
+            term=term,
+            table_ports=table_ports,
         )
         self._rows, self._cols = params["rows"], params["cols"]
         self._config, self._arithmetic = params["config"], params["arithmetic"]
