@@ -33,14 +33,17 @@ class Parser(Unit):
     """Byte-wide packet parser of the host link.
 
     Reads received entries while enabled: a register the parser clears when a packet ends
-    and ``resume`` sets again. ``done`` pulses for one cycle when a packet has ended (CRC byte
-    or timeout) with ``cmd``, its decoded flags (registered with ``cmd``) and ``error`` (0 =
-    good). LOAD words and scales leave on ``load`` through two register stages; the target
-    buffer is invalidated when the LOAD header arrives.
+    and ``resume`` sets again. An entry is taken into a register and acted on in the next
+    cycle, during which no entry is taken (at most one entry every two cycles; a UART
+    character lasts at least 40), so every decision starts from registers. ``done`` pulses
+    for one cycle when a packet has ended (CRC byte or timeout) with ``cmd``, its decoded
+    flags (registered with ``cmd``) and ``error`` (0 = good). LOAD words and scales leave on
+    ``load`` through two register stages; the target buffer is invalidated when the LOAD
+    header arrives.
 
-    Every decision on a byte uses that byte and registers only: comparisons of counters with
-    their limits are registered one step ahead, and the error is kept as separate flags merged
-    by priority in ``error``.
+    Every decision on a byte uses registers only: comparisons of counters with their limits
+    are registered one step ahead, and the error is kept as separate flags merged by priority
+    in ``error``.
 
     Parameters
     ----------
@@ -137,7 +140,7 @@ class Parser(Unit):
     @property
     def latency(self) -> int:
         """Cycles from taking a packet's CRC byte to ``done``."""
-        return 1
+        return 2
 
     def elaborate(self, platform):
         """Build the parser: error merge, LOAD write stage, packet FSM, timer and CRC."""
@@ -170,7 +173,7 @@ class Parser(Unit):
         rows, cols, k_max = self._rows, self._cols, self._k_max
         lanes = range(max(k_max, rows, cols))
         shapes = {
-            "got": 1,
+            "got": 1,  # an entry was taken in the previous cycle: act on it now
             "length_low": 8,
             "length_low_zero": 1,
             "length_low_one": 1,
@@ -212,7 +215,7 @@ class Parser(Unit):
             "loading": 1,
         }
         s = SimpleNamespace(**{name: Signal(shape, name=name) for name, shape in shapes.items()})
-        s.entry = self.i.payload
+        s.entry = Signal(RX_ENTRY, name="entry")  # the entry taken in the previous cycle
         s.enable = Signal(init=1, name="enable")
         # K low byte, K high byte, words, scales, complete
         s.phase = Signal(range(5), name="phase", attrs={"fsm_encoding": "one-hot"})
@@ -239,10 +242,10 @@ class Parser(Unit):
             merged = Mux(flag, code, merged)
         m.d.comb += [
             self.error.eq(merged),
-            self.i.ready.eq(s.enable),
-            s.got.eq(self.i.valid & s.enable),
+            self.i.ready.eq(s.enable & ~s.got),
             s.loading.eq(s.walking & ~s.k_bad),
         ]
+        m.d.sync += [s.got.eq(self.i.valid & self.i.ready), s.entry.eq(self.i.payload)]
 
     def _write_stage(self, m: Module, s: SimpleNamespace) -> None:
         """Register the LOAD writes in two steps: what a byte writes, then the strobes.
@@ -437,10 +440,12 @@ class Parser(Unit):
         """Inside a packet: CRC over everything but SYNC and the CRC byte, inter-byte timeout.
 
         In DONE, after the CRC byte or a timeout, the parser is disabled: no byte arrives and
-        the timer stands still until IDLE clears it.
+        the timer stands still until IDLE clears it. The timer restarts when an entry is taken
+        (a cycle before it is acted on), and an entry taken as the time runs out wins, so the
+        timeout counts between the takes.
         """
         inside = ~fsm.ongoing("IDLE")
-        with m.If(~inside | s.got):
+        with m.If(~inside | (self.i.valid & self.i.ready)):
             m.d.sync += [s.timer.eq(0), s.expired.eq(0)]
         with m.Elif(s.enable):
             m.d.sync += [
@@ -457,6 +462,7 @@ class Parser(Unit):
             with m.Elif(s.timed_out):
                 m.d.sync += [s.timeout_hit.eq(1), s.enable.eq(0)]
         m.d.comb += [
-            s.timed_out.eq(inside & s.enable & ~s.got & s.expired),
+            # (expired implies that no entry is being acted on: got restarted the timer)
+            s.timed_out.eq(inside & s.enable & s.expired & ~self.i.valid),
             self.idle.eq(fsm.ongoing("IDLE")),
         ]

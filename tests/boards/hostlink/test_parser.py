@@ -1,5 +1,7 @@
 """The packet parser alone: received entries in, packet verdicts and LOAD writes out."""
 
+import itertools
+
 import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
@@ -42,7 +44,9 @@ def run_parser(items, *, width=8, cycles=None):
             if queue and not gap:
                 ctx.set(dut.i.payload, queue[0])
             ctx.set(dut.resume, cycle == resume_at)
-            if not queue and resume_at is not None and cycle > resume_at and ctx.get(dut.idle):
+            acted = not result["taken"] or cycle > result["taken"][-1] + 1  # on the last entry
+            quiet = not queue and resume_at is not None and cycle > resume_at and acted
+            if quiet and ctx.get(dut.idle):
                 break
             load = dut.load
             if ctx.get(dut.done):
@@ -155,11 +159,14 @@ def test_timeout_line_error_and_resume(wire):
     verdicts = [(packet["cmd"], packet["error"]) for packet in result["packets"]]
     assert verdicts == [(0x02, 2), (0x02, 9), (0x02, 0), (0x00, 2)]
     taken, done = result["taken"], result["done"]
-    # A packet ends one cycle after its CRC byte (latency 1) or TIMEOUT cycles after its last
-    # byte; then nothing is taken until `resume` (pulsed two cycles after `done`) has acted.
+    # A packet ends two cycles after its CRC byte is taken (latency 2: taken, acted on, done)
+    # or TIMEOUT cycles after its last byte was taken; then nothing is taken until `resume`
+    # (pulsed two cycles after `done`) has acted.
     crc_taken = [taken[i] for i in (6, 11)]  # the CRC bytes of the two complete packets
-    assert [cycle + 1 for cycle in crc_taken] == done[1:3]
+    assert [cycle + 2 for cycle in crc_taken] == done[1:3]
     assert done[0] - taken[1] == TIMEOUT + 1
+    # At most one entry every two cycles.
+    assert min(b - a for a, b in itertools.pairwise(taken)) == 2
     for cycle in done:
         assert not [t for t in taken if cycle <= t < cycle + 3]
     # With input waiting, reading resumes right then.
@@ -167,9 +174,19 @@ def test_timeout_line_error_and_resume(wire):
     assert next(t for t in taken if t > done[2]) == done[2] + 3
 
 
+@pytest.mark.parametrize(("gap", "error"), [(TIMEOUT - 1, 0), (TIMEOUT, 2)])
+def test_timeout_boundary(wire, gap, error):
+    # Gap cycles after the one that takes the command byte: a byte offered as the time runs
+    # out still belongs to the packet, one cycle later the packet has timed out and the rest
+    # of it is ignored (between packets only SYNC counts).
+    status = wire.packet(0x02)
+    result = run_parser([*entries(status[:2]), ("gap", gap), *entries(status[2:])])
+    assert [(p["cmd"], p["error"]) for p in result["packets"]] == [(0x02, error)]
+
+
 def test_parser_rejects_bad_parameters():
     with pytest.raises(ValueError, match=r"timeout_cycles must be in \[2, inf\], not 1"):
         Parser(rows=1, cols=1, k_max=1, width=8, timeout_cycles=1)
     dut = Parser(rows=1, cols=1, k_max=1, width=8, timeout_cycles=2)
     Fragment.get(dut, None)
-    assert (dut.word_bytes, dut.latency, dut.timeout_cycles) == (1, 1, 2)
+    assert (dut.word_bytes, dut.latency, dut.timeout_cycles) == (1, 2, 2)
