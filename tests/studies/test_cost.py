@@ -116,6 +116,10 @@ def test_cost_main_rejects_bad_options(capsys, tmp_path):
     assert "error: --targets must be one of 'ice40', " in capsys.readouterr().err
     assert cost.main(["--jobs", "0"]) == 2
     assert "error: --jobs must be in [1, inf], not 0" in capsys.readouterr().err
+    assert cost.main(["--seeds", "1,x", "--units", "IntMac"]) == 2
+    assert "error: --seeds must be comma-separated integers, not '1,x'" in capsys.readouterr().err
+    assert cost.main(["--seeds", "0", "--units", "IntMac"]) == 2
+    assert "error: --seeds must be in [1, 1073741824], not 0" in capsys.readouterr().err
     assert cost.main(["--units", "NoSuchUnit", "--targets", "ice40"]) == 2
     assert "error: --units: no unit name contains any of NoSuchUnit" in capsys.readouterr().err
     assert cost.main(["--write", str(tmp_path / "missing" / "units.md")]) == 2
