@@ -439,15 +439,15 @@ class Parser(Unit):
     def _timer_and_crc(self, m: Module, s: SimpleNamespace, fsm) -> None:
         """Inside a packet: CRC over everything but SYNC and the CRC byte, inter-byte timeout.
 
-        In DONE, after the CRC byte or a timeout, the parser is disabled: no byte arrives and
-        the timer stands still until IDLE clears it. The timer restarts when an entry is taken
-        (a cycle before it is acted on), and an entry taken as the time runs out wins, so the
-        timeout counts between the takes.
+        The timer restarts when an entry is taken (a cycle before it is acted on), and an entry
+        taken as the time runs out wins, so the timeout counts between the takes. In DONE,
+        after the CRC byte or a timeout, the parser is disabled (no entry arrives and no timeout
+        is found) until IDLE clears the timer.
         """
         inside = ~fsm.ongoing("IDLE")
         with m.If(~inside | (self.i.valid & self.i.ready)):
             m.d.sync += [s.timer.eq(0), s.expired.eq(0)]
-        with m.Elif(s.enable):
+        with m.Else():
             m.d.sync += [
                 s.timer.eq(s.timer + 1),
                 s.expired.eq(s.timer == self._timeout_cycles - 2),

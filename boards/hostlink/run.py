@@ -311,12 +311,14 @@ class RunEngine(Unit):
             result.write_en.eq(store.storing),
             self.read_data.eq(result.read_data),
         ]
-        # The shift register moves every cycle (it is read only while storing), so it needs
-        # no enable: taking a row is the only other input of its bits.
-        m.d.sync += store.row_shift.eq(store.row_shift >> 8)
+        # The shift register and the byte count move every cycle (they are read only while
+        # storing), so they need no enable: taking a row is their only other input.
+        m.d.sync += [
+            store.row_shift.eq(store.row_shift >> 8),
+            store.bytes_left.eq(store.bytes_left - 1),
+        ]
         with m.If(store.storing):
             m.d.sync += [
-                store.bytes_left.eq(store.bytes_left - 1),
                 store.storing.eq(~store.last_byte),
                 store.last_byte.eq(store.bytes_left == 2),
                 store.addr.eq(store.addr + 1),
