@@ -248,6 +248,9 @@ class Board:
     table_ports : int
         PEs per product-term table, ``PALArithmetic(table_ports=...)``: 2 on the ECP5, whose
         dual-ported ``DP16KD`` serves two PEs; 1 on the iCE40 (one read port per EBR).
+    abc9 : bool
+        Map the logic with Yosys' ABC9 (the default) or, ``False``, with ABC
+        (:func:`palhdl.synth.yosys.synth_command`): the ULX3S's shared tables need ABC.
     """
 
     name: str
@@ -264,6 +267,7 @@ class Board:
     nextpnr_extra: tuple[str, ...] = ()
     term: str = "auto"
     table_ports: int = 1
+    abc9: bool = True
 
     @property
     def family(self) -> str:
@@ -374,6 +378,7 @@ BOARDS: dict[str, Board] = {
             nextpnr_extra=("--router", "router2"),
             term="signed_table",
             table_ports=2,
+            abc9=False,
         ),
     )
 }

@@ -316,7 +316,7 @@ def build_top(
         stages.begin("elaborate")
         _elaborate(out, board, make_top())
         stages.begin("synth")
-        cells = _synthesize(out, board.family, dsp=dsp)
+        cells = _synthesize(out, board.family, dsp=dsp, abc9=board.abc9)
         stages.begin("place")
         _place_and_route(out, board, report, cells, seed=seed, stages=stages)
         if not report.timing_met and not allow_timing_fail:
@@ -344,11 +344,11 @@ def _elaborate(out: Path, board: Board, top: Elaboratable) -> None:
         (out / name).write_text(plan.files[name])
 
 
-def _synthesize(out: Path, family: str, *, dsp: bool) -> dict[str, int]:
+def _synthesize(out: Path, family: str, *, dsp: bool, abc9: bool) -> dict[str, int]:
     """Synthesize ``top.il`` into ``top.json``; return Yosys' ``{cell type: count}``."""
     script = (
         f"read_rtlil {_NAME}.il\n"
-        f"{synth_command(family, dsp=dsp, top=_NAME)}\n"
+        f"{synth_command(family, dsp=dsp, top=_NAME, abc9=abc9)}\n"
         "tee -q -o synth-stat.json stat -json\n"
         f"write_json {_NAME}.json\n"
     )

@@ -23,15 +23,18 @@ TARGETS = ("ice40", "ecp5", "cmos")
 _TOP = "top"
 
 
-def synth_command(family: str, *, dsp: bool, top: str = _TOP) -> str:
+def synth_command(family: str, *, dsp: bool, top: str = _TOP, abc9: bool = True) -> str:
     """Return Yosys' synthesis command for an FPGA ``family`` (``"ice40"`` or ``"ecp5"``).
 
     ``dsp`` allows hard multipliers: ``synth_ice40 -dsp`` (SB_MAC16), or ``synth_ecp5`` without
-    ``-nodsp`` (MULT18X18D/ALU54B).
+    ``-nodsp`` (MULT18X18D/ALU54B). ``abc9=False`` maps the logic with ABC instead of ABC9
+    (``-noabc9``): the YoWASP Yosys' ABC9 stops without a message on designs whose ``DP16KD``
+    block RAMs serve two read ports with registered outputs (the ULX3S arrays, whose two PEs
+    share one table).
     """
     if family == "ice40":
-        return f"synth_ice40 -top {top}{' -dsp' if dsp else ''}"
-    return f"synth_ecp5 -top {top}{'' if dsp else ' -nodsp'}"
+        return f"synth_ice40 -top {top}{' -dsp' if dsp else ''}{'' if abc9 else ' -noabc9'}"
+    return f"synth_ecp5 -top {top}{'' if dsp else ' -nodsp'}{'' if abc9 else ' -noabc9'}"
 
 
 def _script(target: str, dsp: bool) -> str:

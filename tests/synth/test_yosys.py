@@ -38,6 +38,8 @@ def test_synth_command_per_family():
     assert synth_command("ice40", dsp=False) == "synth_ice40 -top top"
     assert synth_command("ice40", dsp=True) == "synth_ice40 -top top -dsp"
     assert synth_command("ecp5", dsp=True, top="t") == "synth_ecp5 -top t"
+    assert synth_command("ecp5", dsp=True, abc9=False) == "synth_ecp5 -top top -noabc9"
+    assert synth_command("ice40", dsp=False, abc9=False) == "synth_ice40 -top top -noabc9"
     assert synth_command("ecp5", dsp=False) == "synth_ecp5 -top top -nodsp"
 
 
