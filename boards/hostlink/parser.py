@@ -148,14 +148,20 @@ class Parser(Unit):
         s = self._signals()
         self._merge_errors(m, s)
         self._write_stage(m, s)
+        # Outside PAYLOAD / LEN_HI / CHECK:
+        m.d.sync += [
+            s.walk.eq(0),
+            s.word_end.eq(0),
+            s.length_due_plain.eq(0),
+            s.length_due_load.eq(0),
+        ]
         with m.FSM(name="parser") as fsm:
             self._header(m, s)
             self._payload(m, s)
             with m.State("CHECK"):
+                m.d.sync += s.length_due_load.eq(s.is_load & ~s.k_bad & (s.phase != 4))
                 with m.If(s.got):
                     m.d.sync += [s.crc_bad.eq(s.entry.byte != s.crc), s.enable.eq(0)]
-                    with m.If(s.is_load & ~s.k_bad & (s.phase != 4)):
-                        m.d.sync += s.length_bad.eq(1)
                     m.next = "DONE"
                 with m.If(s.timed_out):
                     m.next = "DONE"
@@ -163,6 +169,10 @@ class Parser(Unit):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
         one_hot(fsm)
+        empty = s.length_low_zero & s.entry.is_zero
+        with m.If(s.got & (s.length_due_load | (s.length_due_plain & ~empty))):
+            m.d.sync += s.length_bad.eq(1)
+        self._walk(m, s)
         self._timer_and_crc(m, s, fsm)
         with m.If(self.resume):
             m.d.sync += s.enable.eq(1)
@@ -209,10 +219,14 @@ class Parser(Unit):
             "word_low": 8 * (self.word_bytes - 1),
             "scale_index": range(2 * max(rows, cols)),
             "scale_last": 1,  # scale_index is at its limit
-            # A LOAD payload byte: `walking` steps through the payload; once an error is
-            # found the bytes are no longer written (`loading`) and no error is looked for.
-            "walking": 1,
-            "loading": 1,
+            # Decisions registered in the cycle that takes the entry they act on (see _walk):
+            # walk[p]: the entry is a LOAD payload byte of phase p (K low, K high, word, scale);
+            # once an error is found the bytes are no longer written and no error is looked for.
+            "walk": 4,
+            "word_end": 1,  # the entry ends a LOAD word
+            # Acting on the entry finds LENGTH (a plain command: if its LEN is not 0).
+            "length_due_plain": 1,
+            "length_due_load": 1,
         }
         s = SimpleNamespace(**{name: Signal(shape, name=name) for name, shape in shapes.items()})
         s.entry = Signal(RX_ENTRY, name="entry")  # the entry taken in the previous cycle
@@ -227,7 +241,7 @@ class Parser(Unit):
         TIMEOUT, LINE, CHECKSUM, then the first of UNKNOWN_COMMAND / K_RANGE / LENGTH found
         (at most one of these is set: finding one stops the checks). In a LOAD the command is
         known and LENGTH is only found at the end of the payload, so while the payload is
-        walked K_RANGE alone stops the checks and the writes (``loading``).
+        walked K_RANGE alone stops the checks and the writes.
         """
         s.by_priority = [
             (s.timeout_hit, ErrorCode.TIMEOUT),
@@ -243,7 +257,6 @@ class Parser(Unit):
         m.d.comb += [
             self.error.eq(merged),
             self.i.ready.eq(s.enable & ~s.got),
-            s.loading.eq(s.walking & ~s.k_bad),
         ]
         m.d.sync += [s.got.eq(self.i.valid & self.i.ready), s.entry.eq(self.i.payload)]
 
@@ -275,10 +288,8 @@ class Parser(Unit):
             step.scale_byte.eq(s.entry.byte),
             step.scale_index.eq(s.scale_index),
             step.is_a.eq(is_a),
-            step.write_word.eq(
-                s.loading & (s.phase == 2) & (s.byte_in_word == self.word_bytes - 1)
-            ),
-            step.write_scale.eq(s.loading & (s.phase == 3)),
+            step.write_word.eq(s.got & s.word_end & ~s.k_bad),
+            step.write_scale.eq(s.got & s.walk[3] & ~s.k_bad),
         ]
         words_a, words_b = step.write_word & step.is_a, step.write_word & ~step.is_a
         scales_a, scales_b = step.write_scale & step.is_a, step.write_scale & ~step.is_a
@@ -331,6 +342,7 @@ class Parser(Unit):
                 m.next = "DONE"
         with m.State("LEN_HI"):
             empty = s.length_low_zero & s.entry.is_zero
+            m.d.sync += s.length_due_plain.eq(s.is_plain)  # (LENGTH unless LEN is 0)
             with m.If(s.got):
                 m.d.sync += [
                     s.remaining.eq(Cat(s.length_low, byte)),
@@ -347,9 +359,7 @@ class Parser(Unit):
                         self.load.invalidate_a.eq(self.is_load_a),
                         self.load.invalidate_b.eq(~self.is_load_a),
                     ]
-                with m.Elif(s.is_plain), m.If(~empty):
-                    m.d.sync += s.length_bad.eq(1)
-                with m.Else():
+                with m.Elif(~s.is_plain):
                     m.d.sync += s.unknown_command.eq(1)
                 m.next = "PAYLOAD"
                 with m.If(empty):
@@ -358,8 +368,7 @@ class Parser(Unit):
                 m.next = "DONE"
 
     def _payload(self, m: Module, s: SimpleNamespace) -> None:
-        """State PAYLOAD: count the payload down; walk a LOAD's K, words and scales."""
-        scale_limit = Mux(self.is_load_a, 2 * self._rows - 1, 2 * self._cols - 1)
+        """State PAYLOAD: count the payload down; register what a LOAD byte will do."""
         with m.State("PAYLOAD"):
             with m.If(s.got):
                 m.d.sync += [s.remaining.eq(s.remaining - 1), s.final.eq(s.remaining == 2)]
@@ -367,29 +376,14 @@ class Parser(Unit):
                     m.next = "CHECK"
             with m.If(s.timed_out):
                 m.next = "DONE"
-            m.d.comb += s.walking.eq(s.got & s.is_load)
-            with m.If(s.walking), m.Switch(s.phase):
-                with m.Case(0):
-                    m.d.sync += [
-                        s.k_low.eq(s.entry.byte),
-                        s.k_low_zero.eq(s.entry.is_zero),
-                        s.k_low_one.eq(s.entry.is_one),
-                        s.k_low_above.eq(s.entry.above_k_low),
-                        s.phase.eq(1),
-                    ]
-                with m.Case(1):
-                    self._k_high(m, s)
-                with m.Case(2):
-                    self._word_byte(m, s)
-                with m.Case(3):
-                    m.d.sync += [
-                        s.scale_index.eq(s.scale_index + 1),
-                        s.scale_last.eq(s.scale_index + 1 == scale_limit),
-                    ]
-                    with m.If(s.scale_last):
-                        m.d.sync += s.phase.eq(4)
-                        with m.If(~s.k_bad & ~s.final):
-                            m.d.sync += s.length_bad.eq(1)
+            word_end = (s.phase == 2) & (s.byte_in_word == self.word_bytes - 1)
+            m.d.sync += [
+                s.walk.eq(Mux(s.is_load, Cat(s.phase == phase for phase in range(4)), 0)),
+                s.word_end.eq(s.is_load & word_end),
+                s.length_due_load.eq(
+                    s.is_load & (s.phase == 3) & s.scale_last & ~s.k_bad & ~s.final
+                ),
+            ]
 
     def _k_high(self, m: Module, s: SimpleNamespace) -> None:
         """Take the high byte of a LOAD's K: K, the walk's first limits, the K range check."""
@@ -412,14 +406,31 @@ class Parser(Unit):
         with m.If((s.k_low_zero & entry.is_zero) | too_large):
             m.d.sync += s.k_bad.eq(1)
 
-    def _word_byte(self, m: Module, s: SimpleNamespace) -> None:
-        """Take a byte of a LOAD word: assemble the word, step ``inner`` / ``outer``."""
-        is_a, word_bytes = self.is_load_a, self.word_bytes
-        with m.If(s.byte_in_word != word_bytes - 1):
+    def _walk(self, m: Module, s: SimpleNamespace) -> None:
+        """Act on a LOAD payload byte: K, words (stepping ``inner`` / ``outer``) and scales.
+
+        ``walk`` and ``word_end`` were registered in the cycle that took the entry. Nothing
+        they depend on can change in that cycle: the parser's registers change only when an
+        entry is acted on (never in a cycle that takes one), on a timeout (which a waiting
+        entry prevents) and in DONE (where no entry is taken). So they imply PAYLOAD and a
+        LOAD, and the walk needs no state decoding.
+        """
+        is_a, got = self.is_load_a, s.got
+        with m.If(got & s.walk[0]):
+            m.d.sync += [
+                s.k_low.eq(s.entry.byte),
+                s.k_low_zero.eq(s.entry.is_zero),
+                s.k_low_one.eq(s.entry.is_one),
+                s.k_low_above.eq(s.entry.above_k_low),
+                s.phase.eq(1),
+            ]
+        with m.If(got & s.walk[1]):
+            self._k_high(m, s)
+        with m.If(got & s.walk[2] & ~s.word_end):
             m.d.sync += s.byte_in_word.eq(s.byte_in_word + 1)
-            if word_bytes > 1:
+            if self.word_bytes > 1:
                 m.d.sync += s.word_low.eq(Cat(s.word_low[8:], s.entry.byte))
-        with m.Else():
+        with m.If(got & s.word_end):
             m.d.sync += s.byte_in_word.eq(0)
             with m.If(s.inner_last):
                 m.d.sync += [
@@ -431,10 +442,15 @@ class Parser(Unit):
                 with m.If(s.outer_last):
                     m.d.sync += s.phase.eq(3)
             with m.Else():
-                m.d.sync += [
-                    s.inner.eq(s.inner + 1),
-                    s.inner_last.eq(s.inner == s.inner_stop),
-                ]
+                m.d.sync += [s.inner.eq(s.inner + 1), s.inner_last.eq(s.inner == s.inner_stop)]
+        with m.If(got & s.walk[3]):
+            scale_limit = Mux(is_a, 2 * self._rows - 1, 2 * self._cols - 1)
+            m.d.sync += [
+                s.scale_index.eq(s.scale_index + 1),
+                s.scale_last.eq(s.scale_index + 1 == scale_limit),
+            ]
+            with m.If(s.scale_last):
+                m.d.sync += s.phase.eq(4)
 
     def _timer_and_crc(self, m: Module, s: SimpleNamespace, fsm) -> None:
         """Inside a packet: CRC over everything but SYNC and the CRC byte, inter-byte timeout.
