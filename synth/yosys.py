@@ -27,14 +27,27 @@ def synth_command(family: str, *, dsp: bool, top: str = _TOP, abc9: bool = True)
     """Return Yosys' synthesis command for an FPGA ``family`` (``"ice40"`` or ``"ecp5"``).
 
     ``dsp`` allows hard multipliers: ``synth_ice40 -dsp`` (SB_MAC16), or ``synth_ecp5`` without
-    ``-nodsp`` (MULT18X18D/ALU54B). ``abc9=False`` maps the logic with ABC instead of ABC9
-    (``-noabc9``): the YoWASP Yosys' ABC9 stops without a message on designs whose ``DP16KD``
-    block RAMs serve two read ports with registered outputs (the ULX3S arrays, whose two PEs
-    share one table).
+    ``-nodsp`` (MULT18X18D/ALU54B). ``abc9=False`` (ECP5 only) runs ``synth_ecp5`` in two parts
+    around its ``map_luts`` step and maps the logic to LUTs with ABC (``abc -lut 4``) instead of
+    ABC9: the YoWASP Yosys' ABC9 fails (exit status 1, no message) on designs whose ``DP16KD``
+    block RAMs serve two registered read ports, the ULX3S arrays whose two PEs share a table.
+
+    Raises
+    ------
+    ValueError
+        For ``abc9=False`` with ``family="ice40"``.
     """
     if family == "ice40":
-        return f"synth_ice40 -top {top}{' -dsp' if dsp else ''}{'' if abc9 else ' -noabc9'}"
-    return f"synth_ecp5 -top {top}{'' if dsp else ' -nodsp'}{'' if abc9 else ' -noabc9'}"
+        if not abc9:
+            raise ValueError("abc9=False is implemented for the ecp5 family only")
+        return f"synth_ice40 -top {top}{' -dsp' if dsp else ''}"
+    synth = f"synth_ecp5 -top {top}{'' if dsp else ' -nodsp'}"
+    if abc9:
+        return synth
+    return (
+        f"{synth} -run :map_luts; techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; "
+        f"clean; {synth} -run map_cells:"
+    )
 
 
 def _script(target: str, dsp: bool) -> str:

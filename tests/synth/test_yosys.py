@@ -1,10 +1,16 @@
 """Resource counts with Yosys (synth/yosys.py)."""
 
+import json
+
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import Fragment, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from palhdl.boards.platforms import get_board
+from palhdl.hdl.systolic import SystolicArray
+from palhdl.synth.toolchain import run_yosys
 from palhdl.synth.yosys import synth_command, synth_stats
 
 
@@ -38,8 +44,12 @@ def test_synth_command_per_family():
     assert synth_command("ice40", dsp=False) == "synth_ice40 -top top"
     assert synth_command("ice40", dsp=True) == "synth_ice40 -top top -dsp"
     assert synth_command("ecp5", dsp=True, top="t") == "synth_ecp5 -top t"
-    assert synth_command("ecp5", dsp=True, abc9=False) == "synth_ecp5 -top top -noabc9"
-    assert synth_command("ice40", dsp=False, abc9=False) == "synth_ice40 -top top -noabc9"
+    assert synth_command("ecp5", dsp=False, abc9=False) == (
+        "synth_ecp5 -top top -nodsp -run :map_luts; techmap -map +/lattice/latches_map.v; "
+        "abc -lut 4 -dress; clean; synth_ecp5 -top top -nodsp -run map_cells:"
+    )
+    with pytest.raises(ValueError, match="abc9=False is implemented for the ecp5 family only"):
+        synth_command("ice40", dsp=False, abc9=False)
     assert synth_command("ecp5", dsp=False) == "synth_ecp5 -top top -nodsp"
 
 
@@ -94,3 +104,20 @@ def test_bad_parameters(kwargs, error, message):
     with pytest.raises(error, match=message):
         synth_stats(unit, **kwargs)
     Fragment.get(unit, None)  # rejected before synthesis: elaborate it here
+
+
+@pytest.mark.slow
+def test_ecp5_without_abc9_maps_shared_tables():
+    board = get_board("ulx3s-85f")
+    array = SystolicArray(arithmetic=board.arithmetic(board.default_config()), rows=2, cols=2)
+    design = rtlil.convert(array, name="top")
+    script = (
+        f"read_rtlil design.il; {synth_command('ecp5', dsp=True, abc9=False)}; "
+        "tee -q -o stat.json stat -json"
+    )
+    stat = json.loads(run_yosys(script, {"design.il": design}, outputs=["stat.json"])["stat.json"])
+    cells = stat["modules"]["\\top"]["num_cells_by_type"]
+    # Two PEs per table: 2 x 2 PEs read 2 DP16KDs; the logic is in LUT4s, none left unmapped.
+    assert cells["DP16KD"] == 2
+    assert cells["LUT4"] > 0
+    assert not [name for name in cells if name.startswith("$_")]
