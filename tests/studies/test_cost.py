@@ -59,7 +59,10 @@ def test_render_states_which_fmax_targets_hold():
         "fmax_pipelined_ice40": {"fmax_mhz": 61.5, "seeds": "60/61/62/63"},
         "fmax_pipelined_ecp5": {"fmax_mhz": 180.0},
     }
-    text = cost.render([mac], "Yosys 0.70")
+    baseline = cost.Unit("IntRestartMac int8 acc32", "baseline", lambda: None)
+    baseline.stats = {"fmax_pipelined_ice40": {"fmax_mhz": 29.1, "seeds": "28/30"}}
+    text = cost.render([mac, baseline], "Yosys 0.70")
+    assert "- IntRestartMac int8 acc32, pipelined: iCE40 UP5K 29.1 MHz, seeds 28/30." in text
     assert "| 61.5 | 180.0 |" in text
     assert (
         "- PALMac pal8 acc32/12 t14 wrap W5, pipelined: iCE40 UP5K 61.5 MHz (target >= 60: "
