@@ -217,7 +217,10 @@ def render(units: Sequence[Unit], yosys_version: str, rounding: Sequence[str] = 
         "allowed); CMOS: `synth; dffunmap; abc -g cmos2; stat -tech cmos`. Fmax (if "
         "measured, `--fmax`, MACs only): nextpnr with a shift register driving the inputs and a "
         "register on the outputs (`palhdl.synth.pnr`), iCE40 logic only, ECP5 with DSPs; the "
-        "pipelined columns are the PAL MACs with `pipelined=True`.",
+        "pipelined columns are the PAL MACs with `pipelined=True` and the restarting MACs "
+        "(`PALTableMac`, `IntRestartMac`, `FP8RestartMac`) with a three-segment accumulator. "
+        "The EBR columns count block RAMs; the generic CMOS flow has none, so a table MAC's "
+        "transistor count includes its table built from gates.",
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join(["---"] + ["---:"] * len(columns)) + " |",
