@@ -140,37 +140,43 @@ class UARTRx(Unit):
         line = Signal(init=1)
         m.submodules.sync = FFSynchronizer(self.rx, line, init=1)
         timer = Signal(range(self._divisor))
+        # timer == 0, registered with the timer (no comparator in front of the state logic).
+        expired = Signal(init=1)
         shreg = Signal(8)
         bit = Signal(range(8))
         m.d.comb += self.o.payload.data.eq(shreg)
         m.d.sync += self.o.valid.eq(0)
 
+        def load(value: int):
+            return [timer.eq(value), expired.eq(value == 0)]
+
+        count_down = [timer.eq(timer - 1), expired.eq(timer == 1)]
         with m.FSM():
             with m.State("IDLE"), m.If(~line):
-                m.d.sync += timer.eq(self._divisor // 2 - 1)
+                m.d.sync += load(self._divisor // 2 - 1)
                 m.next = "START"
             with m.State("START"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(~expired):
+                    m.d.sync += count_down
                 with m.Elif(line):
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += [timer.eq(self._divisor - 1), bit.eq(0)]
+                    m.d.sync += [*load(self._divisor - 1), bit.eq(0)]
                     m.next = "DATA"
             with m.State("DATA"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(~expired):
+                    m.d.sync += count_down
                 with m.Else():
                     m.d.sync += [
                         shreg.eq(Cat(shreg[1:], line)),
                         bit.eq(bit + 1),
-                        timer.eq(self._divisor - 1),
+                        *load(self._divisor - 1),
                     ]
                     with m.If(bit == 7):
                         m.next = "STOP"
             with m.State("STOP"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(~expired):
+                    m.d.sync += count_down
                 with m.Else():
                     m.d.sync += [self.o.valid.eq(1), self.o.payload.error.eq(~line)]
                     m.next = "IDLE"
