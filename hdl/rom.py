@@ -3,12 +3,25 @@
 :class:`TableROM` is the memory behind :class:`~palhdl.hdl.pe.PALTableProductTerm`. Its
 ``implementation`` says how it is built: ``"inferred"`` is an Amaranth
 :class:`~amaranth.lib.memory.Memory` that Yosys maps to whatever block RAM the device has (the
-output register, if any, is then a fabric register); ``"auto"`` lets the platform choose.
+output register, if any, is then a fabric register); ``"ecp5"`` instantiates Lattice ECP5
+``DP16KD`` blocks directly, so the output register is the block's own (``REGMODE = "OUTREG"``)
+and no fabric flip-flop or routing sits between the RAM array and it; ``"auto"`` picks ``"ecp5"``
+on an ECP5 platform and ``"inferred"`` otherwise.
+
+The ``DP16KD`` contents (:func:`dp16kd_initvals`) follow the layout Yosys' ECP5 block-RAM mapping
+(``techlibs/lattice/brams_map_16kd.v``) and nextpnr's bitstream writer use: the 18 Kibit array is
+2048 nine-bit words; ``INITVAL_xx`` (``xx`` = 00 .. 3F) holds 16 rows of 18 bits, row ``r`` of
+the block in bits ``20 * (r % 16)`` up of ``INITVAL_{r // 16}`` (nine-bit words ``2r`` and
+``2r + 1``, two padding bits above). A port ``DATA_WIDTH`` bits wide addresses words of that
+width: an 18-bit word is a whole row, a 9-bit word one nine-bit word, and 4-, 2- and 1-bit words
+are packed from bit 0 of a nine-bit word (its ninth bit unused).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, unsigned
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,13 +29,140 @@ from amaranth.lib.wiring import In, Out
 from palhdl.hdl.unit import Unit
 from palhdl.validate import check_bool, check_choice, check_int
 
-__all__ = ["IMPLEMENTATIONS", "TableROM"]
+__all__ = [
+    "DP16KD_DEPTHS",
+    "DP16KD_INITVALS",
+    "DP16KD_INITVAL_BITS",
+    "IMPLEMENTATIONS",
+    "DP16KDTiling",
+    "TableROM",
+    "dp16kd_initvals",
+    "dp16kd_tiling",
+]
 
 #: Accepted values of ``TableROM(implementation=...)``.
-IMPLEMENTATIONS = ("auto", "inferred")
+IMPLEMENTATIONS = ("auto", "inferred", "ecp5")
 
 #: Yosys attributes that place a memory in block RAM rather than in logic.
 BLOCK_RAM_ATTRS = {"ram_style": "block", "rom_style": "block"}
+
+#: ``DP16KD`` port data widths (``DATA_WIDTH_A/B``), widest first, and the words each holds.
+DP16KD_DEPTHS = {18: 1024, 9: 2048, 4: 4096, 2: 8192, 1: 16384}
+
+#: ``INITVAL_00`` .. ``INITVAL_3F``: parameters of a ``DP16KD`` holding its contents.
+DP16KD_INITVALS = 64
+
+#: Bits of one ``INITVAL_xx``: 16 rows of 18 bits, each in a 20-bit slot.
+DP16KD_INITVAL_BITS = 320
+
+_ROWS_PER_INITVAL = 16
+_ROW_SLOT = 20
+_ADDRESS_PINS = 14
+
+
+@dataclass(frozen=True)
+class DP16KDTiling:
+    """How a table is cut into ``DP16KD`` blocks, for each pair of read ports.
+
+    Block ``(bank, column)`` holds bits ``column * data_width`` up (at most ``data_width`` of
+    them) of words ``bank * bank_depth`` .. ``(bank + 1) * bank_depth - 1``.
+
+    Attributes
+    ----------
+    data_width : int
+        ``DATA_WIDTH_A/B`` of every block, a key of :data:`DP16KD_DEPTHS`.
+    columns : int
+        Blocks side by side across a word.
+    banks : int
+        Blocks stacked along the addresses.
+    """
+
+    data_width: int
+    columns: int
+    banks: int
+
+    @property
+    def bank_depth(self) -> int:
+        """Words a block holds at :attr:`data_width`."""
+        return DP16KD_DEPTHS[self.data_width]
+
+    @property
+    def address_bits(self) -> int:
+        """Address bits within a bank; they drive the block's top address pins."""
+        return (self.bank_depth - 1).bit_length()
+
+    @property
+    def blocks(self) -> int:
+        """``DP16KD`` blocks per pair of read ports."""
+        return self.columns * self.banks
+
+
+def dp16kd_tiling(width: int, depth: int) -> DP16KDTiling:
+    """Return the tiling of a ``width`` x ``depth`` table with the fewest ``DP16KD`` blocks.
+
+    Among tilings with equally few blocks, the one with the fewest banks (no output multiplexer
+    if possible), then the widest ``data_width``, is chosen.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``width`` is not in 1..72 or ``depth`` not in 1..16384.
+    """
+    width = check_int("width", width, 1, 72)
+    depth = check_int("depth", depth, 1, 16384)
+    tilings = [
+        DP16KDTiling(data_width, -(-width // data_width), -(-depth // bank_depth))
+        for data_width, bank_depth in DP16KD_DEPTHS.items()
+    ]
+    return min(tilings, key=lambda tiling: (tiling.blocks, tiling.banks))
+
+
+def dp16kd_initvals(words, data_width: int) -> tuple[int, ...]:
+    """Return ``INITVAL_00`` .. ``INITVAL_3F`` of a ``DP16KD`` read at ``data_width`` bits.
+
+    Word ``n`` (read at address pins ``ADx[13:s] = n``, ``s`` = 4, 3, 2, 1, 0 for a width of
+    18, 9, 4, 2, 1) is placed where the block returns it: in row ``r = n // k`` of ``k`` words
+    per 18-bit row, in the nine-bit half ``h`` and at position ``p`` within it (``h = q // (k //
+    2)``, ``p = q % (k // 2)`` for ``q = n % k`` and ``k > 1``), that is at bit
+    ``20 * (r % 16) + 9 * h + data_width * p`` of ``INITVAL_{r // 16}``.
+
+    Parameters
+    ----------
+    words : sequence of int
+        The block's words, ``0 <= word < 2**data_width``, at most
+        ``DP16KD_DEPTHS[data_width]`` of them (the rest of the block reads zero).
+    data_width : int
+        A key of :data:`DP16KD_DEPTHS`.
+
+    Returns
+    -------
+    tuple of int
+        :data:`DP16KD_INITVALS` values, each below ``2**DP16KD_INITVAL_BITS``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``data_width``, too many words or a word out of range.
+    """
+    data_width = check_choice("data_width", data_width, DP16KD_DEPTHS)
+    if len(words) > DP16KD_DEPTHS[data_width]:
+        raise ValueError(
+            f"a DP16KD holds {DP16KD_DEPTHS[data_width]} words of {data_width} bits, "
+            f"not {len(words)}"
+        )
+    per_row = DP16KD_DEPTHS[data_width] // DP16KD_DEPTHS[18]
+    per_half = max(per_row // 2, 1)
+    initvals = [0] * DP16KD_INITVALS
+    for index, word in enumerate(words):
+        if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word < 1 << data_width:
+            raise ValueError(
+                f"words[{index}] must be an integer in [0, 2**{data_width}), not {word!r}"
+            )
+        row, within = divmod(index, per_row)
+        half, position = divmod(within, per_half)
+        offset = _ROW_SLOT * (row % _ROWS_PER_INITVAL) + 9 * half + data_width * position
+        initvals[row // _ROWS_PER_INITVAL] |= word << offset
+    return tuple(initvals)
 
 
 class TableROM(Unit):
@@ -30,7 +170,10 @@ class TableROM(Unit):
 
     Port ``p`` reads ``init[addr[p]]``: the word appears on ``data[p]`` one enabled clock edge
     after the address (``latency == 1``), or two when ``registered`` (the second register
-    is the block RAM's own output register where the implementation has one).
+    is the block RAM's own output register where the implementation has one). An address of
+    ``depth`` or more reads an unspecified word. Every implementation behaves the same, edge
+    for edge: ``data`` is zero until the first enabled edges fill the pipeline, and a clock
+    edge with ``en`` low changes no register.
 
     Parameters
     ----------
@@ -42,9 +185,14 @@ class TableROM(Unit):
         Read ports, 1..4.
     registered : bool
         Register the output (``latency == 2``).
-    implementation : {"auto", "inferred"}
+    implementation : {"auto", "inferred", "ecp5"}
         ``"inferred"``: an Amaranth ``Memory`` with block-RAM attributes, registers in the
-        fabric. ``"auto"`` (default): the same.
+        fabric. ``"ecp5"``: ``DP16KD`` blocks instantiated directly (:func:`dp16kd_tiling`; two
+        read ports per block, blocks repeated for a third and fourth port), the output register
+        being the blocks' own (``REGMODE = "OUTREG"``, else ``"NOREG"``); it synthesizes for the
+        ECP5 only and cannot be simulated by Amaranth. ``"auto"`` (default): ``"ecp5"`` when the
+        platform given to ``elaborate`` is an ECP5 one (``platform.family == "ecp5"``, as
+        Amaranth's ``LatticePlatform`` sets it), else ``"inferred"``.
 
     Members
     -------
@@ -146,8 +294,25 @@ class TableROM(Unit):
         """Enabled clock edges from an address to its word: 2 registered, else 1."""
         return 2 if self._registered else 1
 
+    @property
+    def implementation(self) -> str:
+        """The ``implementation`` asked for (``"auto"`` is resolved by :meth:`resolve`)."""
+        return self._implementation
+
+    def resolve(self, platform) -> str:
+        """Return the implementation built on ``platform``: ``"inferred"`` or ``"ecp5"``."""
+        if self._implementation != "auto":
+            return self._implementation
+        return "ecp5" if getattr(platform, "family", None) == "ecp5" else "inferred"
+
     def elaborate(self, platform):
-        """Build an inferred memory: one read port per lookup, then the output registers."""
+        """Build the implementation :meth:`resolve` names for ``platform``."""
+        if self.resolve(platform) == "ecp5":
+            return self._elaborate_ecp5()
+        return self._elaborate_inferred()
+
+    def _elaborate_inferred(self) -> Module:
+        """Build an inferred memory: a read port per lookup, then the output registers."""
         m = Module()
         m.submodules.memory = memory = Memory(
             shape=self._width, depth=self.depth, init=self._init, attrs=BLOCK_RAM_ATTRS
@@ -163,3 +328,94 @@ class TableROM(Unit):
                 word = register
             m.d.comb += self.data[port].eq(word)
         return m
+
+    def _elaborate_ecp5(self) -> Module:
+        """Build ``DP16KD`` blocks: per pair of ports one per bank and column; bank multiplexers.
+
+        Port ``2k`` is side A and port ``2k + 1`` side B of copy ``k`` of the blocks. With
+        several banks the bank number of each address travels beside the blocks in registers as
+        deep as the latency and selects the bank's word.
+        """
+        m = Module()
+        tiling = dp16kd_tiling(self._width, self.depth)
+        rows, width = tiling.bank_depth, tiling.data_width
+        mask = (1 << width) - 1
+        contents = {
+            (bank, column): dp16kd_initvals(
+                [(word >> column * width) & mask for word in self._init[bank * rows :][:rows]],
+                width,
+            )
+            for bank in range(tiling.banks)
+            for column in range(tiling.columns)
+        }
+        words = [
+            [Signal(self._width, name=f"data{port}_bank{bank}") for bank in range(tiling.banks)]
+            for port in range(self._ports)
+        ]
+        for (bank, column), initvals in contents.items():
+            for copy in range(-(-self._ports // 2)):
+                sides = {}
+                for side, port in zip("AB", (2 * copy, 2 * copy + 1), strict=True):
+                    if port < self._ports:
+                        address = self.addr[port][: tiling.address_bits]
+                        word = words[port][bank][column * width :][:width]
+                        sides[side] = (address, word)
+                m.submodules[f"dp16kd_{copy}_{bank}_{column}"] = self._dp16kd(
+                    tiling, initvals, sides
+                )
+        for port in range(self._ports):
+            if tiling.banks == 1:
+                m.d.comb += self.data[port].eq(words[port][0])
+                continue
+            select = self.addr[port][tiling.address_bits :]
+            for stage in range(self.latency):
+                delayed = Signal(len(select), name=f"bank{port}_d{stage + 1}", reset_less=True)
+                with m.If(self.en):
+                    m.d.sync += delayed.eq(select)
+                select = delayed
+            with m.Switch(select):
+                for bank, word in enumerate(words[port]):
+                    with m.Case(bank):
+                        m.d.comb += self.data[port].eq(word)
+        return m
+
+    def _dp16kd(self, tiling: DP16KDTiling, initvals, sides) -> Instance:
+        """One ``DP16KD`` holding ``initvals``; ``sides`` maps "A"/"B" to (address, word).
+
+        A side missing from ``sides`` is left idle: clock enables low, address zero.
+        """
+        registered = self._registered
+        parameters = {
+            "DATA_WIDTH_A": tiling.data_width,
+            "DATA_WIDTH_B": tiling.data_width,
+            "REGMODE_A": "OUTREG" if registered else "NOREG",
+            "REGMODE_B": "OUTREG" if registered else "NOREG",
+            "CSDECODE_A": "0b000",
+            "CSDECODE_B": "0b000",
+            "WRITEMODE_A": "NORMAL",
+            "WRITEMODE_B": "NORMAL",
+            "RESETMODE": "SYNC",
+            "ASYNC_RESET_RELEASE": "SYNC",
+            "GSR": "DISABLED",
+        }
+        for index, value in enumerate(initvals):
+            parameters[f"INITVAL_{index:02X}"] = Const(value, DP16KD_INITVAL_BITS)
+        arguments = {f"p_{name}": value for name, value in parameters.items()}
+        shift = _ADDRESS_PINS - tiling.address_bits
+        for side in "AB":
+            address, word = sides.get(side, (Const(0, 1), None))
+            enable = self.en if side in sides else Const(0)
+            pins = Cat(Const(0, shift), address, Const(0, _ADDRESS_PINS))
+            arguments |= {
+                f"i_CLK{side}": ClockSignal("sync"),
+                f"i_CE{side}": enable,
+                f"i_OCE{side}": enable,
+                f"i_WE{side}": Const(0),
+                f"i_RST{side}": Const(0),
+            }
+            arguments |= {f"i_CS{side}{bit}": Const(0) for bit in range(3)}
+            arguments |= {f"i_AD{side}{bit}": pins[bit] for bit in range(_ADDRESS_PINS)}
+            arguments |= {f"i_DI{side}{bit}": Const(0) for bit in range(18)}
+            if word is not None:
+                arguments |= {f"o_DO{side}{bit}": word[bit] for bit in range(len(word))}
+        return Instance("DP16KD", **arguments)
