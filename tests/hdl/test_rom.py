@@ -17,11 +17,13 @@ from amaranth.sim import Simulator
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
+from palhdl.boards.devices import DEVICES
 from palhdl.boards.platforms import get_board
 from palhdl.hdl import rom
 from palhdl.hdl.pe import PALTableProductTerm
 from palhdl.hdl.rom import TableROM, dp16kd_initvals, dp16kd_tiling
-from palhdl.synth.toolchain import run_yosys
+from palhdl.synth.pnr import RegisteredHarness
+from palhdl.synth.toolchain import run_nextpnr, run_yosys
 from palhdl.synth.yosys import synth_stats
 
 
@@ -451,3 +453,37 @@ def test_ecp5_synthesis_uses_the_block_output_register():
     # The inferred table also fits one block, but its output register is 2 x 15 fabric FFs.
     inferred = synth_stats(Around("inferred"), target="ecp5")
     assert inferred["EBR"] == 1 and inferred["DFF"] == 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data_width", sorted(WORDS_AT_WIDTH))
+def test_nextpnr_writes_the_words_where_the_bitstream_holds_them(data_width, tmp_path):
+    """One full block through synthesis and nextpnr: its ``.bram_init`` (the array as 2048
+    nine-bit words, as the bitstream holds it) carries the table, packed as documented."""
+    depth = WORDS_AT_WIDTH[data_width]
+    init = random_words(data_width, depth, 100 + data_width)
+    unit = TableROM(width=data_width, init=init, ports=2, registered=True, implementation="ecp5")
+    design = rtlil.convert(RegisteredHarness(unit), name="top", emit_src=False)
+    run_yosys(
+        "read_rtlil design.il; synth_ecp5 -top top -noabc9 -json netlist.json",
+        {"design.il": design},
+        outputs=["netlist.json"],
+        directory=tmp_path,
+    )
+    arguments = ["--json", "netlist.json", "--textcfg", "top.config", "--seed", "1"]
+    status, log = run_nextpnr(DEVICES["ecp5"], arguments, cwd=tmp_path)
+    assert status == 0, log[-3000:]
+    config = (tmp_path / "top.config").read_text()
+    blocks = re.findall(r"^\.bram_init \d+\n((?:[0-9a-f]{3}(?: |\n))+)", config, re.MULTILINE)
+    assert len(blocks) == 1
+    nine = [int(word, 16) for word in blocks[0].split()]
+    assert len(nine) == 2048
+    if data_width == 18:
+        expected = [word >> 9 * half & 0x1FF for word in init for half in (0, 1)]
+    else:
+        per_nine = 8 // data_width if data_width < 9 else 1
+        expected = [
+            sum(word << data_width * i for i, word in enumerate(init[j * per_nine :][:per_nine]))
+            for j in range(2048)
+        ]
+    assert nine == expected
