@@ -251,6 +251,10 @@ class Board:
     abc9 : bool
         Map the logic with Yosys' ABC9 (the default) or, ``False``, with ABC
         (:func:`palhdl.synth.yosys.synth_command`): the ULX3S's shared tables need ABC.
+    pipelined : bool
+        Register the PEs' product terms by default (``palhdl build``): on the ECP5 the table's
+        own output register; on the UP5K an EBR feeds the accumulator directly, which saves a
+        logic cell per table bit (the flip-flops would sit in cells of their own).
     """
 
     name: str
@@ -268,6 +272,7 @@ class Board:
     term: str = "auto"
     table_ports: int = 1
     abc9: bool = True
+    pipelined: bool = True
 
     @property
     def family(self) -> str:
@@ -297,13 +302,15 @@ class Board:
             "pass a MacConfig"
         )
 
-    def arithmetic(self, config: MacConfig, *, pipelined: bool = True) -> PALArithmetic:
+    def arithmetic(self, config: MacConfig, *, pipelined: bool | None = None) -> PALArithmetic:
         """Return the PE arithmetic of this board's PAL arrays for ``config``.
 
         The board's :attr:`term` and :attr:`table_ports` where ``config``'s product-term table
-        fits in block RAM, else the logic product term (pal16).
+        fits in block RAM, else the logic product term (pal16); ``pipelined`` defaults to
+        :attr:`pipelined`.
         """
         check_instance("config", config, MacConfig)
+        pipelined = self.pipelined if pipelined is None else pipelined
         if table_entries(config, signed=self.term == "signed_table") > MAX_TABLE_ENTRIES:
             return PALArithmetic(config=config, pipelined=pipelined, term="logic")
         return PALArithmetic(
@@ -352,6 +359,7 @@ BOARDS: dict[str, Board] = {
             output="raw",
             leds=2,
             term="table",
+            pipelined=False,
         ),
         Board(
             name="ulx3s-85f",

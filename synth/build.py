@@ -133,7 +133,7 @@ def build(
     clk_freq: float | None = None,
     out_dir: str | os.PathLike,
     output: str | None = None,
-    pipelined: bool = True,
+    pipelined: bool | None = None,
     k_max: int = 64,
     baud: int = 115200,
     seed: int = 1,
@@ -160,9 +160,9 @@ def build(
     output : {"pal", "float32", "raw"}, optional
         Readout of the results, passed to :class:`~palhdl.boards.hostlink.core.HostLinkCore`;
         default the board's (:attr:`Board.output`).
-    pipelined : bool
-        Register the PE product terms and the readout converters (default ``True``: it
-        shortens the critical path of the PE to its accumulator adder).
+    pipelined : bool, optional
+        Register the PE product terms and the readout converters; default the board's
+        (:attr:`Board.pipelined`).
     k_max, baud : int
         Passed to :class:`~palhdl.boards.hostlink.core.HostLinkCore`.
     seed : int
@@ -192,6 +192,7 @@ def build(
     config = _resolve_config(board, fmt, config)
     output = board.output if output is None else output
     clk_freq = board.clk_freq if clk_freq is None else clk_freq
+    pipelined = board.pipelined if pipelined is None else check_bool("pipelined", pipelined)
     check_bool("allow_timing_fail", allow_timing_fail)
     check_int("seed", seed)
     check_bool("progress", progress)
