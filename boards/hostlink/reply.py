@@ -153,6 +153,8 @@ class Reply(Unit):
             started=Signal(name="started"),
         )
         m.d.comb += self.read_addr.eq(s.index)
+        s.read_byte = Signal(8, name="read_byte")
+        m.d.sync += s.read_byte.eq(self.read_data)
         tx_byte = self._output_buffer(m, s)
         self._snapshot(m, s)
         with m.FSM(name="reply") as fsm:
@@ -174,7 +176,11 @@ class Reply(Unit):
                 m.next = "HEAD"
             self._head(m, s)
             self._body(m, s)
-            with m.State("FETCH"):  # the result memory's read port has one cycle of latency
+            # The result memory's read port has one cycle of latency, and its byte is
+            # registered (`read_byte`) before the byte multiplexer: block RAM is slow to output.
+            with m.State("FETCH"):
+                m.next = "FETCH_REGISTERED"
+            with m.State("FETCH_REGISTERED"):
                 m.next = "BODY"
             with m.State("TAIL"):
                 # The last byte's CRC update lands while that byte waits in the buffer.
@@ -242,7 +248,7 @@ class Reply(Unit):
                         with m.Case(position):
                             m.d.comb += s.data.eq(value)
                 with m.Case(ReplyKind.READ):
-                    m.d.comb += s.data.eq(self.read_data)
+                    m.d.comb += s.data.eq(s.read_byte)
                 with m.Default():
                     m.d.comb += s.data.eq(s.captured[0])
             with m.If(s.sent):
@@ -262,7 +268,8 @@ class Reply(Unit):
         )
         with m.If(crc_pending):
             m.d.sync += s.crc.eq(crc8_next(s.crc, tx_byte))
-        m.d.sync += s.stale.eq(s.started | s.sent | fsm.ongoing("FETCH") | crc_pending)
+        fetching = fsm.ongoing("FETCH") | fsm.ongoing("FETCH_REGISTERED")
+        m.d.sync += s.stale.eq(s.started | s.sent | fetching | crc_pending)
         # Busy until the transmitter has taken the CRC byte, so a STATUS snapshot is as late
         # as it would be without the buffer; registered (free one cycle later).
         free = Signal()
