@@ -119,11 +119,13 @@ class RunEngine(Unit):
     """Runs the loaded tiles through a :class:`~palhdl.hdl.systolic.SystolicArray`.
 
     On ``start`` the engine presents one beat every two cycles, reading the operand memory
-    twice per beat (A column ``k`` at address ``2 * k`` into a register, then B row ``k`` at
-    ``2 * k + 1``, which the beat takes straight from the memory), the last one marked
-    ``last``. The read for the next beat is issued while a beat is offered: the array takes any
-    beat but a last one as soon as it is offered (its flow control), and for the last one the
-    address holds, so a stalled last beat keeps its data. Then the engine takes the result rows
+    twice per beat (A column ``k`` at address ``2 * k``, then B row ``k`` at ``2 * k + 1``),
+    the last one marked ``last``. Whatever the memory reads goes first into a plain register
+    (``operand_data``, no logic in front), so no path starts at a block-RAM output but that
+    one; the A column then moves into a second register and the beat takes the B row from
+    ``operand_data``. The address counts up by one every cycle from ``start`` and holds on the
+    last B row: the array takes any beat but a last one as soon as it is offered (its flow
+    control), and a stalled last beat keeps its data. Then the engine takes the result rows
     from the array, each into a one-row shift register of whole-byte lanes, and writes them a
     byte per cycle into a byte-wide single-port :class:`ResultMemory` in READ order, so no
     multiplexer spans the result. ``done`` pulses when the last byte is in.
@@ -222,17 +224,20 @@ class RunEngine(Unit):
         s = SimpleNamespace(
             # The operand memory address, 0 while idle; it holds on the last B row.
             addr=Signal(range(2 * k_max), name="operand_addr"),
+            hold=Signal(name="operand_addr_hold"),  # addr is the last B row
+            data=Signal(len(operands.data), name="operand_data"),  # the memory, registered
             k_last=Signal(range(k_max), name="k_last"),  # K - 1, registered at start
-            last=Signal(name="beat_last"),  # addr is the B row of the last K step
+            last=Signal(name="beat_last"),  # the next beat offered is the last
             a_column=Signal(self._rows * self._width, name="a_column"),
             # Registered c.ready: collecting, no row being stored and rows left to take.
             collect=Signal(name="collect"),
         )
         store = self._store(m)
+        m.d.sync += s.data.eq(operands.data)
         m.d.comb += [
             operands.addr.eq(s.addr),
             self.a.payload.data.as_value().eq(s.a_column),
-            self.b.payload.data.as_value().eq(operands.data),
+            self.b.payload.data.as_value().eq(s.data),
             self.a.payload.last.eq(s.last),
             self.c.ready.eq(s.collect),
         ]
@@ -242,20 +247,24 @@ class RunEngine(Unit):
             with m.State("IDLE"):
                 m.d.sync += s.k_last.eq(operands.k - 1)
                 with m.If(self.start):
-                    m.d.sync += [s.addr.eq(1), s.last.eq(operands.k == 1)]
-                    m.next = "FETCH"
-            with m.State("FETCH"):  # the memory shows A column k; addr is B row k
-                m.d.sync += s.a_column.eq(operands.data)
-                with m.If(~s.last):
-                    m.d.sync += s.addr.eq(s.addr + 1)
+                    m.d.sync += [s.addr.eq(1), s.hold.eq(operands.k == 1)]
+                    m.d.sync += s.last.eq(operands.k == 1)
+                    m.next = "PRIME"
+            with m.State("PRIME"):  # the memory shows A column 0; addr is A column 1
+                self._advance(m, s)
+                m.next = "FETCH"
+            with m.State("FETCH"):  # operand_data is A column k; addr is A column k + 1
+                m.d.sync += s.a_column.eq(s.data)
+                self._advance(m, s)
                 m.next = "BEAT"
-            with m.State("BEAT"):  # the memory shows B row k; addr is A column k + 1
+            with m.State("BEAT"):  # operand_data is B row k; addr is B row k + 1 (or holds)
                 m.d.comb += [self.a.valid.eq(1), self.b.valid.eq(1)]
+                self._advance(m, s)
                 with m.If(~s.last):  # taken at once
-                    m.d.sync += [s.addr.eq(s.addr + 1), s.last.eq(s.addr[1:] == s.k_last)]
+                    m.d.sync += s.last.eq(s.addr[1:] == s.k_last)
                     m.next = "FETCH"
                 with m.Elif(self.a.ready):
-                    m.d.sync += [s.addr.eq(0), s.last.eq(0), s.collect.eq(1)]
+                    m.d.sync += [s.addr.eq(0), s.hold.eq(0), s.last.eq(0), s.collect.eq(1)]
                     m.next = "COLLECT"
             with m.State("COLLECT"), m.If(self.done):
                 m.next = "IDLE"
@@ -278,6 +287,12 @@ class RunEngine(Unit):
         self._take_row(m, s, store)
         self._count_cycles(m, ~fsm.ongoing("IDLE"))
         return m
+
+    @staticmethod
+    def _advance(m: Module, s: SimpleNamespace) -> None:
+        """Step the operand address, unless it holds on the last B row (compared a step ahead)."""
+        with m.If(~s.hold):
+            m.d.sync += [s.addr.eq(s.addr + 1), s.hold.eq((s.addr[1:] == s.k_last) & ~s.addr[0])]
 
     def _count_cycles(self, m: Module, running) -> None:
         """``cycles``: cleared by ``start``, then counts while ``running`` up to 0xFFFF.

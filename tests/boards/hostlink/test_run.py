@@ -11,10 +11,11 @@ from palhdl.format import MacConfig, pal8
 from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import SystolicArray
 
-ROWS, COLS, K = 2, 2, 3
+ROWS, COLS = 2, 2
 
 
-def test_run_fills_the_result_memory():
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_run_fills_the_result_memory(K):
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, size=(ROWS, K))
     b = rng.integers(0, 256, size=(K, COLS))
@@ -33,7 +34,7 @@ def test_run_fills_the_result_memory():
     for k in range(K):
         memory[2 * k] = sum(int(a[i, k]) << (8 * i) for i in range(ROWS))
         memory[2 * k + 1] = sum(int(b[k, j]) << (8 * j) for j in range(COLS))
-    seen = {"stalled_beats": 0}
+    seen = {"stalled_beats": 0, "beats": []}
 
     async def bench(ctx):
         operands = engine.operands
@@ -49,6 +50,17 @@ def test_run_fills_the_result_memory():
         while not ctx.get(engine.done):
             offered = ctx.get(engine.a.valid) and not ctx.get(engine.a.payload.last)
             seen["stalled_beats"] += offered and not ctx.get(engine.a.ready)
+            if ctx.get(engine.a.valid) and ctx.get(engine.a.ready):  # a beat the array takes
+                assert ctx.get(engine.b.valid) and ctx.get(engine.b.ready)
+                seen["beats"].append(
+                    (
+                        [ctx.get(engine.a.payload.data[i].as_value()) for i in range(ROWS)],
+                        [ctx.get(engine.b.payload.data[j].as_value()) for j in range(COLS)],
+                        ctx.get(engine.a.payload.last),
+                        [ctx.get(engine.a.payload.scale[i]) for i in range(ROWS)],
+                        [ctx.get(engine.b.payload.scale[j]) for j in range(COLS)],
+                    )
+                )
             await ctx.tick()
             cycle += 1
             assert cycle < 500
@@ -74,6 +86,17 @@ def test_run_fills_the_result_memory():
     sim.run()
     expected = arithmetic.golden_matmul(a, b, a_scales=a_scales, b_scales=b_scales, mode="pal")
     assert seen["data"] == expected.ravel().tolist()
+    # Beat k is column k of A and row k of B, in order, the last one marked, with the scales.
+    assert seen["beats"] == [
+        (
+            a[:, k].tolist(),
+            b[k, :].tolist(),
+            int(k == K - 1),
+            a_scales.tolist(),
+            b_scales.tolist(),
+        )
+        for k in range(K)
+    ]
     assert seen["stalled_beats"] == 0  # the engine relies on it
     run_cycles, valid_at_done = seen["run"]
     assert valid_at_done == 0
