@@ -159,7 +159,7 @@ class Parser(Unit):
             self._header(m, s)
             self._payload(m, s)
             with m.State("CHECK"):
-                m.d.sync += s.length_due_load.eq(s.is_load & ~s.k_bad & (s.phase != 4))
+                m.d.sync += s.length_due_load.eq(s.is_load & ~s.k_bad & ~s.phase[4])
                 with m.If(s.got):
                     m.d.sync += [s.crc_bad.eq(s.entry.byte != s.crc), s.enable.eq(0)]
                     m.next = "DONE"
@@ -231,8 +231,9 @@ class Parser(Unit):
         s = SimpleNamespace(**{name: Signal(shape, name=name) for name, shape in shapes.items()})
         s.entry = Signal(RX_ENTRY, name="entry")  # the entry taken in the previous cycle
         s.enable = Signal(init=1, name="enable")
-        # K low byte, K high byte, words, scales, complete
-        s.phase = Signal(range(5), name="phase", attrs={"fsm_encoding": "one-hot"})
+        # One-hot: K low byte, K high byte, words, scales, complete. It only ever steps to the
+        # next phase, from a single enable, so no priority chain of writers builds its input.
+        s.phase = Signal(5, name="phase")
         return s
 
     def _merge_errors(self, m: Module, s: SimpleNamespace) -> None:
@@ -347,7 +348,7 @@ class Parser(Unit):
                 m.d.sync += [
                     s.remaining.eq(Cat(s.length_low, byte)),
                     s.final.eq(s.length_low_one & s.entry.is_zero),
-                    s.phase.eq(0),
+                    s.phase.eq(1),  # K low
                     s.inner.eq(0),
                     s.outer.eq(0),
                     s.byte_in_word.eq(0),
@@ -376,13 +377,11 @@ class Parser(Unit):
                     m.next = "CHECK"
             with m.If(s.timed_out):
                 m.next = "DONE"
-            word_end = (s.phase == 2) & (s.byte_in_word == self.word_bytes - 1)
+            word_end = s.phase[2] & (s.byte_in_word == self.word_bytes - 1)
             m.d.sync += [
-                s.walk.eq(Mux(s.is_load, Cat(s.phase == phase for phase in range(4)), 0)),
+                s.walk.eq(Mux(s.is_load, s.phase[:4], 0)),
                 s.word_end.eq(s.is_load & word_end),
-                s.length_due_load.eq(
-                    s.is_load & (s.phase == 3) & s.scale_last & ~s.k_bad & ~s.final
-                ),
+                s.length_due_load.eq(s.is_load & s.phase[3] & s.scale_last & ~s.k_bad & ~s.final),
             ]
 
     def _k_high(self, m: Module, s: SimpleNamespace) -> None:
@@ -399,7 +398,6 @@ class Parser(Unit):
             s.k_one.eq(one),
             s.inner_last.eq(Mux(is_a, one, self._cols == 1)),
             s.outer_last.eq(Mux(is_a, self._rows == 1, one)),
-            s.phase.eq(2),
         ]
         too_large = entry.above_k_high | (entry.is_k_high & s.k_low_above)
         # (No error can have been found before K.)
@@ -416,13 +414,16 @@ class Parser(Unit):
         LOAD, and the walk needs no state decoding.
         """
         is_a, got = self.is_load_a, s.got
+        # The entry ends its phase: K low, K high, the last word, the last scale byte.
+        phase_end = s.walk[0] | s.walk[1] | (s.word_end & s.inner_last & s.outer_last)
+        with m.If(got & (phase_end | (s.walk[3] & s.scale_last))):
+            m.d.sync += s.phase.eq(s.phase << 1)
         with m.If(got & s.walk[0]):
             m.d.sync += [
                 s.k_low.eq(s.entry.byte),
                 s.k_low_zero.eq(s.entry.is_zero),
                 s.k_low_one.eq(s.entry.is_one),
                 s.k_low_above.eq(s.entry.above_k_low),
-                s.phase.eq(1),
             ]
         with m.If(got & s.walk[1]):
             self._k_high(m, s)
@@ -439,8 +440,6 @@ class Parser(Unit):
                     s.outer.eq(s.outer + 1),
                     s.outer_last.eq(s.outer == s.outer_stop),
                 ]
-                with m.If(s.outer_last):
-                    m.d.sync += s.phase.eq(3)
             with m.Else():
                 m.d.sync += [s.inner.eq(s.inner + 1), s.inner_last.eq(s.inner == s.inner_stop)]
         with m.If(got & s.walk[3]):
@@ -449,8 +448,6 @@ class Parser(Unit):
                 s.scale_index.eq(s.scale_index + 1),
                 s.scale_last.eq(s.scale_index + 1 == scale_limit),
             ]
-            with m.If(s.scale_last):
-                m.d.sync += s.phase.eq(4)
 
     def _timer_and_crc(self, m: Module, s: SimpleNamespace, fsm) -> None:
         """Inside a packet: CRC over everything but SYNC and the CRC byte, inter-byte timeout.
