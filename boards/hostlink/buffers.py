@@ -157,16 +157,27 @@ class OperandBuffers(Unit):
         m = Module()
         rows, cols, width, load = self._rows, self._cols, self._width, self.load
         lanes = max(rows, cols)
-        memory = Memory(shape=lanes * width, depth=2 * self._k_max, init=[])
+        # The run engine never reads while a LOAD writes (a RUN starts after the LOAD's
+        # commit, and no packet is parsed during a RUN), so what a read returns at the address
+        # being written is of no concern. Yosys is told so (``no_rw_check``), else it would
+        # emulate read-before-write across the block RAM's two ports with a write delayed by
+        # a cycle, a bypass register and a multiplexer behind the RAM's output. The attribute
+        # acts where Yosys merges a register into an asynchronous read port, hence that port
+        # and the explicit register (which becomes the block RAM's synchronous read).
+        memory = Memory(
+            shape=lanes * width, depth=2 * self._k_max, init=[], attrs={"no_rw_check": 1}
+        )
         m.submodules.memory = memory
         write = memory.write_port(granularity=width)
-        read = memory.read_port()
+        read = memory.read_port(domain="comb")
+        read_data = Signal(lanes * width, name="read_data", reset_less=True)
+        m.d.sync += read_data.eq(read.data)
         m.d.comb += [
             write.addr.eq(Cat(load.b_en.any(), load.address)),
             write.data.eq(Cat([load.word] * lanes)),
             write.en.eq(load.a_en | load.b_en),
             read.addr.eq(self.read.addr),
-            self.read.data.eq(read.data),
+            self.read.data.eq(read_data),
         ]
         for scale_lanes, enables, scales in (
             (rows, load.scale_a_en, self.read.a_scale),

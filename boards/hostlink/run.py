@@ -225,7 +225,9 @@ class RunEngine(Unit):
             # The operand memory address, 0 while idle; it holds on the last B row.
             addr=Signal(range(2 * k_max), name="operand_addr"),
             hold=Signal(name="operand_addr_hold"),  # addr is the last B row
-            data=Signal(len(operands.data), name="operand_data"),  # the memory, registered
+            # The memory, registered: no reset, so the flip-flops take the block RAM's output
+            # straight (a reset becomes a LUT in front of them on the ECP5).
+            data=Signal(len(operands.data), name="operand_data", reset_less=True),
             k_last=Signal(range(k_max), name="k_last"),  # K - 1, registered at start
             last=Signal(name="beat_last"),  # the next beat offered is the last
             a_column=Signal(self._rows * self._width, name="a_column"),
