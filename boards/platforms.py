@@ -343,8 +343,8 @@ BOARDS: dict[str, Board] = {
             platform=ICEBreakerPlatform,
             osc_freq=12e6,
             rows=4,
-            cols=4,
-            clk_freq=36e6,
+            cols=5,
+            clk_freq=42e6,
             configs=(
                 MacConfig(
                     pal8,
