@@ -25,8 +25,9 @@ __all__ = ["ArrayBuildReport", "build_array", "describe_arithmetic"]
 def describe_arithmetic(arithmetic: Arithmetic) -> str:
     """Return a one-line description of a provider: operands and accumulator.
 
-    For example ``"int8, 22-bit wrapping accumulator"`` or ``"fp8 e4m3, accumulator 32 bits
-    (12 fraction), terms below 2**14, wrapping"``; a provider this function does not know is
+    For example ``"int8, 22-bit wrapping accumulator"``, ``"fp8 e4m3, accumulator 32 bits
+    (12 fraction), terms below 2**14, wrapping"`` or ``"pal8 (signed table term shared by 2 PEs,
+    registered, W = 5), accumulator ..."``; a provider this function does not know is
     described by its class name.
     """
     if isinstance(arithmetic, IntArithmetic):
@@ -36,8 +37,11 @@ def describe_arithmetic(arithmetic: Arithmetic) -> str:
         prefix = f"fp8 {arithmetic.variant}"
     elif isinstance(arithmetic, PALArithmetic):
         window = arithmetic.config
-        stages = "pipelined" if arithmetic.pipelined else "combinational"
-        prefix = f"{window.fmt.name} (W = {window.mantissa_bits}, product term {stages})"
+        term = arithmetic.term.replace("_", " ") + " term"
+        if arithmetic.product_group > 1:
+            term += f" shared by {arithmetic.product_group} PEs"
+        stages = "registered" if arithmetic.pipelined else "unregistered"
+        prefix = f"{window.fmt.name} ({term}, {stages}, W = {window.mantissa_bits})"
     else:
         return type(arithmetic).__name__
     return (

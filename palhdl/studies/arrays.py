@@ -60,7 +60,7 @@ INT8_ACC_BITS = 22
 #: mantissa product (capping the array at 156 PEs); on the iCE40 it leaves a product that
 #: narrow in logic either way.
 VARIANTS: dict[str, tuple[str, bool, str]] = {
-    "pal8": ("pal8", True, "PAL pal8, the board's default accumulator"),
+    "pal8": ("pal8", True, "PAL pal8, the board's PE and default accumulator"),
     "int8": ("int8", True, "INT8, multipliers in DSP blocks"),
     "int8-lut": ("int8", False, "INT8, logic only"),
     "fp8": ("fp8", False, "FP8 E4M3, logic only"),

@@ -23,9 +23,13 @@ def test_describe_arithmetic():
         "fp8 e4m3, accumulator 32 bits (12 fraction), terms below 2**14, wrapping"
     )
     config = MacConfig(pal8, mantissa_bits=5, acc_bits=18, acc_frac_bits=8, term_bits=11)
-    assert describe_arithmetic(PALArithmetic(config=config, pipelined=True)) == (
-        "pal8 (W = 5, product term pipelined), accumulator 18 bits (8 fraction), "
+    assert describe_arithmetic(PALArithmetic(config=config, pipelined=True, term="logic")) == (
+        "pal8 (logic term, registered, W = 5), accumulator 18 bits (8 fraction), "
         "terms below 2**11, saturating"
+    )
+    shared = PALArithmetic(config=config, term="signed_table", table_ports=2)
+    assert describe_arithmetic(shared).startswith(
+        "pal8 (signed table term shared by 2 PEs, unregistered, W = 5), accumulator 18 bits"
     )
 
 
