@@ -10,9 +10,10 @@ built by :func:`palhdl.synth.arraybuild.build_array` through the flow of ``palhd
    ``fixed + per_pe * PEs`` to each resource (:class:`Estimate`);
 2. the search places and routes the largest shape whose estimate keeps the fabric (LUTs,
    flip-flops) within ``max_utilisation`` and the DSP and block RAMs within the device, then
-   rescales the estimate by what nextpnr counted and moves one shape up after a success or
-   down to the largest plausible smaller shape after a failure: at most ``max_builds``
-   place-and-route runs, one at a time.
+   rescales the estimate by what nextpnr counted and builds the largest plausible shape
+   between the largest success and the smallest failure so far: at most ``max_builds``
+   place-and-route runs, one at a time. A search can resume from the builds of an earlier one
+   (``previous``), which count as made.
 
 The command line and the tables are in :mod:`palhdl.studies.arrays_report` (``palhdl arrays``).
 """
@@ -268,18 +269,14 @@ def _next_shape(
     max_utilisation: float,
     above: float,
     below: float,
-    step_up: bool,
 ) -> tuple[int, int] | None:
     """Return the shape to build next, or ``None`` to stop.
 
-    The candidates are the untried :func:`shapes` with ``above < PEs < below``. After a
-    failure (``step_up`` false) the search takes the largest of them the estimate finds
-    plausible; after a success the smallest of them, one step up, if it is plausible.
+    The largest untried shape of :func:`shapes` with ``above < PEs < below`` (the largest
+    success and the smallest failure so far) that the estimate finds plausible.
     """
     candidates = [s for s in shapes() if above < _pes(s) < below and s not in tried]
     plausible = [s for s in candidates if estimate.plausible(_pes(s), max_utilisation)]
-    if step_up:
-        return candidates[0] if candidates and candidates[0] in plausible else None
     return plausible[-1] if plausible else None
 
 
@@ -297,6 +294,7 @@ def search(
     max_builds: int = 4,
     seed: int = 1,
     estimate: Estimate | None = None,
+    previous: SearchResult | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> SearchResult:
@@ -321,6 +319,10 @@ def search(
         nextpnr placement seed.
     estimate : Estimate, optional
         Start from this estimate instead of :func:`estimate_variant` (which runs Yosys).
+    previous : SearchResult, optional
+        An earlier search of the same board, variant and clock to resume: its builds are
+        taken as made (they calibrate the estimate and bound the search, and stay in the
+        result); ``max_builds`` counts the new ones.
     progress : bool
         Show each build's stages on stderr.
     log : callable
@@ -334,7 +336,8 @@ def search(
     Raises
     ------
     TypeError, ValueError
-        For bad parameters, before any tool runs.
+        For bad parameters (``previous`` of another board, variant or clock), before any tool
+        runs.
     """
     board = board if isinstance(board, Board) else get_board(board)
     variant = check_choice("variant", variant, VARIANTS)
@@ -342,28 +345,49 @@ def search(
     if not 0 < max_utilisation <= 1:
         raise ValueError(f"max_utilisation must be in (0, 1], not {max_utilisation}")
     max_builds = check_int("max_builds", max_builds, 1)
-    estimate = estimate_variant(variant, board) if estimate is None else estimate
     result = SearchResult(board.name, variant, clk_freq / 1e6, max_utilisation)
+    if previous is not None:
+        key = (previous.board, previous.variant, previous.clk_mhz)
+        if key != (result.board, result.variant, result.clk_mhz):
+            raise ValueError(
+                f"previous is a search of {key}, not of {(board.name, variant, result.clk_mhz)}"
+            )
+    estimate = estimate_variant(variant, board) if estimate is None else estimate
     tried: set[tuple[int, int]] = set()
     bounds = {"above": 0, "below": math.inf}
-    choose = {"max_utilisation": max_utilisation}
-    shape = _next_shape(tried, estimate, **choose, **bounds, step_up=False)
-    while shape is not None and len(result.builds) < max_builds:
-        tried.add(shape)
+    for report in [] if previous is None else previous.builds:
+        _record(result, report, estimate, tried, bounds)
+    new_builds = 0
+    while new_builds < max_builds:
+        shape = _next_shape(tried, estimate, max_utilisation=max_utilisation, **bounds)
+        if shape is None:
+            break
         report = _build(
             variant, board, shape, clk_freq, out_dir=Path(out_dir), seed=seed, progress=progress
         )
-        result.builds.append(report)
-        estimate.calibrate(report)
-        ended = outcome(report)
-        log(_build_line(report, variant, ended))
-        if ended == "ok":
-            result.best = len(result.builds) - 1
-            bounds["above"] = report.pes
-        else:
-            bounds["below"] = report.pes
-        shape = _next_shape(tried, estimate, **choose, **bounds, step_up=ended == "ok")
+        new_builds += 1
+        log(_build_line(report, variant, _record(result, report, estimate, tried, bounds)))
     return result
+
+
+def _record(
+    result: SearchResult,
+    report: ArrayBuildReport,
+    estimate: Estimate,
+    tried: set[tuple[int, int]],
+    bounds: dict[str, float],
+) -> str:
+    """Add a build to the search: result, estimate and bounds; return its :func:`outcome`."""
+    result.builds.append(report)
+    tried.add((report.rows, report.cols))
+    estimate.calibrate(report)
+    ended = outcome(report)
+    if ended == "ok" and report.pes > bounds["above"]:
+        result.best = len(result.builds) - 1
+        bounds["above"] = report.pes
+    elif ended != "ok":
+        bounds["below"] = min(bounds["below"], report.pes)
+    return ended
 
 
 def _build(

@@ -6,7 +6,8 @@ and ``--cols`` it builds that one :class:`~palhdl.boards.arraytop.ArrayTop` to a
 :func:`~palhdl.studies.arrays.search` for one board and variant and prints :func:`render`'s
 Markdown. ``--json PATH`` adds the search to ``PATH``, and ``--from-json`` renders the searches
 saved there again, all boards and variants in one table, with :func:`mixed_estimate`'s
-estimate of a mixed INT8 array where both INT8 searches of a board are present.
+estimate of a mixed INT8 array where both INT8 searches of a board are present. A search whose
+board, variant and clock ``PATH`` already holds resumes from those builds.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json",
         type=Path,
         metavar="PATH",
-        help="search: add the result to PATH (replacing an earlier one of the board and variant)",
+        help="search: add the result to PATH, replacing an earlier one of the board and variant; "
+        "one at the same clock is resumed (its builds count as made)",
     )
     parser.add_argument(
         "--from-json",
@@ -222,6 +224,16 @@ def _load(paths: Sequence[Path]) -> list[SearchResult]:
             raise ValueError(message) from None
         merged.update({(result.board, result.variant): result for result in results})
     return list(merged.values())
+
+
+def _previous(path: Path | None, board: str, variant: str, clk_mhz: float) -> SearchResult | None:
+    """Return the search of ``board``, ``variant`` and ``clk_mhz`` in ``path`` to resume, if any."""
+    if path is None or not path.exists():
+        return None
+    for result in _load([path]):
+        if (result.board, result.variant, result.clk_mhz) == (board, variant, clk_mhz):
+            return result
+    return None
 
 
 def _save(path: Path, result: SearchResult) -> None:
@@ -294,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
             max_utilisation=args.max_utilisation,
             max_builds=args.max_builds,
             seed=args.seed,
+            previous=_previous(args.json, board.name, args.arithmetic, clk_freq / 1e6),
         )
     except (TypeError, ValueError) as error:
         print(f"palhdl arrays: error: {error}", file=sys.stderr)

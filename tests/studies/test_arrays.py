@@ -148,7 +148,8 @@ def _search(estimate, **kwargs) -> SearchResult:
         log=lines.append,
         **kwargs,
     )
-    assert len(lines) == len(result.builds)
+    previous = kwargs.get("previous")
+    assert len(lines) == len(result.builds) - (0 if previous is None else len(previous.builds))
     return result
 
 
@@ -162,13 +163,33 @@ def test_search_with_a_good_estimate_builds_once(monkeypatch):
     assert result.best == 0 and result.best_report.pes == 20
 
 
-def test_search_steps_up_from_a_pessimistic_estimate(monkeypatch):
+def test_search_jumps_up_from_a_pessimistic_estimate(monkeypatch):
     built = _fake_builds(monkeypatch, lambda r, c: (300 + 230 * r * c, 25.0))
     result = _search(_estimate(300.0), max_builds=6)
-    # 300 + 300 P <= 5016: P <= 15 (3 x 5); then one shape up while the rescaled estimate
-    # allows it: 16, 18, 20 fit; 24 is estimated above 95 %.
-    assert built == [(3, 5), (4, 4), (3, 6), (4, 5)]
-    assert result.best_report.pes == 20 and [outcome(r) for r in result.builds] == ["ok"] * 4
+    # 300 + 300 P <= 5016: P <= 15 (3 x 5, 3750); rescaled by 3750 / 4800, P <= 20 (4 x 5,
+    # 4900); rescaled by 4900 / 6300, nothing larger stays within 95 %.
+    assert built == [(3, 5), (4, 5)]
+    assert result.best_report.pes == 20 and [outcome(r) for r in result.builds] == ["ok"] * 2
+
+
+def test_search_resumes_from_earlier_builds(monkeypatch):
+    law = lambda r, c: (300 + 230 * r * c, 25.0)  # noqa: E731
+    built = _fake_builds(monkeypatch, law)
+    first = _search(_estimate(300.0), max_builds=1)
+    assert built == [(3, 5)] and first.best == 0
+    resumed = _search(_estimate(300.0), max_builds=1, previous=first)
+    assert built == [(3, 5), (4, 5)]  # the earlier build is not made again
+    assert [(r.rows, r.cols) for r in resumed.builds] == [(3, 5), (4, 5)]
+    assert resumed.best == 1
+    with pytest.raises(ValueError, match="previous is a search of"):
+        search(
+            "int8",
+            "icebreaker",
+            clk_freq=20e6,
+            out_dir="unused",
+            estimate=_estimate(300.0),
+            previous=first,
+        )
 
 
 def test_search_steps_down_after_a_build_that_does_not_fit(monkeypatch):

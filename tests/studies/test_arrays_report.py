@@ -188,8 +188,11 @@ def test_search_results_are_saved_merged_and_rendered_again(monkeypatch, tmp_pat
         2,
     )
     assert kwargs["max_utilisation"] == 0.95 and kwargs["out_dir"] == "build-arrays"
+    assert kwargs["previous"] is None
     assert main(["arrays", *base, "--arithmetic", "int8-lut"]) == 0
+    assert searches[-1][2]["previous"] is None  # the file has int8-lut at 50 MHz, not 60
     assert main(["arrays", *base, "--arithmetic", "int8"]) == 0  # replaces the first entry
+    assert searches[-1][2]["previous"] == ULX3S_DSP  # same board, variant and clock: resumed
     capsys.readouterr()
     contents = json.loads(saved.read_text())
     assert [entry["variant"] for entry in contents["searches"]] == ["int8-lut", "int8"]
