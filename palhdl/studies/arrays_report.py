@@ -97,8 +97,12 @@ def render(results: Sequence[SearchResult]) -> str:
     Peak GMAC/s is PEs × the clock the build met; GMAC/s per 1000 LUT divides it by the
     logic used (logic cells on the iCE40, LUT4 sites on the ECP5); GMAC/s at Fmax is PEs ×
     nextpnr's Fmax of the same placed and routed design, for arithmetics built at different
-    clocks.
+    clocks. The searches are listed by board, then variant, in the order of
+    :data:`~palhdl.boards.platforms.BOARDS` and :data:`~palhdl.studies.arrays.VARIANTS`.
     """
+    results = sorted(
+        results, key=lambda r: (list(BOARDS).index(r.board), list(VARIANTS).index(r.variant))
+    )
     lines = [
         "| Board | Arithmetic | Array | PEs | Logic | DSP | BRAM | Fmax (MHz) | Clock (MHz) "
         "| Peak GMAC/s | GMAC/s per 1000 LUT | GMAC/s at Fmax |",

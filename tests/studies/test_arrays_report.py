@@ -99,6 +99,8 @@ def test_render_tables():
         "- ULX3S (Lattice ECP5 LFE5U-85F-6BG381C): **estimate**, not built: 156 DSP PEs + 285 "
         "LUT PEs = 441 PEs at 50 MHz = 22.1 GMAC/s."
     ) in lines
+    rows = [line.split(" | ")[:2] for line in lines if line.startswith(("| ULX3S", "| iCE"))]
+    assert rows[:3] == [["| iCEBreaker", "fp8"], ["| ULX3S", "int8"], ["| ULX3S", "int8-lut"]]
     builds = lines[lines.index("Every place-and-route run of the searches:") :]
     assert len([line for line in builds if line.startswith("| ULX3S")]) == 3
     assert "| 21 × 21 | could not be placed and routed | 80000 / 83640 LUT4 (96%) | - | 600 |" in (
