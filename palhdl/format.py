@@ -18,6 +18,8 @@ from palhdl.tables import MAX_TABLE_FRAC_BITS, mantissa_table
 from palhdl.validate import check_bool, check_instance, check_int
 
 __all__ = [
+    "E8M0_MAX",
+    "E8M0_MIN",
     "FORMATS",
     "MAX_TABLE_FRAC_BITS",
     "SCALE_BITS",
@@ -32,6 +34,10 @@ __all__ = [
 #: Width of the signed power-of-two scale exponent that travels with each operand row (of ``A``)
 #: and column (of ``B``) through the array, its readouts and the host link.
 SCALE_BITS = 16
+
+#: Range of a block scale exponent: the OCP Microscaling (MX v1.0) E8M0 scale ``2**e``, ``e``
+#: from -127 to 127 (the code 255, NaN, is not a scale).
+E8M0_MIN, E8M0_MAX = -127, 127
 
 
 @dataclass(frozen=True)
@@ -424,6 +430,34 @@ class MacConfig:
         if largest > self.term_max:
             return 0
         return self.acc_max // largest if largest else 1 << 30
+
+    def retarget(self, fmt: PALFormat) -> MacConfig:
+        """Return the same accumulator window for another split of the same word width.
+
+        Returns a configuration with ``fmt``, that format's default ``mantissa_bits`` and this
+        one's ``acc_bits``, ``acc_frac_bits``, ``term_bits``, ``saturate`` and ``max_k``. A PE
+        built for this configuration computes the returned one exactly once its product-term
+        table holds :func:`palhdl.sim.golden.term_table` of it: the table is the only part of
+        the PE that depends on the split (``docs/format.md`` section 8).
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``fmt`` is not a :class:`PALFormat` of this configuration's width.
+        """
+        check_instance("fmt", fmt, PALFormat, "PALFormat(int_bits=3, frac_bits=4)")
+        if fmt.width != self.fmt.width:
+            raise ValueError(
+                f"fmt must be {self.fmt.width} bits wide like {self.fmt}, not {fmt.width} ({fmt})"
+            )
+        return MacConfig(
+            fmt,
+            acc_bits=self.acc_bits,
+            acc_frac_bits=self.acc_frac_bits,
+            max_k=self.max_k,
+            term_bits=self.term_bits,
+            saturate=self.saturate,
+        )
 
     def scale_target(self, k: int) -> int:
         """Log magnitude (units of 2**-F) that adaptive scaling moves row/column maxima to.

@@ -7,7 +7,8 @@ shared tables. The specification these functions implement is ``docs/format.md``
 
 * :mod:`~palhdl.sim.golden.convert`: encode, decode, fixed-point and IEEE bit conversions.
 * :mod:`~palhdl.sim.golden.ops`: mul, div, add, sub, neg, abs_, compare.
-* :mod:`~palhdl.sim.golden.scaling`: power-of-two scales and quantisation.
+* :mod:`~palhdl.sim.golden.scaling`: power-of-two scales (per tensor, row, column or block)
+  and quantisation.
 * :mod:`~palhdl.sim.golden.mac`: MAC terms, matmul, dot and their :class:`MacResult` readouts.
 * :mod:`~palhdl.sim.golden.baselines`: the INT8/FP8/BF16 baseline MACs.
 * :mod:`~palhdl.sim.golden.bits`: argument checks and integer helpers they share.
@@ -46,15 +47,23 @@ from palhdl.sim.golden.mac import (
     term_table,
 )
 from palhdl.sim.golden.ops import UNORDERED, abs_, add, compare, div, mul, neg, sub
-from palhdl.sim.golden.scaling import choose_scales, quantize
+from palhdl.sim.golden.scaling import (
+    block_offsets,
+    choose_block_scales,
+    choose_scales,
+    quantize,
+    quantize_blocks,
+)
 
 __all__ = [
     "UNORDERED",
     "MacResult",
     "abs_",
     "add",
+    "block_offsets",
     "check_codes",
     "check_mac_config",
+    "choose_block_scales",
     "choose_scales",
     "compare",
     "decode",
@@ -70,6 +79,7 @@ __all__ = [
     "mul",
     "neg",
     "quantize",
+    "quantize_blocks",
     "sub",
     "term_table",
     "to_bfloat16_bits",

@@ -19,6 +19,7 @@ __all__ = [
     "check_codes",
     "check_floats",
     "check_fmt",
+    "check_offsets",
     "fields",
     "pack",
     "round_shift_right",
@@ -28,6 +29,16 @@ __all__ = [
 def check_fmt(fmt) -> PALFormat:
     """Validate a :class:`~palhdl.format.PALFormat` argument named ``fmt``."""
     return check_instance("fmt", fmt, PALFormat, "palhdl.format.pal8")
+
+
+def check_offsets(name: str, offsets, *, limit: int = 1 << 62) -> np.ndarray:
+    """Validate integer log offsets in ``[0, limit]`` (a scalar or an array); return int64."""
+    array = np.asarray(offsets)
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must be integers, not {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() > limit):
+        raise ValueError(f"{name} must be in [0, {limit}], not [{array.min()}, {array.max()}]")
+    return array.astype(np.int64)
 
 
 def check_codes(name: str, codes, fmt: PALFormat) -> np.ndarray:

@@ -17,13 +17,14 @@ from palhdl.sim.golden.bits import (
     check_codes,
     check_floats,
     check_fmt,
+    check_offsets,
     pack,
     round_shift_right,
 )
 from palhdl.sim.golden.convert import FLOAT32, FLOAT64, ieee_bits, log_round
-from palhdl.sim.golden.scaling import quantize
+from palhdl.sim.golden.scaling import block_count, block_offsets, quantize, quantize_blocks
 from palhdl.tables import mantissa_table
-from palhdl.validate import check_instance
+from palhdl.validate import check_bool, check_instance, check_int
 
 __all__ = [
     "MacResult",
@@ -41,7 +42,7 @@ def check_mac_config(config) -> MacConfig:
     return check_instance("config", config, MacConfig, "palhdl.format.MacConfig(pal8)")
 
 
-def mac_terms(a, b, config: MacConfig):
+def mac_terms(a, b, config: MacConfig, *, offset=0):
     """Compute the signed accumulator terms of the products ``a * b`` (elementwise, broadcast).
 
     Returns ``(term, nan, overflow)``: ``term`` is the int64 value the product adds to the
@@ -49,11 +50,19 @@ def mac_terms(a, b, config: MacConfig):
     from zero when ``shift < 0``; a term whose magnitude exceeds ``term_max`` flags ``overflow``
     and is clamped to ``+-acc_max`` (``config.saturate``) or dropped (0, wrapping);
     ``nan`` marks NaN operands; zero operands give 0.
+
+    ``offset`` (integers ``>= 0``, in log units of ``2**-F``, broadcast with ``a`` and ``b``)
+    lowers each product's log sum: a block-scaled product (``docs/format.md`` section 11) whose
+    magnitude fields' sum ``Ea + Eb - offset`` is negative is flushed to a zero term (no
+    overflow; ``nan`` still flagged); any other gets exactly the term of the lowered log sum.
     """
     config = check_mac_config(config)
     fmt = config.fmt
     (sa, la, za, na), (sb, lb, zb, nb) = binary_fields(a, b, fmt)
-    log = la + lb
+    offset = check_offsets("offset", offset)
+    log = la + lb - offset
+    flushed = log < -2 * fmt.bias
+    log = np.maximum(log, -2 * fmt.bias)
     octave = log >> fmt.frac_bits
     mantissa = mantissa_table(fmt.frac_bits, config.mantissa_bits)[log & (fmt.units - 1)]
     shift = config.shift(octave)
@@ -64,7 +73,7 @@ def mac_terms(a, b, config: MacConfig):
     magnitude = np.where(shift >= 0, left, right)
     overflow = too_big | (magnitude > config.term_max)
     magnitude = np.where(overflow, config.acc_max if config.saturate else 0, magnitude)
-    nonzero = ~(za | zb | na | nb)
+    nonzero = ~(za | zb | na | nb | flushed)
     term = np.where(nonzero, np.where(sa ^ sb, -magnitude, magnitude), 0)
     return term, na | nb, overflow & nonzero
 
@@ -72,9 +81,10 @@ def mac_terms(a, b, config: MacConfig):
 def term_table(config: MacConfig, *, signed: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Tabulate the product terms by the sum of the operands' log fields (``docs/format.md`` §8).
 
-    A product's term depends only on ``S = Ea + Eb`` (the magnitude fields of two nonzero,
-    non-NaN operands, ``1 <= Ea, Eb <= mag_mask``) and, when ``signed``, on the product's sign.
-    This is the contents of the block-RAM product term of :mod:`palhdl.hdl.pe`.
+    A product's term depends only on ``S = Ea + Eb - offset`` (the magnitude fields of two
+    nonzero, non-NaN operands, ``1 <= Ea, Eb <= mag_mask``, lowered by a block-scaling
+    ``offset``, see :func:`mac_terms`) and, when ``signed``, on the product's sign. This is the
+    contents of the block-RAM product term of :mod:`palhdl.hdl.pe`.
 
     Parameters
     ----------
@@ -88,21 +98,23 @@ def term_table(config: MacConfig, *, signed: bool = False) -> tuple[np.ndarray, 
     -------
     term, overflow : ndarray of int64, ndarray of bool
         ``2**(mag_bits + 1)`` entries (twice that when ``signed``): the term and its overflow
-        flag, exactly :func:`mac_terms` of two operands with ``Ea + Eb = S``. Sums no operand
-        pair reaches (``S < 2``, and ``S = 2**(mag_bits + 1) - 1``, the entry a zero or NaN
-        operand reads) hold a zero term without overflow.
+        flag, exactly :func:`mac_terms` of two operands and an offset with
+        ``Ea + Eb - offset = S``. The last entry, ``S = 2**(mag_bits + 1) - 1``, which no
+        operand pair reaches and a zero or NaN operand reads, holds a zero term without
+        overflow.
     """
     config = check_mac_config(config)
     fmt = config.fmt
     sums = np.arange(1 << (fmt.mag_bits + 1), dtype=np.int64)
     a = np.clip(sums - 1, 1, fmt.mag_mask)
-    b = sums - a
-    reachable = (b >= 1) & (b <= fmt.mag_mask)
-    b = np.where(reachable, b, 1)
+    b = np.clip(sums - a, 1, fmt.mag_mask)
+    offset = a + b - sums
+    reachable = offset >= 0
+    offset = np.maximum(offset, 0)
     signs = (0, fmt.sign_mask) if signed else (0,)
     terms, overflows = [], []
     for sign in signs:
-        term, _, overflow = mac_terms(a | sign, b, config)
+        term, _, overflow = mac_terms(a | sign, b, config, offset=offset)
         terms.append(np.where(reachable, term, 0))
         overflows.append(reachable & overflow)
     return np.concatenate(terms), np.concatenate(overflows)
@@ -166,16 +178,16 @@ class MacResult:
         return pack(self.acc < 0, log, fmt, zero=self.acc == 0, nan=self.nan)
 
 
-def _scales(name: str, scales, length: int) -> np.ndarray:
+def _scales(name: str, scales, shape: tuple[int, ...]) -> np.ndarray:
     if scales is None:
-        return np.zeros(length, dtype=np.int64)
+        return np.zeros(shape, dtype=np.int64)
     array = np.asarray(scales)
-    if not np.issubdtype(array.dtype, np.integer) or array.shape not in ((), (length,)):
+    if not np.issubdtype(array.dtype, np.integer) or array.shape not in ((), shape):
         raise ValueError(
-            f"{name} must be an integer scalar or array of shape ({length},), not "
+            f"{name} must be an integer scalar or array of shape {shape}, not "
             f"{array.dtype} {array.shape}"
         )
-    return np.broadcast_to(array.astype(np.int64), (length,))
+    return np.broadcast_to(array.astype(np.int64), shape)
 
 
 def _check_matmul_shapes(a: np.ndarray, b: np.ndarray) -> None:
@@ -186,7 +198,9 @@ def _check_matmul_shapes(a: np.ndarray, b: np.ndarray) -> None:
         )
 
 
-def matmul(a, b, config: MacConfig, *, a_scales=None, b_scales=None) -> MacResult:
+def matmul(
+    a, b, config: MacConfig, *, a_scales=None, b_scales=None, block_size: int | None = None
+) -> MacResult:
     """Multiply code matrices, ``a @ b``, with exactly the hardware's linear accumulation.
 
     Parameters
@@ -196,8 +210,18 @@ def matmul(a, b, config: MacConfig, *, a_scales=None, b_scales=None) -> MacResul
     config : MacConfig
         Operand format, mantissa table width and accumulator geometry.
     a_scales, b_scales : array_like of int, optional
-        Octave offsets of shape ``(M,)`` / ``(N,)`` already applied to the operands (from
-        :func:`~palhdl.sim.golden.quantize`); they only set :attr:`MacResult.scale_exp`.
+        Octave offsets already applied to the operands (from
+        :func:`~palhdl.sim.golden.quantize` or :func:`~palhdl.sim.golden.quantize_blocks`).
+        Without ``block_size``: shapes ``(M,)`` / ``(N,)``; they only set
+        :attr:`MacResult.scale_exp`. With ``block_size``: shapes ``(M, nb)`` / ``(nb, N)``,
+        ``nb = ceil(K / block_size)``, one E8M0 scale (``-127 .. 127``) per block.
+    block_size : int, optional
+        Block scaling (``docs/format.md`` section 11): ``a[i, k]`` and ``b[k, j]`` belong to
+        blocks ``k // block_size``. Each product's log sum is lowered by the offsets of
+        :func:`~palhdl.sim.golden.block_offsets` (its blocks' scales above the row's and the
+        column's smallest, the references), so every term lands in one accumulator whose
+        ``scale_exp`` is the sum of the references; see :func:`mac_terms` for the flush.
+        ``None`` (default): no blocks.
 
     Returns
     -------
@@ -214,14 +238,29 @@ def matmul(a, b, config: MacConfig, *, a_scales=None, b_scales=None) -> MacResul
     _check_matmul_shapes(a, b)
     m, k = a.shape
     n = b.shape[1]
-    sa = _scales("a_scales", a_scales, m)
-    sb = _scales("b_scales", b_scales, n)
+    if block_size is None:
+        sa = _scales("a_scales", a_scales, (m,))
+        sb = _scales("b_scales", b_scales, (n,))
+        a_offsets = np.zeros((m, k), dtype=np.int64)
+        b_offsets = np.zeros((k, n), dtype=np.int64)
+    else:
+        block_size = check_int("block_size", block_size, 1, 1 << 30)
+        blocks = block_count(k, block_size)
+        a_scales = _scales("a_scales", a_scales, (m, blocks))
+        b_scales = _scales("b_scales", b_scales, (blocks, n))
+        a_offsets, sa = block_offsets(a_scales, fmt, per="row", block_size=block_size, k=k)
+        b_offsets, sb = block_offsets(b_scales, fmt, per="col", block_size=block_size, k=k)
     acc = np.zeros((m, n), dtype=np.int64)
     nan = np.zeros((m, n), dtype=bool)
     overflow = np.zeros((m, n), dtype=bool)
     low, high = config.acc_min, config.acc_max
     for index in range(k):
-        term, term_nan, term_overflow = mac_terms(a[:, index, None], b[None, index, :], config)
+        term, term_nan, term_overflow = mac_terms(
+            a[:, index, None],
+            b[None, index, :],
+            config,
+            offset=a_offsets[:, index, None] + b_offsets[None, index, :],
+        )
         total = acc + term
         overflow |= term_overflow | (total < low) | (total > high)
         if config.saturate:
@@ -244,19 +283,37 @@ def dot(a, b, config: MacConfig) -> MacResult:
     )
 
 
-def matmul_values(a, b, config: MacConfig, *, adaptive: bool = True) -> MacResult:
+def matmul_values(
+    a, b, config: MacConfig, *, adaptive: bool = True, block_size: int | None = None
+) -> MacResult:
     """Quantise float matrices and multiply them with :func:`matmul`.
 
-    ``a`` gets per-row scales and ``b`` per-column scales when ``adaptive`` (none otherwise),
-    with targets from :meth:`~palhdl.format.MacConfig.scale_target` for this ``K``. Infinite
+    With ``block_size`` (block scaling, ``docs/format.md`` section 11), ``a`` and ``b`` get one
+    scale per block of ``block_size`` elements along ``K`` (:func:`quantize_blocks`); otherwise
+    ``a`` gets per-row scales and ``b`` per-column scales when ``adaptive`` (none when not).
+    Targets come from :meth:`~palhdl.format.MacConfig.scale_target` for this ``K``. Infinite
     entries encode as ``+-max`` whatever the scale, so they can still overflow a narrow
     accumulator window (pal16's default).
     """
     config = check_mac_config(config)
+    adaptive = check_bool("adaptive", adaptive)
     a = check_floats("a", a)
     b = check_floats("b", b)
     _check_matmul_shapes(a, b)
     target = config.scale_target(a.shape[1])
-    a_codes, a_scales = quantize(a, config.fmt, per="row" if adaptive else None, target=target)
-    b_codes, b_scales = quantize(b, config.fmt, per="col" if adaptive else None, target=target)
-    return matmul(a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales)
+    if block_size is not None:
+        block_size = check_int("block_size", block_size, 1, 1 << 30)
+        if not adaptive:
+            raise ValueError("block_size needs adaptive=True: block scales are adaptive scales")
+        a_codes, a_scales = quantize_blocks(
+            a, config.fmt, per="row", block_size=block_size, target=target
+        )
+        b_codes, b_scales = quantize_blocks(
+            b, config.fmt, per="col", block_size=block_size, target=target
+        )
+    else:
+        a_codes, a_scales = quantize(a, config.fmt, per="row" if adaptive else None, target=target)
+        b_codes, b_scales = quantize(b, config.fmt, per="col" if adaptive else None, target=target)
+    return matmul(
+        a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales, block_size=block_size
+    )

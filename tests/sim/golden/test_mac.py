@@ -49,32 +49,42 @@ def _term_magnitude(log: int, config: MacConfig) -> tuple[int, bool]:
     return (2 ** (config.acc_bits - 1) - 1 if config.saturate else 0), True
 
 
-def ref_terms(a, b, config: MacConfig):
-    """Reference ``(term, nan, overflow)`` arrays for broadcast code arrays ``a``, ``b``."""
-    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+def ref_terms(a, b, config: MacConfig, offset=0):
+    """Reference ``(term, nan, overflow)`` arrays for broadcast code arrays ``a``, ``b``.
+
+    ``offset`` lowers each product's log; a product whose biased log sum ``Ea + Eb - offset``
+    goes negative is flushed to zero (``docs/format.md`` section 11)."""
+    a, b, offset = np.broadcast_arrays(np.asarray(a), np.asarray(b), np.asarray(offset))
     na, la, za, qa = split(a, config.fmt)
     nb, lb, zb, qb = split(b, config.fmt)
     live = ~(za | zb | qa | qb)
     term = np.zeros(a.shape, dtype=np.int64)
     overflow = np.zeros(a.shape, dtype=bool)
     for index in zip(*np.nonzero(live), strict=True):
-        magnitude, over = _term_magnitude(int(la[index] + lb[index]), config)
+        log = int(la[index]) + int(lb[index]) - int(offset[index])
+        if log < -2 * config.fmt.bias:
+            continue
+        magnitude, over = _term_magnitude(log, config)
         term[index] = -magnitude if na[index] != nb[index] else magnitude
         overflow[index] = over
     return term, qa | qb, overflow
 
 
-def ref_matmul(a, b, config: MacConfig):
+def ref_matmul(a, b, config: MacConfig, a_offsets=None, b_offsets=None):
     """Reference ``(acc, nan, overflow)`` of ``a @ b`` with in-order saturating (or
-    two's-complement wrapping) accumulation."""
+    two's-complement wrapping) accumulation; products lowered by ``a_offsets[i, k] +
+    b_offsets[k, j]`` log units (default none)."""
     half = 2 ** (config.acc_bits - 1)
     m, n = a.shape[0], b.shape[1]
+    a_offsets = np.zeros(a.shape, int) if a_offsets is None else a_offsets
+    b_offsets = np.zeros(b.shape, int) if b_offsets is None else b_offsets
     acc = np.zeros((m, n), dtype=np.int64)
     nan = np.zeros((m, n), dtype=bool)
     overflow = np.zeros((m, n), dtype=bool)
     for i in range(m):
         for j in range(n):
-            terms, nans, overs = ref_terms(a[i], b[:, j], config)
+            offset = a_offsets[i] + b_offsets[:, j]
+            terms, nans, overs = ref_terms(a[i], b[:, j], config, offset)
             total, flag = 0, False
             for t, over in zip(terms.tolist(), overs.tolist(), strict=True):
                 total += t
@@ -327,6 +337,181 @@ def test_infinite_operand_overflows_a_scaled_pal16_window():
 
 
 # --- argument checks ----------------------------------------------------------------------------
+
+
+# --- block scaling (docs/format.md section 11) ---------------------------------------------------
+
+
+def _ref_offsets(scales, per: str, block_size: int, fmt):
+    """Per-element offsets (unclamped) and references, straight from the definition."""
+    rows = scales if per == "row" else scales.T
+    reference = rows.min(axis=1)
+    k = rows.shape[1] * block_size
+    offsets = np.array(
+        [
+            [(row[kk // block_size] - ref) * fmt.units for kk in range(k)]
+            for row, ref in zip(rows, reference, strict=True)
+        ]
+    )
+    return (offsets if per == "row" else offsets.T), reference
+
+
+@pytest.mark.parametrize("name", ["pal8-exact", "pal8-narrow", "pal8-window", "pal8-wrap"])
+def test_mac_terms_with_offsets_all_pal8_pairs(name):
+    config = CONFIGS[name]
+    codes = np.arange(256)
+    a, b = np.repeat(codes, 256), np.tile(codes, 256)
+    rng = np.random.default_rng(5)
+    s = (a & 127) + (b & 127)
+    offset = np.clip(s + rng.integers(-3, 4, s.size), 0, None)  # around the flush edge
+    offset = np.where(rng.random(s.size) < 0.5, rng.integers(0, 300, s.size), offset)
+    term, nan, overflow = golden.mac_terms(a, b, config, offset=offset)
+    ref_term, ref_nan, ref_overflow = ref_terms(a, b, config, offset)
+    np.testing.assert_array_equal(term, ref_term)
+    np.testing.assert_array_equal(nan, ref_nan)
+    np.testing.assert_array_equal(overflow, ref_overflow)
+    live = (a % 128 != 0) & (b % 128 != 0)
+    if config.is_lossless:
+        assert np.any(live & (offset == s) & (term != 0))  # S' = 0 still has a term
+    assert np.any(live & (offset == s + 1) & (term == 0))  # S' = -1 is flushed
+
+
+@pytest.mark.parametrize("name", ["pal8-exact", "pal8-narrow", "pal8-wrap", "odd-wrap"])
+@pytest.mark.parametrize("block_size", [1, 4, 5, 32])
+def test_block_matmul_against_reference(name, block_size):
+    config = CONFIGS[name]
+    fmt = config.fmt
+    rng = np.random.default_rng(block_size)
+    for k in (1, 7, 33):
+        blocks = -(-k // block_size)
+        a = _operands(config, (3, k), rng, _spread(config))
+        b = _operands(config, (k, 4), rng, _spread(config))
+        # Scales near each other (many live terms) and far apart (flushes, clamped offsets).
+        spread = int(rng.choice([2, 127]))
+        a_scales = rng.integers(-spread, spread + 1, (3, blocks))
+        b_scales = rng.integers(-spread, spread + 1, (blocks, 4))
+        result = golden.matmul(
+            a, b, config, a_scales=a_scales, b_scales=b_scales, block_size=block_size
+        )
+        a_off, a_ref = _ref_offsets(a_scales, "row", block_size, fmt)
+        b_off, b_ref = _ref_offsets(b_scales, "col", block_size, fmt)
+        acc, nan, overflow = ref_matmul(a, b, config, a_off[:, :k], b_off[:k])
+        np.testing.assert_array_equal(result.acc, acc)
+        np.testing.assert_array_equal(result.nan, nan)
+        np.testing.assert_array_equal(result.overflow, overflow)
+        np.testing.assert_array_equal(result.scale_exp, a_ref[:, None] + b_ref[None, :])
+
+
+def test_block_scaled_value_is_the_sum_of_scaled_products():
+    """Without flushes or rounding (pal8's exact window, operands near 1.0, close scales) the
+    result's value is exactly the sum of each product divided by its blocks' scales."""
+    config = CONFIGS["pal8-exact"]
+    fmt = config.fmt
+    rng = np.random.default_rng(11)
+    m, k, n, block_size = 3, 21, 4, 4
+    blocks = -(-k // block_size)
+    a = _operands(config, (m, k), rng, 3)
+    b = _operands(config, (k, n), rng, 3)
+    # Offsets stay below 2 * 4 octaves: no log sum near the operands' (3 octaves from 1.0)
+    # falls below zero.
+    a_scales = rng.integers(-2, 3, (m, blocks))
+    b_scales = rng.integers(-2, 3, (blocks, n))
+    result = golden.matmul(
+        a, b, config, a_scales=a_scales, b_scales=b_scales, block_size=block_size
+    )
+    na, la, za, qa = split(a, fmt)
+    nb, lb, zb, qb = split(b, fmt)
+    for i in range(m):
+        for j in range(n):
+            total = Fraction(0)
+            for kk in range(k):
+                if za[i, kk] or zb[kk, j] or qa[i, kk] or qb[kk, j]:
+                    continue
+                octave, r = divmod(int(la[i, kk] + lb[kk, j]), fmt.units)
+                mantissa = mantissa_round(r, fmt.frac_bits, config.mantissa_bits)
+                scale = int(a_scales[i, kk // block_size] + b_scales[kk // block_size, j])
+                value = mantissa * Fraction(2) ** (octave - config.mantissa_bits - scale)
+                total += -value if na[i, kk] != nb[kk, j] else value
+            exp2 = -(config.acc_frac_bits + int(result.scale_exp[i, j]))
+            assert Fraction(int(result.acc[i, j])) * Fraction(2) ** exp2 == total
+            assert result.nan[i, j] == (qa[i].any() or qb[:, j].any())
+
+
+def test_one_block_is_row_and_column_scaling():
+    config = CONFIGS["pal8-narrow"]
+    rng = np.random.default_rng(12)
+    a = _operands(config, (4, 9), rng)
+    b = _operands(config, (9, 3), rng)
+    a_scales, b_scales = rng.integers(-9, 9, 4), rng.integers(-9, 9, 3)
+    rows = golden.matmul(a, b, config, a_scales=a_scales, b_scales=b_scales)
+    for block_size in (9, 10, 1000):
+        blocks = golden.matmul(
+            a,
+            b,
+            config,
+            a_scales=a_scales[:, None],
+            b_scales=b_scales[None, :],
+            block_size=block_size,
+        )
+        for field in ("acc", "nan", "overflow", "scale_exp"):
+            np.testing.assert_array_equal(getattr(blocks, field), getattr(rows, field))
+
+
+def test_matmul_values_with_blocks_is_quantize_blocks_then_matmul():
+    config = MacConfig(PALFormat(int_bits=3, frac_bits=4))
+    rng = np.random.default_rng(13)
+    a = rng.standard_t(3, (5, 70))
+    b = rng.standard_t(3, (70, 6)) * np.exp2(rng.integers(-20, 20, (70, 1)))
+    target = config.scale_target(70)
+    a_codes, a_scales = golden.quantize_blocks(
+        a, config.fmt, per="row", block_size=32, target=target
+    )
+    b_codes, b_scales = golden.quantize_blocks(
+        b, config.fmt, per="col", block_size=32, target=target
+    )
+    expected = golden.matmul(
+        a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales, block_size=32
+    )
+    result = golden.matmul_values(a, b, config, block_size=32)
+    np.testing.assert_array_equal(result.acc, expected.acc)
+    np.testing.assert_array_equal(result.scale_exp, expected.scale_exp)
+    exact = a @ b
+    error = np.linalg.norm(result.to_float64() - exact) / np.linalg.norm(exact)
+    rows = golden.matmul_values(a, b, config)
+    assert error < np.linalg.norm(rows.to_float64() - exact) / np.linalg.norm(exact)
+
+
+BLOCKS = np.zeros((2, 1), int)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"block_size": 0}, ValueError, "block_size must be"),
+        ({"block_size": 2.0}, TypeError, "block_size must be an integer"),
+        ({"block_size": 1, "a_scales": BLOCKS}, ValueError, r"a_scales must be .* \(2, 2\)"),
+        (
+            {"block_size": 2, "b_scales": np.zeros(2, int)},
+            ValueError,
+            r"b_scales must be .* \(1, 2\)",
+        ),
+        ({"block_size": 2, "a_scales": BLOCKS + 128}, ValueError, "E8M0 range"),
+        ({"block_size": 2, "b_scales": BLOCKS.T - 128}, ValueError, "E8M0 range"),
+    ],
+)
+def test_bad_block_matmul(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        golden.matmul(SQUARE, SQUARE, CONFIGS["pal8-exact"], **kwargs)
+
+
+def test_bad_offsets_and_block_values():
+    config = CONFIGS["pal8-exact"]
+    with pytest.raises(ValueError, match=r"offset must be in \[0, "):
+        golden.mac_terms(CODES, CODES, config, offset=-1)
+    with pytest.raises(TypeError, match="offset must be integers"):
+        golden.mac_terms(CODES, CODES, config, offset=0.5)
+    with pytest.raises(ValueError, match="block_size needs adaptive=True"):
+        golden.matmul_values(np.ones((2, 2)), np.ones((2, 2)), config, adaptive=False, block_size=2)
 
 
 SQUARE = np.full((2, 2), pal8.bias)

@@ -1,4 +1,4 @@
-"""Adaptive power-of-two scaling (choose_scales, quantize) against exact references.
+"""Adaptive power-of-two scaling (per tensor/row/column and per block) against exact references.
 
 The scaled maximum of every slice must land in the top octave below the target, judged with the
 exact nearest log of ``tests/exact.py``; quantised codes must be the exactly rounded codes of
@@ -124,3 +124,116 @@ def test_choose_scales_requires_per_keyword():
 def test_scaling_needs_small_frac_bits():
     with pytest.raises(ValueError, match="frac_bits must be <= 12, not 13"):
         golden.choose_scales(np.ones((2, 2)), NO_TABLES, per="row")
+
+
+# --- block scaling (docs/format.md section 11) ---------------------------------------------------
+
+
+def _block_matrix(rng):
+    """A (9, 70) operand: rows of wildly different magnitude, empty and NaN blocks."""
+    x = rng.standard_t(3, (9, 70)) * np.exp2(rng.integers(-30, 30, (9, 1)))
+    x[:, 32:64] *= 2.0**-9  # a quiet middle block in every row
+    x[1] = 0.0
+    x[2, :32] = 0.0
+    x[3, 5] = np.nan
+    x[4, 64:] = np.inf
+    x[5, 0] = 2.0**-200  # below the E8M0 range once scaled
+    x[5, 1:32] = 0.0
+    x[6] *= 2.0**300  # above it
+    return x
+
+
+@pytest.mark.parametrize("fmt", [pal8, PALFormat(int_bits=3, frac_bits=4), ODD], ids=str)
+@pytest.mark.parametrize("block_size", [1, 5, 32, 100])
+@pytest.mark.parametrize("per", ["row", "col"])
+def test_block_scales_land_in_top_octave(fmt, block_size, per):
+    x = _block_matrix(np.random.default_rng(block_size))
+    x = x if per == "row" else x.T
+    scales = golden.choose_block_scales(x, fmt, per=per, block_size=block_size)
+    rows = x if per == "row" else x.T
+    by_row = scales if per == "row" else scales.T
+    assert by_row.shape == (9, -(-70 // block_size)) and scales.dtype == np.int64
+    for row, row_scales in zip(rows, by_row, strict=True):
+        live = []
+        for kb, scale in enumerate(row_scales):
+            block = row[kb * block_size : (kb + 1) * block_size]
+            finite = block[np.isfinite(block) & (block != 0)]
+            if finite.size == 0:
+                live.append(None)
+                continue
+            ideal = (fmt.log_max - max(_float_log(v, fmt) for v in finite)) // fmt.units
+            assert scale == min(127, max(-127, ideal))  # E8M0 range
+            live.append(int(scale))
+        known = [s for s in live if s is not None]
+        for kb, scale in enumerate(live):
+            if scale is None:  # an empty block never sets the reference
+                assert row_scales[kb] == (min(known) if known else 0)
+
+
+def test_block_scales_clip_to_e8m0():
+    x = _block_matrix(np.random.default_rng(0))
+    scales = golden.choose_block_scales(x, pal8, per="row", block_size=32)
+    assert scales[5, 0] == 127
+    assert scales[6].tolist() == [-127, -127, -127]
+
+
+@pytest.mark.parametrize("per", ["row", "col"])
+def test_quantize_blocks_is_exact_scaled_encoding(per):
+    x = _block_matrix(np.random.default_rng(8))
+    x = x if per == "row" else x.T
+    codes, scales = golden.quantize_blocks(x, pal8, per=per, block_size=32)
+    np.testing.assert_array_equal(
+        scales, golden.choose_block_scales(x, pal8, per=per, block_size=32)
+    )
+    for index, value in np.ndenumerate(x):
+        kk = index[1] if per == "row" else index[0]
+        scale = int(scales[index[0], kk // 32] if per == "row" else scales[kk // 32, index[1]])
+        if np.isnan(value):
+            expected = pal8.nan_code
+        elif np.isinf(value):
+            expected = pal8.max_code | (pal8.sign_mask if value < 0 else 0)
+        elif value == 0:
+            expected = 0
+        else:
+            numerator, denominator = abs(value).as_integer_ratio()
+            exp2 = 1 - denominator.bit_length() + scale
+            expected = code_of_dyadic(value < 0, numerator, exp2, pal8)
+        assert codes[index] == expected
+
+
+def test_block_offsets_by_hand():
+    fmt = PALFormat(int_bits=3, frac_bits=4)  # 16 units per octave, offsets clamp at 255
+    scales = np.array([[3, 1, 2], [-127, 127, 0]])
+    offsets, reference = golden.block_offsets(scales, fmt, per="row", block_size=2, k=5)
+    assert reference.tolist() == [1, -127]
+    assert offsets.tolist() == [[32, 32, 0, 0, 16], [0, 0, 255, 255, 255]]
+    offsets, reference = golden.block_offsets(scales.T, fmt, per="col", block_size=2, k=6)
+    assert reference.tolist() == [1, -127]
+    assert offsets.T.tolist() == [[32, 32, 0, 0, 16, 16], [0, 0, 255, 255, 255, 255]]
+
+
+@pytest.mark.parametrize(
+    ("function", "kwargs", "error", "match"),
+    [
+        (golden.choose_block_scales, {"per": "tensor", "block_size": 2}, ValueError, "per must"),
+        (golden.choose_block_scales, {"per": "row", "block_size": 0}, ValueError, "block_size"),
+        (golden.quantize_blocks, {"per": "col", "block_size": 1.5}, TypeError, "block_size"),
+        (golden.quantize_blocks, {"per": "col"}, TypeError, "block_size"),
+    ],
+)
+def test_bad_block_scaling(function, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        function(np.ones((2, 2)), pal8, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("scales", "kwargs", "match"),
+    [
+        (np.zeros((2, 3), int), {"per": "row", "block_size": 2, "k": 4}, "2 blocks along K"),
+        (np.zeros((2, 2)), {"per": "row", "block_size": 2, "k": 4}, "integer array"),
+        (np.full((2, 2), 128), {"per": "col", "block_size": 2, "k": 4}, "E8M0 range"),
+    ],
+)
+def test_bad_block_offsets(scales, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        golden.block_offsets(scales, pal8, **kwargs)
