@@ -10,10 +10,11 @@ shared tables. The specification these functions implement is ``docs/format.md``
 * :mod:`~palhdl.sim.golden.scaling`: power-of-two scales (per tensor, row, column or block)
   and quantisation.
 * :mod:`~palhdl.sim.golden.mac`: MAC terms, matmul, dot and their :class:`MacResult` readouts.
+* :mod:`~palhdl.sim.golden.split`: the adaptive split, :func:`choose_split`.
 * :mod:`~palhdl.sim.golden.baselines`: the INT8/FP8/BF16 baseline MACs.
 * :mod:`~palhdl.sim.golden.bits`: argument checks and integer helpers they share.
 
-Everything public in the first four and :func:`check_codes` is re-exported here, so
+Everything public in the first five and :func:`check_codes` is re-exported here, so
 ``from palhdl.sim import golden; golden.encode(...)`` reaches it.
 
 Conventions
@@ -54,10 +55,12 @@ from palhdl.sim.golden.scaling import (
     quantize,
     quantize_blocks,
 )
+from palhdl.sim.golden.split import SplitChoice, choose_split, split_candidates
 
 __all__ = [
     "UNORDERED",
     "MacResult",
+    "SplitChoice",
     "abs_",
     "add",
     "block_offsets",
@@ -65,6 +68,7 @@ __all__ = [
     "check_mac_config",
     "choose_block_scales",
     "choose_scales",
+    "choose_split",
     "compare",
     "decode",
     "div",
@@ -80,6 +84,7 @@ __all__ = [
     "neg",
     "quantize",
     "quantize_blocks",
+    "split_candidates",
     "sub",
     "term_table",
     "to_bfloat16_bits",
