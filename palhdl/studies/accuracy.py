@@ -26,11 +26,14 @@ from palhdl.studies.quantisation import (
 )
 
 __all__ = [
+    "PAL8_34",
+    "PAL8_52",
     "MacRoundingCost",
     "SkewRow",
     "StudyRow",
     "demo_layer",
     "distribution_study",
+    "format_db",
     "format_table",
     "mac_rounding_cost",
     "run_demo",
@@ -107,14 +110,24 @@ def mac_rounding_cost(config: MacConfig, k: int, *, size: int = 64, seed: int = 
 # --- studies ----------------------------------------------------------------------------------
 
 
+#: pal8 (3.4) and (5.2): the other splits of the 8-bit word the studies show.
+PAL8_34 = PALFormat(int_bits=3, frac_bits=4)
+PAL8_52 = PALFormat(int_bits=5, frac_bits=2)
+
+
 def study_schemes() -> list[Scheme]:
     """Return the schemes of the per-distribution study, in table order."""
     return [
         Scheme("pal", "channel", pal8),
         Scheme("pal", "tensor", pal8),
-        Scheme("pal", "channel", PALFormat(int_bits=5, frac_bits=2)),
-        Scheme("pal", "channel", PALFormat(int_bits=3, frac_bits=4)),
+        Scheme("pal", "channel", PAL8_52),
+        Scheme("pal", "channel", PAL8_34),
+        Scheme("pal", "block", PAL8_34),
+        Scheme("pal", "block", pal8, adaptive=True),
         Scheme("pal", "channel", pal16),
+        Scheme("mxint8", "block"),
+        Scheme("mxfp8_e4m3", "block"),
+        Scheme("mxfp8_e5m2", "block"),
         Scheme("fp8_e4m3", "tensor"),
         Scheme("fp8_e5m2", "tensor"),
         Scheme("int8", "tensor"),
@@ -285,7 +298,8 @@ def format_table(header: list[str], rows: list[list[str]], markdown: bool = Fals
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-def _db(value: float) -> str:
+def format_db(value: float) -> str:
+    """Format a value in dB for a table: one decimal, or ``inf``."""
     return "inf" if value == float("inf") else f"{value:.1f}"
 
 
@@ -315,7 +329,7 @@ def study_table(rows: list[StudyRow], markdown: bool = False) -> str:
             r.scheme.label,
             str(r.scheme.bits),
             r.scheme.scaling_label,
-            _db(r.stats.sqnr_db),
+            format_db(r.stats.sqnr_db),
             _g(r.stats.median_rel),
             _g(r.stats.max_rel),
             _percent(r.stats.flushed),
@@ -342,8 +356,8 @@ def skew_table(rows: list[SkewRow], markdown: bool = False) -> str:
         [
             r.scheme.label,
             r.scheme.scaling_label,
-            _db(r.stats.sqnr_db),
-            _db(r.worst_row_sqnr_db),
+            format_db(r.stats.sqnr_db),
+            format_db(r.worst_row_sqnr_db),
             _percent(r.stats.flushed),
             _g(r.matmul_error),
             _g(r.normalised_matmul_error),
@@ -398,8 +412,8 @@ def run_demo(seed: int = 0) -> None:
                 scheme.label,
                 str(scheme.bits),
                 scheme.scaling_label,
-                _db(sqnr_db(x, qx)),
-                _db(sqnr_db(w, qw)),
+                format_db(sqnr_db(x, qx)),
+                format_db(sqnr_db(w, qw)),
                 _g(median),
                 _g(worst),
                 _g(error),

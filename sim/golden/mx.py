@@ -30,10 +30,11 @@ that rounds to zero keeps its sign (``-0`` is code ``0x80``).
 The specification leaves the dot product's internal precision implementation-defined.
 :func:`mx_matmul` computes, for each block, the dot product of the element values in float64,
 multiplies it by ``2**(e_a + e_b)`` exactly, and adds the blocks in order ``kb = 0, 1, ...`` in
-float64. A block's dot product is exact for MXINT8 and MXFP8 E4M3 (its products are multiples
-of ``2**-12`` resp. ``2**-18`` below ``2**2`` resp. ``2**18``, so any sum of up to ``2**17``
-of them fits float64's 53 bits); E5M2 products are multiples of ``2**-32`` up to ``2**32`` and
-a block mixing extreme magnitudes can round. The sum over blocks rounds like any float64 sum.
+float64. For MXINT8 and MXFP8 E4M3 a block's dot product is exact in any summation order for
+blocks of up to ``2**17`` elements: its products are multiples of ``2**-12`` resp. ``2**-18``
+below ``2**2`` resp. ``2**18``, so their sums fit float64's 53 bits. E5M2 products are
+multiples of ``2**-32`` up to ``2**32``, so a block mixing extreme magnitudes can round. The sum
+over blocks rounds like any float64 sum.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ MX_BLOCK_SIZE = 32
 E8M0_BIAS = 127
 #: E8M0 code of a NaN scale.
 E8M0_NAN = 255
-#: Largest accepted block size: MXFP8 E4M3 block dot products stay exact up to it.
-_MAX_BLOCK_SIZE = 1 << 17
+#: Largest accepted block size (as :func:`palhdl.sim.golden.quantize_blocks`).
+_MAX_BLOCK_SIZE = 1 << 30
 #: MXINT8 elements: two's-complement integers times 2**-6.
 _INT8_FRAC_BITS = 6
 
@@ -159,7 +160,7 @@ def mx_scale_codes(values, fmt: MXFormat, *, per: str, block_size: int = MX_BLOC
     per : {"row", "col"}
         Blocks run along A's rows or down B's columns.
     block_size : int
-        1 to ``2**17`` elements per block (default 32); block ``kb`` covers ``k`` in
+        1 to ``2**30`` elements per block (default 32); block ``kb`` covers ``k`` in
         ``[kb * block_size, min(K, (kb + 1) * block_size))``.
 
     Returns

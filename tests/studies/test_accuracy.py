@@ -20,10 +20,12 @@ def test_format_table_rejects_a_short_row():
 
 
 def test_distribution_study_rows():
-    rows = accuracy.distribution_study("gaussian", shape=(16, 32), mkn=(4, 16, 3))
+    rows = accuracy.distribution_study("gaussian", shape=(16, 32), mkn=(4, 40, 3))
     assert [r.scheme for r in rows] == accuracy.study_schemes()
     for row in rows:
-        if row.scheme.kind != "pal":
+        if row.scheme.kind.startswith("mx"):  # block by block: float64 sums in another order
+            assert row.matmul_error == pytest.approx(row.operand_matmul_error, rel=1e-9)
+        elif row.scheme.kind != "pal":
             assert row.matmul_error == row.operand_matmul_error
         assert 0 < row.matmul_error < 0.2
     by_label = {(r.scheme.label, r.scheme.scaling): r for r in rows}

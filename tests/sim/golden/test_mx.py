@@ -298,7 +298,7 @@ def _zeros(*shape):
         (
             lambda: mx_quantize(np.ones((2, 2)), INT8, per="row", block_size=0),
             ValueError,
-            r"block_size must be in \[1, 131072\], not 0",
+            r"block_size must be in \[1, 1073741824\], not 0",
         ),
         (
             lambda: mx_quantize(np.ones((2, 2)), INT8, per="row", block_size=2.0),
