@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from palhdl.format import MacConfig, PALFormat
+from palhdl.sim.golden import linear
 from palhdl.sim.golden.bits import (
     binary_fields,
     bit_length,
@@ -24,7 +26,7 @@ from palhdl.sim.golden.bits import (
 from palhdl.sim.golden.convert import FLOAT32, FLOAT64, ieee_bits, log_round
 from palhdl.sim.golden.scaling import block_count, block_offsets, quantize, quantize_blocks
 from palhdl.tables import mantissa_table
-from palhdl.validate import check_bool, check_instance, check_int
+from palhdl.validate import check_bool, check_choice, check_instance, check_int
 
 __all__ = [
     "MacResult",
@@ -35,6 +37,9 @@ __all__ = [
     "matmul_values",
     "term_table",
 ]
+
+
+_METHODS = ("auto", "loop")
 
 
 def check_mac_config(config) -> MacConfig:
@@ -199,7 +204,14 @@ def _check_matmul_shapes(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def matmul(
-    a, b, config: MacConfig, *, a_scales=None, b_scales=None, block_size: int | None = None
+    a,
+    b,
+    config: MacConfig,
+    *,
+    a_scales=None,
+    b_scales=None,
+    block_size: int | None = None,
+    method: str = "auto",
 ) -> MacResult:
     """Multiply code matrices, ``a @ b``, with exactly the hardware's linear accumulation.
 
@@ -222,6 +234,12 @@ def matmul(
         column's smallest, the references), so every term lands in one accumulator whose
         ``scale_exp`` is the sum of the references; see :func:`mac_terms` for the flush.
         ``None`` (default): no blocks.
+    method : {"auto", "loop"}
+        How the accumulators are computed; the results are identical. ``"loop"``: the
+        reference loop below. ``"auto"`` (default): :func:`~palhdl.sim.golden.linear.linear_matmul`
+        (exact float64 matmuls of the linearised terms, about 30 times faster for pal8) for
+        formats with ``mag_bits <= 16``, and the loop for the outputs it cannot prove
+        (saturating accumulators whose partial sums leave the range) and for wider formats.
 
     Returns
     -------
@@ -232,6 +250,7 @@ def matmul(
         depend on the order; nothing can overflow for ``K <= config.max_exact_k``.
     """
     config = check_mac_config(config)
+    method = check_choice("method", method, _METHODS)
     fmt = config.fmt
     a = check_codes("a", a, fmt)
     b = check_codes("b", b, fmt)
@@ -250,16 +269,40 @@ def matmul(
         b_scales = _scales("b_scales", b_scales, (blocks, n))
         a_offsets, sa = block_offsets(a_scales, fmt, per="row", block_size=block_size, k=k)
         b_offsets, sb = block_offsets(b_scales, fmt, per="col", block_size=block_size, k=k)
-    acc = np.zeros((m, n), dtype=np.int64)
-    nan = np.zeros((m, n), dtype=bool)
-    overflow = np.zeros((m, n), dtype=bool)
+    if method == "loop" or fmt.mag_bits > linear.MAX_MAG_BITS:
+        acc, nan, overflow = _accumulate(
+            a[:, None, :], b.T[None, :, :], a_offsets[:, None, :], b_offsets.T[None, :, :], config
+        )
+    else:
+        fast = linear.linear_matmul(
+            a, b, _linearisation(config), a_offsets=a_offsets, b_offsets=b_offsets
+        )
+        acc, nan, overflow = fast.acc, fast.nan, fast.overflow
+        rows, cols = np.nonzero(fast.path == linear.LOOP)
+        if rows.size:
+            acc[rows, cols], _, overflow[rows, cols] = _accumulate(
+                a[rows], b[:, cols].T, a_offsets[rows], b_offsets[:, cols].T, config
+            )
+    return MacResult(acc, nan, overflow, sa[:, None] + sb[None, :], config)
+
+
+def _accumulate(a, b, a_offsets, b_offsets, config: MacConfig):
+    """Run the reference loop: add the terms of ``a[..., k] * b[..., k]``, ``k = 0 .. K-1``.
+
+    The operands (and their offsets) broadcast over all but their last axis, ``K``; each
+    addition saturates or wraps as :func:`matmul` describes. Returns ``(acc, nan, overflow)``.
+    """
+    shape = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    acc = np.zeros(shape, dtype=np.int64)
+    nan = np.zeros(shape, dtype=bool)
+    overflow = np.zeros(shape, dtype=bool)
     low, high = config.acc_min, config.acc_max
-    for index in range(k):
+    for index in range(a.shape[-1]):
         term, term_nan, term_overflow = mac_terms(
-            a[:, index, None],
-            b[None, index, :],
+            a[..., index],
+            b[..., index],
             config,
-            offset=a_offsets[:, index, None] + b_offsets[None, index, :],
+            offset=a_offsets[..., index] + b_offsets[..., index],
         )
         total = acc + term
         overflow |= term_overflow | (total < low) | (total > high)
@@ -268,7 +311,13 @@ def matmul(
         else:
             acc = (total - low) % (1 << config.acc_bits) + low
         nan |= term_nan
-    return MacResult(acc, nan, overflow, sa[:, None] + sb[None, :], config)
+    return acc, nan, overflow
+
+
+@lru_cache(maxsize=16)
+def _linearisation(config: MacConfig) -> linear.Linearisation:
+    """Prepare ``config``'s term table for the fast path (cached, like the other tables)."""
+    return linear.linearise(config, *term_table(config))
 
 
 def dot(a, b, config: MacConfig) -> MacResult:

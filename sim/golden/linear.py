@@ -1,0 +1,416 @@
+"""Exact matmul accumulation at BLAS speed: PAL product terms linearised into float64 matmuls.
+
+:func:`palhdl.sim.golden.matmul` defines a matmul's accumulators by adding product terms one
+``k`` at a time (its reference loop). :func:`linear_matmul` computes the same accumulators and
+flags bit for bit wherever it can prove them from the data, and marks the outputs it cannot
+prove (:data:`LOOP`) for the loop to compute.
+
+The proof
+---------
+A product of two nonzero, non-NaN operands adds ``+-T[S]`` (``T``, the overflow flags ``V``:
+:func:`~palhdl.sim.golden.term_table`) with ``S = Ea + Eb - oa - ob`` (magnitude fields lowered by
+the block offsets, which are separable: ``oa`` belongs to ``a[i, k]``, ``ob`` to ``b[k, j]``);
+``S < 0`` adds 0. With ``E = Ea - oa`` and ``E' = Eb - ob`` the term is a function of ``E + E'``.
+
+Let ``L(x) = m[x mod 2**F] * 2**shift(x)``, the unrounded term of any log sum ``x``
+(:meth:`~palhdl.format.MacConfig.shift` of the octave of ``x``), evaluated exactly in float64.
+The *linear interval* ``[low, high]`` of a configuration is the longest run of sums ``S`` with
+``1 <= T[S] < 2**53``, ``T[S] == L(S)`` and no overflow, checked entry by entry on the table.
+Writing ``E' = q * 2**F + r`` (``0 <= r < 2**F``) and any integer ``c``,
+``L(E + E') = L(E + r + c * 2**F) * 2**(q - c)`` exactly (powers of two, normal floats: the
+exponent ranges are checked). So the terms of all pairs with ``E + E'`` in the linear interval
+are the entries of ``sum over r`` of ``A_r @ B_r`` with ``A_r[i, k] = +-L(E + r + c * 2**F)`` and
+``B_r[k, j] = +-2**(q - c)`` where ``r`` is ``b[k, j]``'s residue (0 elsewhere): ``2**F``
+float64 matmuls whose products are the integer terms themselves.
+
+Pairs outside the interval (rounded terms, overflowing terms, flushed block-scaled products) are
+found per ``k`` from the smallest and largest ``E'`` of row ``k`` of ``b`` (and ``E`` of column
+``k`` of ``a``): an element of ``a`` that can form such a pair is *special* and its products with
+the whole row ``b[k, :]`` are looked up in the table and summed in int64 (or the same for ``b``'s
+special elements, whichever side costs less at that ``k``); the matmuls skip them.
+
+An output is :data:`BLAS` when an upper bound on the sum of its terms' magnitudes is at most
+``min(acc_max, 2**53 - 1)``: every partial float64 sum is then an exact integer whatever order
+BLAS adds in, and no partial sum of the loop can leave the accumulator's range, so the loop's
+result is that exact sum and its overflow flag is set exactly when some term overflows. The
+bound is ``pairs * max term`` from the rows' and columns' largest fields, else the matmuls of
+the magnitudes. The other outputs are summed in order in int64 (:data:`ORDERED`): a wrapping
+accumulator's value is the sum modulo ``2**acc_bits`` and its flag is set when a term
+overflows or an exact prefix sum leaves the range (before its first exit, the loop's
+accumulator is the exact prefix); a saturating accumulator is exact when no prefix sum leaves
+the range, otherwise the clamps depend on the order and the output is :data:`LOOP`.
+``nan`` is set where row ``i`` of ``a`` or column ``j`` of ``b`` holds a NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from palhdl.format import MacConfig
+from palhdl.sim.golden.bits import check_codes, check_offsets
+from palhdl.tables import mantissa_table
+from palhdl.validate import check_instance
+
+__all__ = [
+    "BLAS",
+    "LOOP",
+    "MAX_MAG_BITS",
+    "MAX_PLANE_BITS",
+    "ORDERED",
+    "LinearMatmul",
+    "Linearisation",
+    "linear_matmul",
+    "linearise",
+]
+
+#: :attr:`LinearMatmul.path` of an output the float64 matmuls (and exact lookups) proved.
+BLAS = 1
+#: :attr:`LinearMatmul.path` of an output proved by summing its terms in order in int64.
+ORDERED = 2
+#: :attr:`LinearMatmul.path` of an output whose saturating partial sums depend on the order:
+#: the caller computes it with the reference loop (its ``acc``/``overflow`` here are 0).
+LOOP = 0
+
+#: Largest ``mag_bits`` whose term table (``2**(mag_bits + 1)`` entries) :func:`linearise` takes.
+MAX_MAG_BITS = 16
+#: Largest ``frac_bits`` for which the ``2**frac_bits`` matmuls are used; beyond it (more
+#: matmuls than an in-order int64 sum costs) every output is :data:`ORDERED`.
+MAX_PLANE_BITS = 8
+
+_FLOAT_EXACT = (1 << 53) - 1  # every integer up to here is a float64; the next bound is 2**53
+_EXPONENT_LIMIT = 900  # |log2| of anchors, factors and products: far from float64 over/underflow
+_FAR = 1 << 40  # beyond any log field: E of a zero or NaN operand, and "no operand" sentinels
+_CHUNK = 1 << 21  # elements per block of in-order (and special) term lookups
+_STACK = 1 << 22  # float64 elements of a stacked matmul operand
+_SCATTER_COST = 8  # a one-hot element written and cleared, in gathered elements' time
+
+
+@dataclass(frozen=True, eq=False)
+class Linearisation:
+    """A configuration's term table prepared for :func:`linear_matmul` (see :func:`linearise`).
+
+    Attributes
+    ----------
+    config : MacConfig
+        The configuration.
+    term, overflow : ndarray
+        The term table and its flags, prefixed by a zero entry: entry ``S + 1`` is ``S``'s,
+        entry 0 serves every flushed (``S < 0``) or zero/NaN product.
+    low, high : int
+        The linear interval of log sums (empty when ``low > high``).
+    peak : ndarray of float64
+        ``peak[1 + S - low]`` is the largest term over ``[low, S]``; ``peak[0] = 0``.
+    """
+
+    config: MacConfig
+    term: np.ndarray
+    overflow: np.ndarray
+    low: int
+    high: int
+    peak: np.ndarray
+
+
+def _shift(config: MacConfig, sums: np.ndarray) -> np.ndarray:
+    """Return the accumulator shift of the octave of each log sum ``S`` (fields' sum)."""
+    fmt = config.fmt
+    return config.shift((sums >> fmt.frac_bits) - (1 << fmt.int_bits))
+
+
+def _unrounded(config: MacConfig, sums: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``L(sums) = m[sums mod 2**F] * 2**shift`` in float64 (exact while normal)."""
+    fmt = config.fmt
+    mantissa = mantissa_table(fmt.frac_bits, config.mantissa_bits)[sums & (fmt.units - 1)]
+    return np.ldexp(mantissa.astype(np.float64), shift)
+
+
+def linearise(config: MacConfig, term, overflow) -> Linearisation:
+    """Prepare ``term_table(config)`` (unsigned: ``term, overflow``) for :func:`linear_matmul`.
+
+    Raises ``ValueError`` if ``config.fmt.mag_bits > MAX_MAG_BITS`` or the tables do not have
+    ``2**(mag_bits + 1)`` entries.
+    """
+    config = check_instance("config", config, MacConfig, "palhdl.format.MacConfig(pal8)")
+    fmt = config.fmt
+    if fmt.mag_bits > MAX_MAG_BITS:
+        raise ValueError(f"config.fmt.mag_bits must be <= {MAX_MAG_BITS}, not {fmt.mag_bits}")
+    size = 1 << (fmt.mag_bits + 1)
+    term = np.asarray(term)
+    overflow = np.asarray(overflow)
+    if term.shape != (size,) or overflow.shape != (size,):
+        raise ValueError(
+            f"term and overflow must be term_table(config) with {size} entries, not shapes "
+            f"{term.shape} and {overflow.shape}"
+        )
+    term = term.astype(np.int64)
+    sums = np.arange(size - 1, dtype=np.int64)  # the last entry is the zero operands' one
+    exact = term[:-1] < (1 << 53)
+    with np.errstate(over="ignore"):  # far-out L(S) become inf and simply do not match
+        value = _unrounded(config, sums, _shift(config, sums))
+    linear = (term[:-1] >= 1) & exact & ~overflow[:-1].astype(bool)
+    linear &= value == np.where(exact, term[:-1], 0).astype(np.float64)
+    low, high = _longest_run(linear)
+    peak = np.maximum.accumulate(term[low : high + 1].astype(np.float64))
+    return Linearisation(
+        config,
+        np.concatenate(([0], term)),
+        np.concatenate(([False], overflow.astype(bool))),
+        low,
+        high,
+        np.concatenate(([0.0], peak)),
+    )
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if not starts.size:
+        return 1, 0
+    best = int(np.argmax(ends - starts))
+    return int(starts[best]), int(ends[best]) - 1
+
+
+@dataclass(frozen=True)
+class LinearMatmul:
+    """Accumulators of :func:`linear_matmul` and how each was proved.
+
+    Attributes
+    ----------
+    acc, nan, overflow : ndarray
+        As :class:`~palhdl.sim.golden.MacResult`; ``acc`` and ``overflow`` are 0 where
+        ``path == LOOP``.
+    path : ndarray of int8
+        Per output: :data:`BLAS`, :data:`ORDERED` or :data:`LOOP`.
+    """
+
+    acc: np.ndarray
+    nan: np.ndarray
+    overflow: np.ndarray
+    path: np.ndarray
+
+
+def linear_matmul(a, b, lin: Linearisation, *, a_offsets=None, b_offsets=None) -> LinearMatmul:
+    """Compute the reference loop's accumulators of ``a @ b`` where provable (module docstring).
+
+    Parameters
+    ----------
+    a, b : 2-D array_like of int
+        Codes of ``lin.config.fmt``, shapes ``(M, K)`` and ``(K, N)``, ``K >= 1``.
+    lin : Linearisation
+        From :func:`linearise` of the configuration's term table.
+    a_offsets, b_offsets : 2-D array_like of int, optional
+        Block-scaling log offsets (:func:`~palhdl.sim.golden.block_offsets`), the shapes of
+        ``a`` and ``b``; default 0.
+
+    Returns
+    -------
+    LinearMatmul
+        Bit-exact with the loop of :func:`~palhdl.sim.golden.matmul` where ``path != LOOP``.
+    """
+    lin = check_instance("lin", lin, Linearisation, "linearise(config, *term_table(config))")
+    fmt = lin.config.fmt
+    a = check_codes("a", a, fmt)
+    b = check_codes("b", b, fmt)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.shape[1] == 0:
+        raise ValueError(
+            "a and b must be 2-D with shapes (M, K) and (K, N), K >= 1; "
+            f"got {a.shape} and {b.shape}"
+        )
+    ea, sa, nan_a = _fields(a, _offsets("a_offsets", a_offsets, a.shape), fmt)
+    eb, sb, nan_b = _fields(b, _offsets("b_offsets", b_offsets, b.shape), fmt)
+    nan = nan_a.any(axis=1)[:, None] | nan_b.any(axis=0)[None, :]
+    shape = (a.shape[0], b.shape[1])
+    acc = np.zeros(shape, dtype=np.int64)
+    overflow = np.zeros(shape, dtype=bool)
+    path = np.full(shape, BLAS, dtype=np.int8)
+    if fmt.frac_bits <= MAX_PLANE_BITS:
+        proved = _blas(lin, ea, sa, eb, sb, acc, overflow)
+    else:
+        proved = np.zeros(shape, dtype=bool)
+    rows, cols = np.nonzero(~proved)
+    if rows.size:
+        exact, flags, loop = _ordered(lin, ea, sa, eb, sb, rows, cols)
+        acc[rows, cols] = exact
+        overflow[rows, cols] = flags
+        path[rows, cols] = np.where(loop, LOOP, ORDERED)
+    return LinearMatmul(acc, nan, overflow, path)
+
+
+def _offsets(name: str, offsets, shape: tuple[int, ...]) -> np.ndarray:
+    if offsets is None:
+        return np.zeros(shape, dtype=np.int64)
+    array = check_offsets(name, offsets)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, not {array.shape}")
+    return array
+
+
+def _fields(codes: np.ndarray, offsets: np.ndarray, fmt) -> tuple[np.ndarray, ...]:
+    """Lowered magnitude fields (``-_FAR`` for zero and NaN), signs and NaN marks."""
+    magnitude = codes & fmt.mag_mask
+    sign = (codes >> fmt.mag_bits) & 1 == 1
+    valid = magnitude != 0
+    return np.where(valid, magnitude - offsets, -_FAR), sign & valid, sign & ~valid
+
+
+def _terms(lin: Linearisation, ea, sa, eb, sb) -> tuple[np.ndarray, np.ndarray]:
+    """Signed terms and overflow flags of broadcast operand fields, looked up in the table."""
+    index = np.clip(ea + eb, -1, lin.term.size - 2) + 1
+    term = lin.term[index]
+    return np.where(sa ^ sb, -term, term), lin.overflow[index]
+
+
+def _blas(lin, ea, sa, eb, sb, acc, overflow) -> np.ndarray:
+    """Fill ``acc``/``overflow`` where the matmuls prove them; return the mask of those outputs."""
+    m, n = acc.shape
+    valid_a, valid_b = ea > -_FAR, eb > -_FAR
+    special_a = _special(lin, ea, valid_a, eb, valid_b)
+    special_b = _special(lin, eb.T, valid_b.T, ea.T, valid_a.T).T
+    by_a = special_a.sum(axis=0) * n <= special_b.sum(axis=1) * m
+    exact_a = special_a & by_a[None, :]
+    exact_b = special_b & ~by_a[:, None]
+    magnitude = np.zeros(acc.shape)
+    _exact_rows(lin, ea, sa, eb, sb, exact_a, acc, overflow, magnitude)
+    _exact_rows(lin, eb.T, sb.T, ea.T, sa.T, exact_b.T, acc.T, overflow.T, magnitude.T)
+    plane_a, plane_b = valid_a & ~exact_a, valid_b & ~exact_b
+    total = _planes(lin, ea, sa, plane_a, eb, sb, plane_b, signed=True)
+    if total is None:
+        return np.zeros(acc.shape, dtype=bool)
+    top = np.where(plane_a, ea, -_FAR).max(axis=1)[:, None] + np.where(plane_b, eb, -_FAR).max(
+        axis=0
+    )
+    pairs = np.minimum(plane_a.sum(axis=1)[:, None], plane_b.sum(axis=0)[None, :])
+    peak = lin.peak[np.clip(top, lin.low - 1, lin.high) - (lin.low - 1)]
+    bound = pairs * peak + magnitude
+    loose = bound > _limit(lin.config)
+    if loose.any():
+        rows, cols = loose.any(axis=1), loose.any(axis=0)
+        sub = np.ix_(rows, cols)
+        tight = _planes(
+            lin,
+            ea[rows],
+            sa[rows],
+            plane_a[rows],
+            eb[:, cols],
+            sb[:, cols],
+            plane_b[:, cols],
+            signed=False,
+        )
+        if tight is not None:  # None: these outputs' exponents differ too much; stay loose
+            bound[sub] = np.where(loose[sub], tight + magnitude[sub], bound[sub])
+    proved = bound <= _limit(lin.config)
+    acc += np.where(proved, total, 0.0).astype(np.int64)
+    return proved
+
+
+def _limit(config: MacConfig) -> int:
+    return min(config.acc_max, _FLOAT_EXACT)
+
+
+def _special(lin, ea, valid_a, eb, valid_b) -> np.ndarray:
+    """Elements of ``a`` that can form a pair outside the linear interval at their ``k``."""
+    lowest = np.where(valid_b, eb, _FAR).min(axis=1)[None, :]
+    highest = np.where(valid_b, eb, -_FAR).max(axis=1)[None, :]
+    return valid_a & ((ea + lowest < lin.low) | (ea + highest > lin.high))
+
+
+def _exact_rows(lin, ea, sa, eb, sb, mask, acc, overflow, magnitude) -> None:
+    """Add the looked-up terms of each ``a[i, k]`` in ``mask`` times ``b[k, :]`` to row ``i``."""
+    rows, ks = np.nonzero(mask)  # sorted by row
+    step = max(1, _CHUNK // eb.shape[1])
+    for start in range(0, rows.size, step):
+        row, k = rows[start : start + step], ks[start : start + step]
+        term, over = _terms(lin, ea[row, k][:, None], sa[row, k][:, None], eb[k], sb[k])
+        targets, first = np.unique(row, return_index=True)
+        acc[targets] += np.add.reduceat(term, first, axis=0)
+        overflow[targets] |= np.logical_or.reduceat(over, first, axis=0)
+        magnitude[targets] += np.add.reduceat(np.abs(term).astype(np.float64), first, axis=0)
+
+
+def _planes(lin, ea, sa, va, eb, sb, vb, *, signed: bool) -> np.ndarray | None:
+    """``sum over r of A_r @ B_r`` (signed terms, or their magnitudes); ``None`` out of range.
+
+    Only elements marked in ``va``/``vb`` take part. One operand is gathered from the anchors
+    ``L``, ``2**F`` times its size; the other is scattered once into one-hot planes: the cheaper
+    way round is taken.
+    """
+    units = lin.config.fmt.units
+    if units * ea.size + _SCATTER_COST * eb.size < units * eb.size + _SCATTER_COST * ea.size:
+        result = _planes(lin, eb.T, sb.T, vb.T, ea.T, sa.T, va.T, signed=signed)
+        return None if result is None else result.T
+    m, k = ea.shape
+    n = eb.shape[1]
+    out = np.zeros((m, n))
+    if not (va.any() and vb.any()):
+        return out
+    # a: scattered, E = q * 2**F + r: 2**(q - centre) in plane r. b: gathered, L(E + r + ...).
+    rows, ks = np.nonzero(va)
+    field = ea[rows, ks]
+    residue = field & (units - 1)
+    octave = field >> lin.config.fmt.frac_bits
+    centre = (int(octave.min()) + int(octave.max())) // 2
+    first_sum = int(eb[vb].min()) + centre * units
+    sums = np.arange(first_sum, int(eb[vb].max()) + centre * units + units, dtype=np.int64)
+    shift = _shift(lin.config, sums)
+    spread = max(centre - int(octave.min()), int(octave.max()) - centre)
+    low = int(shift[0]) - spread
+    high = int(shift[-1]) + lin.config.mantissa_bits + 1 + spread
+    if low < -_EXPONENT_LIMIT or high > _EXPONENT_LIMIT:  # anchors, factors and products
+        return None
+    anchor = _unrounded(lin.config, sums, shift)
+    # Signed anchors (negated half) and a zero tail that idle operands read in every plane.
+    table = np.concatenate((anchor, -anchor if signed else anchor, np.zeros(units)))
+    index = np.where(vb, eb + centre * units - first_sum, 2 * sums.size)
+    if signed:
+        index += np.where(sb & vb, sums.size, 0)
+    factor = np.ldexp(1.0, octave - centre)
+    if signed:
+        factor = np.where(sa[rows, ks], -factor, factor)
+    order = np.argsort(residue, kind="stable")
+    place = rows[order] * (units * k) + residue[order] * k + ks[order]
+    factor = factor[order]
+    bounds = np.searchsorted(residue[order], np.arange(units + 1))
+    group = max(1, min(units, _STACK // (k * max(m, n))))
+    left = np.zeros((m, group * k))
+    right = np.empty((group * k, n))
+    for first in range(0, units, group):
+        last = min(units, first + group)
+        width = (last - first) * k
+        for plane in range(first, last):
+            part = right[(plane - first) * k : (plane - first + 1) * k]
+            np.take(table[plane:], index, out=part, mode="clip")
+        span = slice(bounds[first], bounds[last])
+        # Row i of this group's planes: columns (r - first) * k + k' of ``left``.
+        flat = place[span] - (place[span] // (units * k)) * ((units - group) * k) - first * k
+        left.flat[flat] = factor[span]
+        out += left[:, :width] @ right[:width]
+        left.flat[flat] = 0.0
+    return out
+
+
+def _ordered(lin, ea, sa, eb, sb, rows, cols) -> tuple[np.ndarray, ...]:
+    """Sum the terms of outputs ``(rows, cols)`` in order: ``(acc, overflow, needs_loop)``."""
+    config = lin.config
+    low, high = config.acc_min, config.acc_max
+    count = rows.size
+    acc = np.zeros(count, dtype=np.int64)
+    overflow = np.zeros(count, dtype=bool)
+    loop = np.zeros(count, dtype=bool)
+    step = max(1, _CHUNK // ea.shape[1])
+    for start in range(0, count, step):
+        part = slice(start, start + step)
+        row, col = rows[part], cols[part]
+        term, over = _terms(lin, ea[row], sa[row], eb[:, col].T, sb[:, col].T)
+        # Before the first prefix sum leaves the range the loop's accumulator is that exact
+        # prefix (no term exceeds 2**61, so int64 holds it and the first exit exactly).
+        prefix = np.cumsum(term, axis=1)
+        exits = ((prefix < low) | (prefix > high)).any(axis=1)
+        total = prefix[:, -1]
+        overflow[part] = over.any(axis=1) | exits
+        if config.saturate:
+            acc[part] = np.where(exits, 0, total)
+            loop[part] = exits
+        else:
+            acc[part] = (total - low) % (1 << config.acc_bits) + low
+    return acc, overflow, loop
