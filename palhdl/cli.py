@@ -37,9 +37,11 @@ STUDIES: dict[str, tuple[str, str, str]] = {
     ),
     "accuracy": (
         "palhdl.studies.accuracy_report",
-        "print the accuracy tables of docs/format.md (PAL against FP8, INT8, BF16)",
-        "Run the accuracy study (four distributions, skewed data; PAL quantisation and matmuls "
-        "against float64, next to FP8 E4M3/E5M2, INT8 and BF16) and print it as Markdown. "
+        "print the accuracy tables of docs/format.md (PAL against MX, FP8, INT8, BF16)",
+        "Run the accuracy study (Gaussian, Laplace, Student-t 3, Gaussian x log-normal; "
+        "per-tensor, per-row/column and block-32 scaling side by side for PAL, pal8 with the "
+        "adaptive split, MXINT8, MXFP8 E4M3/E5M2, FP8, INT8 and BF16; the block-scaling "
+        "targets; a digits MLP; skewed data) and print it as Markdown. "
         "--write replaces the text between the accuracy markers of a Markdown file, by default "
         "docs/format.md relative to the current directory (run it from the repository root).",
     ),
@@ -119,6 +121,7 @@ def _sim(args: argparse.Namespace) -> int:
             output=args.output,
             pipelined=args.pipelined,
             seed=args.seed,
+            block_size=args.block_size,
             vcd_path=args.vcd,
         )
     except (TypeError, ValueError) as error:
@@ -176,13 +179,21 @@ def _run(args: argparse.Namespace) -> int:
             info = link.identify()
             # A PAL readout's float32 output is its codes' values (the device rounded to PAL).
             decode_pal = args.output == "float32" and info.output == "pal"
+            split = info.config.fmt if args.split is None else args.split
             print(
                 f"palhdl run: {args.port}: {info.rows} x {info.cols} {info.config.fmt} array, "
-                f"{info.output} readout, k_max {info.k_max}; {args.output} output",
+                f"{info.output} readout, k_max {info.k_max}; {args.output} output in {split}"
+                + ("" if args.block_size is None else f", blocks of {args.block_size}"),
                 file=sys.stderr,
             )
+            if link.split != split:
+                link.load_split(split)  # (refuses a split the board cannot compute in)
             result, stats = link.matmul(
-                a, b, output="pal" if decode_pal else args.output, adaptive=not args.no_adaptive
+                a,
+                b,
+                output="pal" if decode_pal else args.output,
+                adaptive=not args.no_adaptive,
+                block_size=args.block_size,
             )
     except (TypeError, ValueError) as error:
         return _error("run", error, 2)
@@ -277,6 +288,13 @@ def _add_sim(commands) -> None:
         "--output", choices=("float32", "pal", "raw"), default="float32", help="readout mode"
     )
     sim.add_argument("--pipelined", action="store_true", help="pipeline the PE product terms")
+    sim.add_argument(
+        "--block-size",
+        type=integer("block_size", 1),
+        metavar="N",
+        help="block scaling: one E8M0 scale per N elements along K (MX uses 32; default: "
+        "per-row/column scales)",
+    )
     sim.add_argument("--seed", type=integer("seed", 0), default=0, help="random seed (default 0)")
     sim.add_argument("--vcd", metavar="FILE", help="write a VCD waveform of the simulation")
     sim.set_defaults(handler=_sim)
@@ -344,7 +362,11 @@ def _add_run(commands) -> None:
             "per-column adaptive scales, integers are taken as PAL codes), run A @ B tile by "
             "tile on a board built with `palhdl build`, and print or save the result: float32 "
             "by default, whatever the board's readout (a raw readout is converted on the host, "
-            "bit-exact; a PAL readout's codes are decoded), or --output pal / raw."
+            "bit-exact; a PAL readout's codes are decoded), or --output pal / raw. On a board "
+            "with a loadable product-term table --split I.F loads the table of that split "
+            "(default: the bitstream's own), so operands and results are in that format; on a "
+            "block-scaled board --block-size N quantises floats with one scale per N elements "
+            "along K."
         ),
     )
     run.add_argument("--port", required=True, help="serial device, for example /dev/ttyUSB1")
@@ -369,6 +391,20 @@ def _add_run(commands) -> None:
     )
     run.add_argument(
         "--no-adaptive", action="store_true", help="quantise floats without adaptive scales"
+    )
+    run.add_argument(
+        "--split",
+        type=pal_format,
+        metavar="I.F",
+        help="operand format of the same width, for example 3.4 (a board with a loadable "
+        "product-term table; default: the bitstream's format)",
+    )
+    run.add_argument(
+        "--block-size",
+        type=integer("block_size", 1),
+        metavar="N",
+        help="block scaling of float operands: one E8M0 scale per N elements along K (a "
+        "block-scaled board; MX uses 32; default: per-row/column scales)",
     )
     run.set_defaults(handler=_run)
 

@@ -12,6 +12,7 @@ shared tables. The specification these functions implement is ``docs/format.md``
 * :mod:`~palhdl.sim.golden.mac`: MAC terms, matmul, dot and their :class:`MacResult` readouts.
 * :mod:`~palhdl.sim.golden.split`: the adaptive split, :func:`choose_split`.
 * :mod:`~palhdl.sim.golden.baselines`: the INT8/FP8/BF16 baseline MACs.
+* :mod:`~palhdl.sim.golden.mx`: the OCP MX baselines (MXINT8, MXFP8 E4M3/E5M2).
 * :mod:`~palhdl.sim.golden.bits`: argument checks and integer helpers they share.
 
 Everything public in the first five and :func:`check_codes` is re-exported here, so
