@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
 from palhdl.format import PALFormat
 from palhdl.validate import check_instance, check_int
 
-__all__ = ["BFLOAT16", "FLOAT32", "FloatLayout", "PALLayout", "PALView", "WordLayout", "pack_word"]
+__all__ = [
+    "BFLOAT16",
+    "FLOAT32",
+    "FloatLayout",
+    "PALLayout",
+    "PALView",
+    "WordLayout",
+    "block_operand_layout",
+    "lower_operand",
+    "lowered_operand_layout",
+    "pack_word",
+]
 
 
 class WordLayout(data.StructLayout):
@@ -129,6 +140,62 @@ class FloatLayout(WordLayout):
     def quiet_nan(self) -> int:
         """Bits of the positive quiet NaN (exponent all ones, mantissa MSB set)."""
         return (((1 << self._exp_bits) - 1) << self._man_bits) | (1 << (self._man_bits - 1))
+
+
+def block_operand_layout(fmt: PALFormat) -> data.StructLayout:
+    """Return the layout of a block-scaled PAL operand: ``word`` and its log ``offset``.
+
+    Fields: ``word`` (``PALLayout(fmt)``, low bits) and ``offset`` (``unsigned(mag_bits + 1)``),
+    the amount, in units of ``2**-frac_bits``, by which the operand's block scale lies above the
+    reference scale of its row (A) or column (B): :func:`palhdl.sim.golden.block_offsets`
+    (``docs/format.md``). A product's log sum is lowered by both operands' offsets.
+
+    Parameters
+    ----------
+    fmt : PALFormat
+        The word format.
+    """
+    fmt = check_instance("fmt", fmt, PALFormat, "palhdl.format.pal8")
+    return data.StructLayout({"word": PALLayout(fmt), "offset": unsigned(fmt.mag_bits + 1)})
+
+
+def lowered_operand_layout(fmt: PALFormat) -> data.StructLayout:
+    """Return the layout of a block-scaled operand with its offset applied (:func:`lower_operand`).
+
+    Fields: ``log`` (``signed(mag_bits + 2)``): ``E - offset`` for a nonzero, non-NaN word,
+    ``-2**(mag_bits + 1)`` for a zero or NaN word, so that the sum of two ``log`` s, the
+    lowered log sum ``S' = Ea + Eb - offset_a - offset_b``, is negative whenever a product has
+    no term; ``sign`` (the word's sign bit); ``nan`` (the word is NaN).
+
+    Parameters
+    ----------
+    fmt : PALFormat
+        The word format.
+    """
+    fmt = check_instance("fmt", fmt, PALFormat, "palhdl.format.pal8")
+    return data.StructLayout(
+        {"log": signed(fmt.mag_bits + 2), "sign": unsigned(1), "nan": unsigned(1)}
+    )
+
+
+def lower_operand(m: Module, operand):
+    """Return ``operand`` (a :func:`block_operand_layout` value) lowered by its offset.
+
+    Adds the subtractor to ``m`` (``comb``); the result is a value of
+    :func:`lowered_operand_layout`. A product term adds two lowered operands instead of two
+    words and two offsets, so a systolic array lowers each row's and column's operands once,
+    where they enter it.
+    """
+    word = operand.word
+    fmt = word.shape().fmt
+    lowered = Signal(lowered_operand_layout(fmt))
+    special = word.is_special()
+    m.d.comb += [
+        lowered.log.eq(Mux(special, -(1 << (fmt.mag_bits + 1)), word.mag - operand.offset)),
+        lowered.sign.eq(word.sign),
+        lowered.nan.eq(word.is_nan()),
+    ]
+    return lowered
 
 
 #: float32 and bfloat16 as :class:`FloatLayout` arguments ``(man_bits, exp_bits)``.

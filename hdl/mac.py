@@ -18,7 +18,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import SCALE_BITS, AccumulatorConfig, MacConfig
-from palhdl.hdl.layout import FLOAT32, FloatLayout, PALLayout
+from palhdl.hdl.layout import FLOAT32, FloatLayout, PALLayout, lowered_operand_layout
 from palhdl.hdl.pipeline import StreamPipeline
 from palhdl.hdl.readout import AccumulatorToFloat32, AccumulatorToPAL
 from palhdl.hdl.rounding import PIPELINED_LATENCY
@@ -170,6 +170,13 @@ class PALProductTerm(Unit):
     The term comes in two forms; logic only one of them needs is removed by synthesis.
     A PE that feeds :func:`accumulate` should use ``term_sm``.
 
+    Block-scaled operands (``block_scaled``) come with their offsets applied
+    (:func:`~palhdl.hdl.layout.lower_operand`): the log sum is the sum of their ``log`` s,
+    ``S' = Ea + Eb - offset_a - offset_b``, negative for a zero or NaN operand; a negative
+    ``S'`` gives a zero term without overflow (``nan`` is still flagged), any other the term of
+    log sum ``S'``, as :func:`palhdl.sim.golden.mac_terms` with
+    ``offset = offset_a + offset_b``. The shifter then also covers the octave of ``S' = 0``.
+
     Parameters
     ----------
     config : MacConfig
@@ -178,10 +185,13 @@ class PALProductTerm(Unit):
         ``False`` (default): combinational, ``latency == 0``. ``True``: registers after the
         exponent adder, after the mantissa lookup / shift decode, and after the shifter
         (``latency == PIPELINED_LATENCY == 3``); they load when ``en`` is high.
+    block_scaled : bool, optional
+        Operands are :func:`~palhdl.hdl.layout.lowered_operand_layout` records (default
+        ``False``: PAL words).
 
     Members
     -------
-    a, b : In(PALLayout(config.fmt))
+    a, b : In(PALLayout(config.fmt)) or In(lowered_operand_layout(config.fmt))
         The operands.
     en : In(1)
         Register enable; present only when ``pipelined``.
@@ -202,16 +212,21 @@ class PALProductTerm(Unit):
     PIPELINED_LATENCY = 3
 
     @classmethod
-    def check_parameters(cls, *, config: MacConfig, pipelined: bool = False):
-        """Validate the parameters; return ``(config, pipelined)``."""
+    def check_parameters(
+        cls, *, config: MacConfig, pipelined: bool = False, block_scaled: bool = False
+    ):
+        """Validate the parameters; return ``(config, pipelined, block_scaled)``."""
         return (
             check_mac_config(config),
             check_bool("pipelined", pipelined),
+            check_bool("block_scaled", block_scaled),
         )
 
-    def __init__(self, *, config: MacConfig, pipelined: bool = False):
-        self._config, self._pipelined = self.check_parameters(config=config, pipelined=pipelined)
-        word = PALLayout(config.fmt)
+    def __init__(self, *, config: MacConfig, pipelined: bool = False, block_scaled: bool = False):
+        self._config, self._pipelined, self._block_scaled = self.check_parameters(
+            config=config, pipelined=pipelined, block_scaled=block_scaled
+        )
+        word = lowered_operand_layout(config.fmt) if block_scaled else PALLayout(config.fmt)
         members = {
             "a": In(word),
             "b": In(word),
@@ -233,6 +248,11 @@ class PALProductTerm(Unit):
         return self._pipelined
 
     @property
+    def block_scaled(self) -> bool:
+        """Whether the operands carry log offsets."""
+        return self._block_scaled
+
+    @property
     def latency(self) -> int:
         """Cycles (enabled clock edges) from operands to their term (0 = combinational)."""
         return self.PIPELINED_LATENCY if self._pipelined else 0
@@ -249,7 +269,9 @@ class PALProductTerm(Unit):
         table = mantissa_table(config.fmt.frac_bits, config.mantissa_bits)
         always_zero = -(int(table.max()).bit_length() + 1)
         always_overflow = config.term_bits + 1 - int(table.min()).bit_length()
-        lo = min(max(config.shift(config.q_min), always_zero), always_overflow - 1)
+        # A lowered log sum reaches S' = 0, octave -2**I.
+        q_min = -(1 << config.fmt.int_bits) if self._block_scaled else config.q_min
+        lo = min(max(config.shift(q_min), always_zero), always_overflow - 1)
         hi = max(min(config.shift(config.q_max), always_overflow - 1), always_zero)
         return lo, hi, always_overflow
 
@@ -313,9 +335,21 @@ class PALProductTerm(Unit):
             m.d.comb += clamped.eq(magnitude)
         return clamped, overflow
 
+    def _log_sum(self, m: Module):
+        """Return ``(log_sum, negative, nonzero, nan)`` of the operands (stage 1's logic)."""
+        a, b = self.a, self.b
+        bits = self._config.fmt.mag_bits + 1
+        log_sum = Signal(bits)
+        if self._block_scaled:
+            lowered = a.log + b.log
+            m.d.comb += log_sum.eq(lowered[:bits])
+            return log_sum, a.sign ^ b.sign, ~lowered[-1], a.nan | b.nan
+        m.d.comb += log_sum.eq(a.mag + b.mag)
+        nonzero = ~(a.is_special() | b.is_special())
+        return log_sum, a.sign ^ b.sign, nonzero, a.is_nan() | b.is_nan()
+
     def elaborate(self, platform):
         """Exponent adder, mantissa lookup and shift decode, shifter: three (register) stages."""
-        fmt = self._config.fmt
         m = Module()
         pipe = StreamPipeline(m, enabled=self._pipelined)
         if self._pipelined:
@@ -324,12 +358,7 @@ class PALProductTerm(Unit):
         def stage(*values):
             return pipe.stage(Const(1), *values)[1:]
 
-        a, b = self.a, self.b
-        log_sum = Signal(fmt.mag_bits + 1)
-        m.d.comb += log_sum.eq(a.mag + b.mag)
-        negative = a.sign ^ b.sign
-        nonzero = ~(a.is_special() | b.is_special())
-        nan = a.is_nan() | b.is_nan()
+        log_sum, negative, nonzero, nan = self._log_sum(m)
         log_sum, negative, nonzero, nan = stage(log_sum, negative, nonzero, nan)
 
         mantissa, index, too_big = self._decode(m, log_sum, nonzero)

@@ -27,14 +27,10 @@ from palhdl.hdl.baselines import (
     float_accumulator_layout,
     int_accumulator_layout,
 )
-from palhdl.hdl.layout import PALLayout
+from palhdl.hdl.layout import PALLayout, block_operand_layout, lower_operand
 from palhdl.hdl.mac import PALProductTerm, accumulate, accumulator_layout, term_layout
-from palhdl.hdl.pe import MAX_TABLE_ENTRIES, PALTableProductTerm, table_entries
-from palhdl.hdl.readout import (
-    AccumulatorToFloat32,
-    AccumulatorToPAL,
-    check_scale_bits,
-)
+from palhdl.hdl.pe import MAX_TABLE_ENTRIES, PALTableProductTerm, table_entries, table_load_layout
+from palhdl.hdl.readout import AccumulatorToFloat32, AccumulatorToPAL, check_scale_bits
 from palhdl.hdl.rounding import PIPELINED_LATENCY
 from palhdl.sim import golden
 from palhdl.sim.golden import check_mac_config
@@ -47,7 +43,14 @@ from palhdl.sim.golden.baselines import (
 )
 from palhdl.validate import check_bool, check_choice, check_int
 
-__all__ = ["TERMS", "Arithmetic", "FP8Arithmetic", "IntArithmetic", "PALArithmetic"]
+__all__ = [
+    "TERMS",
+    "Arithmetic",
+    "FP8Arithmetic",
+    "IntArithmetic",
+    "PALArithmetic",
+    "table_write_layout",
+]
 
 #: Accepted values of ``PALArithmetic(term=...)``.
 TERMS = ("auto", "table", "signed_table", "logic")
@@ -67,6 +70,9 @@ class Arithmetic(abc.ABC):
         Readouts :meth:`readout` can build; ``"raw"`` is always first.
     product_latency : int
         Register stages :meth:`product` inserts (0: combinational).
+    table_layout : data.StructLayout or None
+        Payload of one write into state every PE holds and a host may load at run time (the
+        array's ``table`` stream), or ``None`` (default) when the provider has none.
     """
 
     @property
@@ -94,6 +100,14 @@ class Arithmetic(abc.ABC):
         """Register stages :meth:`product` inserts (0: combinational)."""
         return 0
 
+    def enter(self, m: Module, operand):
+        """Return an operand (of ``a_shape`` or ``b_shape``) as the PEs take it; default as is.
+
+        The array calls it once per row of A and column of B where the operands enter, so
+        work done here (for example applying a block-scaling offset) is not repeated per PE.
+        """
+        return operand
+
     @abc.abstractmethod
     def product(self, m: Module, a, b):
         """Add logic to ``m`` computing the accumulator term of the product ``a * b``.
@@ -108,11 +122,18 @@ class Arithmetic(abc.ABC):
         """PEs whose products :meth:`products` may build together (sharing hardware); 1 here."""
         return 1
 
-    def products(self, m: Module, operands):
+    @property
+    def table_layout(self) -> data.StructLayout | None:
+        """Payload of a write into the PEs' run-time loadable state; ``None``: no such state."""
+        return None
+
+    def products(self, m: Module, operands, *, table=None):
         """Add logic computing the terms of several products, ``[(a, b), ...]``; return them.
 
         At most :attr:`product_group` pairs; a provider may share hardware among them (a
-        dual-ported table). The default builds one :meth:`product` per pair.
+        dual-ported table). When :attr:`table_layout` is not ``None``, ``table`` is a value of
+        :func:`table_write_layout` (``valid``, ``payload``): the write the products' state
+        takes on this clock edge. The default builds one :meth:`product` per pair.
         """
         return [self.product(m, a, b) for a, b in operands]
 
@@ -156,6 +177,13 @@ class Arithmetic(abc.ABC):
         For ``"raw"``, a dict of integer arrays of shape (M, N), one per field of
         :meth:`output_shape`; for other modes, an integer array of output bit patterns.
         """
+
+
+def table_write_layout(arithmetic: Arithmetic) -> data.StructLayout:
+    """Return ``{"valid": 1, "payload": arithmetic.table_layout}`` (ValueError if ``None``)."""
+    if arithmetic.table_layout is None:
+        raise ValueError(f"arithmetic: {arithmetic!r} has no run-time loadable state")
+    return data.StructLayout({"valid": 1, "payload": arithmetic.table_layout})
 
 
 def _raw_result(fields: dict, a_scales, b_scales) -> dict:
@@ -335,12 +363,12 @@ class FP8Arithmetic(Arithmetic):
 class PALArithmetic(Arithmetic):
     """PAL operands, linear accumulation as :func:`palhdl.sim.golden.matmul` defines it.
 
-    Each PE instantiates a :class:`~palhdl.hdl.mac.PALProductTerm` (its sign-magnitude
-    ``term_sm``) and the :func:`~palhdl.hdl.mac.accumulate` step (saturating or wrapping, as
-    ``config.saturate`` says). Readouts: ``"raw"`` (accumulator, ``nan``, ``overflow``,
-    scale), ``"float32"`` and ``"pal"`` (correctly rounded, through
-    :class:`~palhdl.hdl.readout.AccumulatorToFloat32` / ``AccumulatorToPAL``, for any scale
-    width).
+    Each PE instantiates a product term (a :class:`~palhdl.hdl.pe.PALTableProductTerm` or a
+    :class:`~palhdl.hdl.mac.PALProductTerm`, its sign-magnitude ``term_sm``) and the
+    :func:`~palhdl.hdl.mac.accumulate` step (saturating or wrapping, as ``config.saturate``
+    says). Readouts: ``"raw"`` (accumulator, ``nan``, ``overflow``, scale), ``"float32"`` and
+    ``"pal"`` (correctly rounded, through :class:`~palhdl.hdl.readout.AccumulatorToFloat32` /
+    ``AccumulatorToPAL``, for any scale width).
 
     Parameters
     ----------
@@ -359,6 +387,23 @@ class PALArithmetic(Arithmetic):
     table_ports : int
         PEs sharing one table (:attr:`product_group`), 1 or 2 (default 1); 2 puts two PEs on
         one dual-ported ECP5 ``DP16KD``.
+    block_scaled : bool
+        Block scaling (default ``False``): the operands are
+        :func:`~palhdl.hdl.layout.block_operand_layout` records, a PAL word and its log offset
+        below the row's (A) or column's (B) reference scale, and each product's log sum is
+        lowered by both offsets (:func:`palhdl.sim.golden.matmul` with ``block_size``). The
+        beats' scales carry the references.
+    loadable : bool
+        A run-time loadable table (default ``False``; needs a table term): every PE's table is
+        a RAM, initialised with ``config``'s words and written through the array's ``table``
+        stream (:attr:`table_layout`, :func:`~palhdl.hdl.pe.table_load_layout`). Loaded with
+        :func:`~palhdl.hdl.pe.term_table_words` of ``config.retarget(fmt)``, the array computes
+        that configuration: the split of the word changes at run time.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter has the wrong type or is out of range, or a logic term is ``loadable``.
     """
 
     def __init__(
@@ -368,6 +413,8 @@ class PALArithmetic(Arithmetic):
         pipelined: bool = False,
         term: str = "auto",
         table_ports: int = 1,
+        block_scaled: bool = False,
+        loadable: bool = False,
     ):
         self._config = check_mac_config(config)
         self._pipelined = check_bool("pipelined", pipelined)
@@ -376,8 +423,15 @@ class PALArithmetic(Arithmetic):
             fits = table_entries(self._config) <= MAX_TABLE_ENTRIES
             term = "table" if fits else "logic"
         self._table_ports = check_int("table_ports", table_ports, 1, 2)
+        self._block_scaled = check_bool("block_scaled", block_scaled)
+        self._loadable = check_bool("loadable", loadable)
         if term != "logic":
             PALTableProductTerm.check_parameters(config=config, signed=term == "signed_table")
+        elif self._loadable:
+            raise ValueError(
+                f"loadable: the {config.fmt} product term is computed in logic (term='logic'), "
+                "it has no table to load; use term='table' or 'signed_table' (pal8 and narrower)"
+            )
         self._term = term
 
     @property
@@ -396,14 +450,29 @@ class PALArithmetic(Arithmetic):
         return self._term
 
     @property
+    def block_scaled(self) -> bool:
+        """Whether the operands carry block-scaling log offsets."""
+        return self._block_scaled
+
+    @property
+    def loadable(self) -> bool:
+        """Whether the PEs' tables are loadable at run time."""
+        return self._loadable
+
+    @property
     def a_shape(self):
-        """``PALLayout(config.fmt)``."""
-        return PALLayout(self._config.fmt)
+        """``PALLayout(config.fmt)``, or ``block_operand_layout(config.fmt)`` if block-scaled."""
+        fmt = self._config.fmt
+        return block_operand_layout(fmt) if self._block_scaled else PALLayout(fmt)
+
+    def enter(self, m: Module, operand):
+        """Block-scaled: :func:`~palhdl.hdl.layout.lower_operand`; else the word as is."""
+        return lower_operand(m, operand) if self._block_scaled else operand
 
     @property
     def b_shape(self):
-        """``PALLayout(config.fmt)``."""
-        return PALLayout(self._config.fmt)
+        """As :attr:`a_shape`."""
+        return self.a_shape
 
     @property
     def acc_layout(self):
@@ -432,12 +501,19 @@ class PALArithmetic(Arithmetic):
         """:attr:`table_ports` for a table term, else 1."""
         return 1 if self._term == "logic" else self._table_ports
 
-    def product(self, m: Module, a, b):
-        """Add the product term unit; return its ``term_sm`` (``term`` for a signed table)."""
-        return self.products(m, [(a, b)])[0]
+    @property
+    def table_layout(self) -> data.StructLayout | None:
+        """:func:`~palhdl.hdl.pe.table_load_layout` when ``loadable``, else ``None``."""
+        if not self._loadable:
+            return None
+        return table_load_layout(self._config, signed=self._term == "signed_table")
 
-    def products(self, m: Module, operands):
-        """Add one product term unit for up to :attr:`product_group` pairs; return the terms."""
+    def product(self, m: Module, a, b, *, table=None):
+        """Add the product term unit; return its ``term_sm`` (``term`` for a signed table)."""
+        return self.products(m, [(a, b)], table=table)[0]
+
+    def products(self, m: Module, operands, *, table=None):
+        """Add a product term unit (written by ``table``) for the pairs; return their terms."""
         operands = list(operands)
         if self._term == "logic":
             return [self._logic_product(m, a, b) for a, b in operands]
@@ -446,8 +522,16 @@ class PALArithmetic(Arithmetic):
             signed=self._term == "signed_table",
             registered=self._pipelined,
             ports=len(operands),
+            block_scaled=self._block_scaled,
+            loadable=self._loadable,
         )
         m.submodules += unit
+        if self._loadable:
+            m.d.comb += [
+                unit.w_en.eq(table.valid),
+                unit.w_addr.eq(table.payload.addr),
+                unit.w_data.eq(table.payload.data),
+            ]
         output = unit.term if unit.signed else unit.term_sm
         if len(operands) == 1:
             ports = [(unit.a, unit.b, output)]
@@ -459,7 +543,9 @@ class PALArithmetic(Arithmetic):
 
     def _logic_product(self, m: Module, a, b):
         """Add a :class:`~palhdl.hdl.mac.PALProductTerm`; return its ``term_sm``."""
-        unit = PALProductTerm(config=self._config, pipelined=self._pipelined)
+        unit = PALProductTerm(
+            config=self._config, pipelined=self._pipelined, block_scaled=self._block_scaled
+        )
         m.submodules += unit
         m.d.comb += [unit.a.eq(a), unit.b.eq(b)]
         if self._pipelined:
@@ -492,13 +578,22 @@ class PALArithmetic(Arithmetic):
             return PALLayout(self._config.fmt)
         return raw
 
-    def golden_matmul(self, a, b, *, a_scales, b_scales, mode: str):
-        """:func:`palhdl.sim.golden.matmul`, read out as ``mode``."""
+    def golden_matmul(self, a, b, *, a_scales, b_scales, mode: str, block_size=None):
+        """:func:`palhdl.sim.golden.matmul` of codes, as ``mode``; block scales need ``block_size``.
+
+        The raw ``scale`` is the golden ``scale_exp`` (block-scaled: the references' sum).
+        """
         self.check_mode(mode)
-        result = golden.matmul(a, b, self._config, a_scales=a_scales, b_scales=b_scales)
+        if (block_size is None) == self._block_scaled:
+            need = "needs" if self._block_scaled else "takes no"
+            raise ValueError(f"block_size: a block_scaled={self._block_scaled} provider {need} it")
+        result = golden.matmul(
+            a, b, self._config, a_scales=a_scales, b_scales=b_scales, block_size=block_size
+        )
         if mode == "float32":
             return result.to_float32_bits().astype(np.int64)
         if mode == "pal":
             return result.to_pal().astype(np.int64)
-        fields = {"acc": result.acc, "nan": result.nan, "overflow": result.overflow}
-        return {**_raw_result(fields, a_scales, b_scales), "scale": result.scale_exp}
+        fields = [("acc", result.acc), ("nan", result.nan), ("overflow", result.overflow)]
+        fields.append(("scale", result.scale_exp))
+        return {name: np.asarray(value).astype(np.int64) for name, value in fields}

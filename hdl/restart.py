@@ -40,15 +40,15 @@ class RestartMac(Unit):
 
     A subclass sets ``self._window`` (an :class:`~palhdl.format.AccumulatorConfig`) and
     ``self._segments`` before calling :meth:`__init__` of this class with the operand shape,
-    and implements :meth:`product_term` (:attr:`term_latency` if not 0; :meth:`extra_flags`
+    the output record and any members beyond ``i`` and ``o`` (``extra``, a dict), and
+    implements :meth:`product_term` (:attr:`term_latency` if not 0; :meth:`extra_flags`
     if its record has more flags).
     """
 
-    def __init__(self, operand_shape, output_layout: data.StructLayout):
+    def __init__(self, operand_shape, output_layout: data.StructLayout, extra=None):
         inputs = data.StructLayout({"a": operand_shape, "b": operand_shape, "last": 1})
-        super().__init__(
-            {"i": In(stream.Signature(inputs)), "o": Out(stream.Signature(output_layout))}
-        )
+        members = {"i": In(stream.Signature(inputs)), "o": Out(stream.Signature(output_layout))}
+        super().__init__(members | (extra or {}))
 
     @property
     def accumulator(self) -> AccumulatorConfig:
@@ -80,6 +80,10 @@ class RestartMac(Unit):
         accumulator = 0 if self._segments == 1 else self._segments
         return self.term_latency + accumulator + 1
 
+    def operands(self, m: Module):
+        """Return the operands the product term takes: the input payload's ``a`` and ``b``."""
+        return self.i.payload.a, self.i.payload.b
+
     def extra_flags(self, m: Module, unit, valid, restart, delay: int) -> dict:
         """Add logic for flags beyond ``nan`` and ``overflow``; return ``{field: value}``.
 
@@ -98,9 +102,10 @@ class RestartMac(Unit):
             signed_term=term.shape() == accumulator_layout(self._window),
         )
         advance = Signal()
+        a, b = self.operands(m)
         m.d.comb += [
-            unit.a.eq(self.i.payload.a),
-            unit.b.eq(self.i.payload.b),
+            unit.a.eq(a),
+            unit.b.eq(b),
             acc.en.eq(advance),
             acc.term.eq(term),
             advance.eq(~self.o.valid | self.o.ready),
@@ -236,6 +241,10 @@ class FP8RestartMac(RestartMac):
         """Add a :class:`~palhdl.hdl.baselines.FloatProductTerm`; return its ``term_sm``."""
         m.submodules.term = unit = FloatProductTerm(fmt=self._fmt, config=self._window)
         return unit, unit.term_sm
+
+    def operands(self, m: Module):
+        """Return the operands the product term takes: the input payload's ``a`` and ``b``."""
+        return self.i.payload.a, self.i.payload.b
 
     def extra_flags(self, m: Module, unit, valid, restart, delay: int) -> dict:
         """Sticky ``pos_inf``/``neg_inf`` of infinite products, delayed like the sum."""

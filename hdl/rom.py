@@ -1,6 +1,8 @@
-"""A read-only table in block RAM with several read ports and an optional output register.
+"""A table in block RAM with several read ports, an optional output register and write port.
 
-:class:`TableROM` is the memory behind :class:`~palhdl.hdl.pe.PALTableProductTerm`. Its
+:class:`TableROM` is the memory behind :class:`~palhdl.hdl.pe.PALTableProductTerm`: read-only,
+or, when ``loadable``, initialised with its words and rewritten one word per cycle at run time.
+Its
 ``implementation`` says how it is built: ``"inferred"`` is an Amaranth
 :class:`~amaranth.lib.memory.Memory` that Yosys maps to whatever block RAM the device has (the
 output register, if any, is then a fabric register); ``"ecp5"`` instantiates Lattice ECP5
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -36,6 +38,7 @@ __all__ = [
     "IMPLEMENTATIONS",
     "DP16KDTiling",
     "TableROM",
+    "check_implementation",
     "dp16kd_initvals",
     "dp16kd_tiling",
 ]
@@ -165,15 +168,40 @@ def dp16kd_initvals(words, data_width: int) -> tuple[int, ...]:
     return tuple(initvals)
 
 
-class TableROM(Unit):
-    """``ports`` synchronous lookups in one read-only table.
+def check_implementation(implementation: str, *, loadable: bool) -> str:
+    """Validate a table's ``implementation`` (one of :data:`IMPLEMENTATIONS`); return it.
 
-    Port ``p`` reads ``init[addr[p]]``: the word appears on ``data[p]`` one enabled clock edge
+    Raises
+    ------
+    ValueError
+        If it is unknown, or ``"ecp5"`` for a ``loadable`` table (the ``DP16KD`` instances are
+        read-only).
+    """
+    implementation = check_choice("implementation", implementation, IMPLEMENTATIONS)
+    if loadable and implementation == "ecp5":
+        raise ValueError(
+            "loadable: the 'ecp5' implementation (DP16KD instances) is read-only; a loadable "
+            "table needs implementation 'inferred' or 'auto' (Yosys maps it to DP16KD blocks "
+            "with a write port)"
+        )
+    return implementation
+
+
+class TableROM(Unit):
+    """``ports`` synchronous lookups in one table, read-only or loadable at run time.
+
+    Port ``p`` reads word ``addr[p]``: the word appears on ``data[p]`` one enabled clock edge
     after the address (``latency == 1``), or two when ``registered`` (the second register
     is the block RAM's own output register where the implementation has one). An address of
     ``depth`` or more reads an unspecified word. Every implementation behaves the same, edge
     for edge: ``data`` is zero until the first enabled edges fill the pipeline, and a clock
     edge with ``en`` low changes no register.
+
+    The words start as ``init``. When ``loadable``, a clock edge with ``w_en`` high (whatever
+    ``en`` is) stores ``w_data`` at ``w_addr``: every read sampled on a later edge sees it, a
+    read sampled on the same edge as a write returns an unspecified word (port 1, if any, reads
+    at ``w_addr`` while ``w_en`` is high: it shares a block-RAM port with the write, so two
+    read ports and the write fit the two ports of one true dual-port block RAM).
 
     Parameters
     ----------
@@ -185,14 +213,18 @@ class TableROM(Unit):
         Read ports, 1..4.
     registered : bool
         Register the output (``latency == 2``).
+    loadable : bool
+        Add the write port ``w_en``, ``w_addr``, ``w_data`` (default ``False``: read-only).
     implementation : {"auto", "inferred", "ecp5"}
         ``"inferred"``: an Amaranth ``Memory`` with block-RAM attributes, registers in the
         fabric. ``"ecp5"``: ``DP16KD`` blocks instantiated directly (:func:`dp16kd_tiling`; two
         read ports per block, blocks repeated for a third and fourth port), the output register
         being the blocks' own (``REGMODE = "OUTREG"``, else ``"NOREG"``); it synthesizes for the
-        ECP5 only and cannot be simulated by Amaranth. ``"auto"`` (default): ``"ecp5"`` when the
-        platform given to ``elaborate`` is an ECP5 one (``platform.family == "ecp5"``, as
-        Amaranth's ``LatticePlatform`` sets it), else ``"inferred"``.
+        ECP5 only, cannot be simulated by Amaranth, and is read-only (``loadable`` needs
+        ``"inferred"``, which Yosys also maps to ``DP16KD`` blocks). ``"auto"`` (default):
+        ``"ecp5"`` when the table is read-only and the platform given to ``elaborate`` is an
+        ECP5 one (``platform.family == "ecp5"``, as Amaranth's ``LatticePlatform`` sets it),
+        else ``"inferred"``.
 
     Members
     -------
@@ -202,6 +234,12 @@ class TableROM(Unit):
         Advance: reads and the output register load only when it is high (default high).
     data : Out(ArrayLayout(unsigned(width), ports))
         The words read.
+    w_en : In(1)
+        Present when ``loadable``: write ``w_data`` at ``w_addr`` on this clock edge.
+    w_addr : In(unsigned(ceil(log2(depth))))
+        Present when ``loadable``: the word written (``depth`` or more: unspecified).
+    w_data : In(unsigned(width))
+        Present when ``loadable``: the word's new value.
 
     Raises
     ------
@@ -217,6 +255,7 @@ class TableROM(Unit):
         init,
         ports: int = 1,
         registered: bool = False,
+        loadable: bool = False,
         implementation: str = "auto",
     ):
         """Validate the parameters; return them as a tuple in this order (``init`` a tuple)."""
@@ -230,12 +269,15 @@ class TableROM(Unit):
                 raise ValueError(
                     f"init[{index}] must be an integer in [0, 2**{width}), not {word!r}"
                 )
+        loadable = check_bool("loadable", loadable)
+        implementation = check_implementation(implementation, loadable=loadable)
         return (
             width,
             words,
             check_int("ports", ports, 1, 4),
             check_bool("registered", registered),
-            check_choice("implementation", implementation, IMPLEMENTATIONS),
+            loadable,
+            implementation,
         )
 
     def __init__(
@@ -245,6 +287,7 @@ class TableROM(Unit):
         init,
         ports: int = 1,
         registered: bool = False,
+        loadable: bool = False,
         implementation: str = "auto",
     ):
         parameters = self.check_parameters(
@@ -252,17 +295,20 @@ class TableROM(Unit):
             init=init,
             ports=ports,
             registered=registered,
+            loadable=loadable,
             implementation=implementation,
         )
-        self._width, self._init, self._ports, self._registered, self._implementation = parameters
+        self._width, self._init, self._ports, self._registered = parameters[:4]
+        self._loadable, self._implementation = parameters[4:]
         address = unsigned((len(self._init) - 1).bit_length())
-        super().__init__(
-            {
-                "addr": In(data.ArrayLayout(address, ports)),
-                "en": In(1, init=1),
-                "data": Out(data.ArrayLayout(unsigned(width), ports)),
-            }
-        )
+        members = {
+            "addr": In(data.ArrayLayout(address, ports)),
+            "en": In(1, init=1),
+            "data": Out(data.ArrayLayout(unsigned(width), ports)),
+        }
+        if self._loadable:
+            members |= {"w_en": In(1), "w_addr": In(address), "w_data": In(unsigned(width))}
+        super().__init__(members)
 
     @property
     def width(self) -> int:
@@ -276,8 +322,13 @@ class TableROM(Unit):
 
     @property
     def init(self) -> tuple[int, ...]:
-        """The words."""
+        """The initial words."""
         return self._init
+
+    @property
+    def loadable(self) -> bool:
+        """Whether the table has a write port."""
+        return self._loadable
 
     @property
     def ports(self) -> int:
@@ -303,7 +354,8 @@ class TableROM(Unit):
         """Return the implementation built on ``platform``: ``"inferred"`` or ``"ecp5"``."""
         if self._implementation != "auto":
             return self._implementation
-        return "ecp5" if getattr(platform, "family", None) == "ecp5" else "inferred"
+        ecp5 = getattr(platform, "family", None) == "ecp5" and not self._loadable
+        return "ecp5" if ecp5 else "inferred"
 
     def elaborate(self, platform):
         """Build the implementation :meth:`resolve` names for ``platform``."""
@@ -312,17 +364,42 @@ class TableROM(Unit):
         return self._elaborate_inferred()
 
     def _elaborate_inferred(self) -> Module:
-        """Build an inferred memory: a read port per lookup, then the output registers."""
+        """Build an inferred memory: a read port per lookup, then the output registers.
+
+        A loadable memory has a write port; read port 1 (if any) shares its address, which is
+        ``w_addr`` during a write, so Yosys maps the two to one port of a block RAM.
+        """
         m = Module()
+        attrs = BLOCK_RAM_ATTRS | ({"no_rw_check": 1} if self._loadable else {})
         m.submodules.memory = memory = Memory(
-            shape=self._width, depth=self.depth, init=self._init, attrs=BLOCK_RAM_ATTRS
+            shape=self._width, depth=self.depth, init=self._init, attrs=attrs
         )
-        for port in range(self._ports):
-            read = memory.read_port(domain="sync")
-            m.d.comb += [read.addr.eq(self.addr[port]), read.en.eq(self.en)]
+        addresses = [self.addr[port] for port in range(self._ports)]
+        if self._loadable:
+            write = memory.write_port(domain="sync")
+            shared = self.w_addr
+            if self._ports > 1:
+                shared = Signal.like(self.w_addr, name="shared_addr")
+                m.d.comb += shared.eq(Mux(self.w_en, self.w_addr, self.addr[1]))
+                addresses[1] = shared
+            m.d.comb += [write.en.eq(self.w_en), write.addr.eq(shared), write.data.eq(self.w_data)]
+        for port, address in enumerate(addresses):
+            if self._loadable:
+                # A read on the edge of a write returns an unspecified word: Yosys is told so
+                # (``no_rw_check``), else it would emulate read-before-write with a delayed
+                # write, a bypass register and a multiplexer behind the block RAM. The
+                # attribute acts where Yosys merges a register into an asynchronous read port,
+                # hence that port and the explicit first register (the RAM's synchronous read).
+                read = memory.read_port(domain="comb")
+                m.d.comb += read.addr.eq(address)
+                first = 0
+            else:
+                read = memory.read_port(domain="sync")
+                m.d.comb += [read.addr.eq(address), read.en.eq(self.en)]
+                first = 1
             word = read.data
-            if self._registered:
-                register = Signal(self._width, name=f"data{port}_d2", reset_less=True)
+            for stage in range(first, self.latency):
+                register = Signal(self._width, name=f"data{port}_d{stage + 1}", reset_less=True)
                 with m.If(self.en):
                     m.d.sync += register.eq(word)
                 word = register

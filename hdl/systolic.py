@@ -7,12 +7,12 @@ unpack beats from them (:mod:`palhdl.sim.driver`, :mod:`palhdl.boards.hostlink`)
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import SCALE_BITS
-from palhdl.hdl.providers import Arithmetic
+from palhdl.hdl.providers import Arithmetic, table_write_layout
 from palhdl.hdl.readout import check_scale_bits
 from palhdl.hdl.unit import Unit
 from palhdl.validate import check_instance, check_int
@@ -114,6 +114,14 @@ class SystolicArray(Unit):
     on ``c`` therefore stalls the inputs only when a whole tile is waiting, and nothing is
     dropped or duplicated.
 
+    Run-time loadable state (a provider whose ``table_layout`` is not ``None``, for example
+    ``PALArithmetic(loadable=True)``): stream ``table`` is always ready and each transfer is
+    written into every PE (every PE's product-term table), through one register stage and one
+    register per row, so the write is no array-wide net. A beat accepted
+    :attr:`table_latency` or more cycles after a table transfer sees that write; a write while
+    a tile is in flight (its beats still in the array) makes that tile's results unspecified:
+    a host writes only when the array is idle.
+
     Parameters
     ----------
     arithmetic : Arithmetic
@@ -135,6 +143,10 @@ class SystolicArray(Unit):
         B-operand beats, :func:`b_beat_layout`.
     c : Out(stream.Signature(c_layout))
         Result rows, :func:`c_beat_layout`: ``rows`` beats per tile, row 0 first.
+    table : In(stream.Signature(arithmetic.table_layout))
+        Present when the provider has run-time loadable state: writes into every PE, always
+        ready (for a PAL provider ``{"addr", "data"}``, :func:`~palhdl.hdl.pe.table_load_layout`,
+        one table entry per transfer).
     """
 
     @classmethod
@@ -170,13 +182,14 @@ class SystolicArray(Unit):
             arithmetic=arithmetic, rows=rows, cols=cols, output=output, scale_bits=scale_bits
         )
         self._arithmetic, self._rows, self._cols, self._output, self._scale_bits = parameters
-        super().__init__(
-            {
-                "a": In(stream.Signature(self.a_layout)),
-                "b": In(stream.Signature(self.b_layout)),
-                "c": Out(stream.Signature(self.c_layout)),
-            }
-        )
+        members = {
+            "a": In(stream.Signature(self.a_layout)),
+            "b": In(stream.Signature(self.b_layout)),
+            "c": Out(stream.Signature(self.c_layout)),
+        }
+        if arithmetic.table_layout is not None:
+            members["table"] = In(stream.Signature(arithmetic.table_layout))
+        super().__init__(members)
 
     @property
     def arithmetic(self) -> Arithmetic:
@@ -236,11 +249,21 @@ class SystolicArray(Unit):
         """
         return self.capture_delay + self._arithmetic.readout_latency(self._output)
 
+    @property
+    def table_latency(self) -> int:
+        """Cycles from a ``table`` transfer to the first beat that sees its write, 2.
+
+        The write reaches the PEs through two registers (one, then one per row) and lands
+        on the clock edge after; a beat accepted two cycles after the transfer is looked up
+        on the edge after that, in PE (0, 0) (later in the others).
+        """
+        return 2
+
     def elaborate(self, platform):
         """Input acceptance, the skewed PE grid, the drain, the readout."""
         m = Module()
         accept, beat, pending = self._accept(m)
-        shadows = self._grid(m, beat)
+        shadows = self._grid(m, beat, self._table_rows(m))
         lanes, drain_valid, drain_ready = self._drain(m, shadows, accept, pending)
         self._readout(m, lanes, drain_valid, drain_ready)
         return m
@@ -264,13 +287,41 @@ class SystolicArray(Unit):
         ]
         return accept, beat, pending
 
-    def _grid(self, m: Module, beat) -> list[list]:
-        """Build the skewed operands and the PEs; return the shadow register of every PE."""
+    def _table_rows(self, m: Module) -> list:
+        """Register ``table`` once, then once per row; return each row's write (or ``None``).
+
+        A write is a value of :func:`~palhdl.hdl.providers.table_write_layout`.
+        """
+        arith = self._arithmetic
+        if arith.table_layout is None:
+            return [None] * self._rows
+        m.d.comb += self.table.ready.eq(1)
+        layout = table_write_layout(arith)
+        shared = (self.table.valid, self.table.payload)
+        shared = self._table_register(m, shared, "table_in")
+        rows = [self._table_register(m, shared, f"table_row{i}") for i in range(self._rows)]
+        return [layout(Cat(valid, payload.as_value())) for valid, payload in rows]
+
+    def _table_register(self, m: Module, write, name: str):
+        """Register a write ``(valid, payload)``: valid with a reset, the payload without."""
+        valid = Signal(name=f"{name}_valid")
+        payload = Signal(self._arithmetic.table_layout, name=name, reset_less=True)
+        m.d.sync += [valid.eq(write[0]), payload.eq(write[1])]
+        return valid, payload
+
+    def _grid(self, m: Module, beat, tables) -> list[list]:
+        """Build the skewed operands and the PEs; return the shadow register of every PE.
+
+        ``tables[i]`` is row ``i``'s write into its PEs' loadable state, or ``None``.
+        """
         arith = self._arithmetic
         rows, cols = self._rows, self._cols
-        a_left = [_delay(m, self.a.payload.data[i], i, f"a_skew{i}") for i in range(rows)]
+        # Operands enter the array (arith.enter: once per row of A and column of B), then skew.
+        a_entered = [arith.enter(m, self.a.payload.data[i]) for i in range(rows)]
+        b_entered = [arith.enter(m, self.b.payload.data[j]) for j in range(cols)]
+        a_left = [_delay(m, a_entered[i], i, f"a_skew{i}") for i in range(rows)]
         ctl_left = [_delay(m, beat, i, f"ctl_skew{i}", control=True) for i in range(rows)]
-        b_top = [_delay(m, self.b.payload.data[j], j, f"b_skew{j}") for j in range(cols)]
+        b_top = [_delay(m, b_entered[j], j, f"b_skew{j}") for j in range(cols)]
         shadows = [[None] * cols for _ in range(rows)]
         latency = arith.product_latency
         group = arith.product_group
@@ -282,8 +333,8 @@ class SystolicArray(Unit):
             a_in = a_left[i]
             operands = []
             for j in range(cols):
-                a_reg = Signal(arith.a_shape, name=f"pe{i}_{j}_a", reset_less=True)
-                b_reg = Signal(arith.b_shape, name=f"pe{i}_{j}_b", reset_less=True)
+                a_reg = Signal(a_in.shape(), name=f"pe{i}_{j}_a", reset_less=True)
+                b_reg = Signal(b_top[j].shape(), name=f"pe{i}_{j}_b", reset_less=True)
                 m.d.sync += [a_reg.eq(a_in), b_reg.eq(b_top[j])]
                 operands.append((a_reg, b_reg))
                 a_in = a_reg
@@ -291,7 +342,7 @@ class SystolicArray(Unit):
             # Neighbouring PEs of a row may share product hardware (a dual-ported table).
             terms = []
             for start in range(0, cols, group):
-                terms += arith.products(m, operands[start : start + group])
+                terms += arith.products(m, operands[start : start + group], table=tables[i])
             for j, term in enumerate(terms):
                 shadows[i][j] = self._pe(m, i, j, term, ctl_chain[j + latency])
         return shadows
