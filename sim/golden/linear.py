@@ -81,7 +81,7 @@ MAX_PLANE_BITS = 8
 
 _FLOAT_EXACT = (1 << 53) - 1  # every integer up to here is a float64; the next bound is 2**53
 _EXPONENT_LIMIT = 900  # |log2| of anchors, factors and products: far from float64 over/underflow
-_FAR = 1 << 40  # beyond any log field: E of a zero or NaN operand, and "no operand" sentinels
+_FAR = 1 << 40  # beyond any live log field: the field of a dead operand, "no operand" bounds
 _CHUNK = 1 << 21  # elements per block of in-order (and special) term lookups
 _STACK = 1 << 22  # float64 elements of a stacked matmul operand
 _SCATTER_COST = 8  # a one-hot element written and cleared, in gathered elements' time
@@ -247,11 +247,17 @@ def _offsets(name: str, offsets, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _fields(codes: np.ndarray, offsets: np.ndarray, fmt) -> tuple[np.ndarray, ...]:
-    """Lowered magnitude fields (``-_FAR`` for zero and NaN), signs and NaN marks."""
+    """Lowered magnitude fields ``E - offset``, signs and NaN marks.
+
+    An operand all of whose products are flushed or zero (zero, NaN, or lowered below
+    ``-mag_mask``: its partner's field is at most ``mag_mask``) gets the field ``-_FAR``, so
+    every live field is in ``[-mag_mask, mag_mask]``.
+    """
     magnitude = codes & fmt.mag_mask
     sign = (codes >> fmt.mag_bits) & 1 == 1
-    valid = magnitude != 0
-    return np.where(valid, magnitude - offsets, -_FAR), sign & valid, sign & ~valid
+    lowered = magnitude - offsets
+    live = (magnitude != 0) & (lowered >= -fmt.mag_mask)
+    return np.where(live, lowered, -_FAR), sign & live, sign & (magnitude == 0)
 
 
 def _terms(lin: Linearisation, ea, sa, eb, sb) -> tuple[np.ndarray, np.ndarray]:

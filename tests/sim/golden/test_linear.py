@@ -283,6 +283,26 @@ def test_wider_formats_use_the_loop():
     assert_same(a, b, config)
 
 
+def test_any_offsets():
+    """Offsets far beyond block scaling's (up to 2**61) flush exactly: the sums of the terms."""
+    config = CONFIGS["pal16"]
+    rng = np.random.default_rng(9)
+    a = codes(rng, config.fmt, (4, 6), "values")
+    b = codes(rng, config.fmt, (6, 5), "values")
+    a_offsets = rng.choice([0, 3, 1 << 20, 1 << 61], a.shape)
+    b_offsets = rng.choice([0, 200, 1 << 61], b.shape)
+    a_offsets[:, 0] = 1 << 61  # every product at k = 0 flushed, b's single one looked up
+    b[0, 1:] = 0
+    lin = linear.linearise(config, *golden.term_table(config))
+    result = linear.linear_matmul(a, b, lin, a_offsets=a_offsets, b_offsets=b_offsets)
+    offset = a_offsets[:, :, None] + b_offsets[None, :, :]
+    term, nan, overflow = golden.mac_terms(a[:, :, None], b[None, :, :], config, offset=offset)
+    np.testing.assert_array_equal(result.acc, term.sum(axis=1))
+    np.testing.assert_array_equal(result.nan, nan.any(axis=1))
+    np.testing.assert_array_equal(result.overflow, overflow.any(axis=1))
+    assert (result.path == linear.BLAS).all()
+
+
 # --- argument errors ----------------------------------------------------------------------------
 
 
