@@ -255,6 +255,13 @@ class Board:
         Register the PEs' product terms by default (``palhdl build``): on the ECP5 the table's
         own output register; on the UP5K an EBR feeds the accumulator directly, which saves a
         logic cell per table bit (the flip-flops would sit in cells of their own).
+    loadable : bool
+        The PEs' product-term tables are RAMs the host rewrites (LOAD_TABLE: the run-time split,
+        ``PALArithmetic(loadable=)``), where the board's PEs use a table term; default
+        ``False``.
+    block_scaled : bool
+        The operands carry block offsets (``PALArithmetic(block_scaled=)``: block scaling
+        through the host link); default ``False``.
     """
 
     name: str
@@ -273,6 +280,8 @@ class Board:
     table_ports: int = 1
     abc9: bool = True
     pipelined: bool = True
+    loadable: bool = False
+    block_scaled: bool = False
 
     @property
     def family(self) -> str:
@@ -305,16 +314,24 @@ class Board:
     def arithmetic(self, config: MacConfig, *, pipelined: bool | None = None) -> PALArithmetic:
         """Return the PE arithmetic of this board's PAL arrays for ``config``.
 
-        The board's :attr:`term` and :attr:`table_ports` where ``config``'s product-term table
-        fits in block RAM, else the logic product term (pal16); ``pipelined`` defaults to
+        The board's :attr:`term`, :attr:`table_ports` and :attr:`loadable` where ``config``'s
+        product-term table fits in block RAM, else the logic product term (pal16; it has no
+        table to load); :attr:`block_scaled` either way. ``pipelined`` defaults to
         :attr:`pipelined`.
         """
         check_instance("config", config, MacConfig)
         pipelined = self.pipelined if pipelined is None else pipelined
         if table_entries(config, signed=self.term == "signed_table") > MAX_TABLE_ENTRIES:
-            return PALArithmetic(config=config, pipelined=pipelined, term="logic")
+            return PALArithmetic(
+                config=config, pipelined=pipelined, term="logic", block_scaled=self.block_scaled
+            )
         return PALArithmetic(
-            config=config, pipelined=pipelined, term=self.term, table_ports=self.table_ports
+            config=config,
+            pipelined=pipelined,
+            term=self.term,
+            table_ports=self.table_ports,
+            loadable=self.loadable,
+            block_scaled=self.block_scaled,
         )
 
     def pll(self, clk_freq: float) -> ICE40PLL | ECP5PLL | None:

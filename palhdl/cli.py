@@ -182,7 +182,8 @@ def _run(args: argparse.Namespace) -> int:
             split = info.config.fmt if args.split is None else args.split
             print(
                 f"palhdl run: {args.port}: {info.rows} x {info.cols} {info.config.fmt} array, "
-                f"{info.output} readout, k_max {info.k_max}; {args.output} output in {split}"
+                f"{info.output} readout, k_max {info.k_max}; {args.output} output, split "
+                f"{split.int_bits}.{split.frac_bits}"
                 + ("" if args.block_size is None else f", blocks of {args.block_size}"),
                 file=sys.stderr,
             )

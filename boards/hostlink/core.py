@@ -13,7 +13,9 @@ generator and the UART transmitter, and sequences them. The protocol is
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Shape, Signal
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,11 +32,14 @@ from palhdl.boards.hostlink.protocol import (
     StatusFlag,
     encode_identify,
     load_length,
+    table_length,
 )
 from palhdl.boards.hostlink.receiver import Receiver
 from palhdl.boards.hostlink.reply import Reply, ReplyKind
 from palhdl.boards.hostlink.run import RunEngine
+from palhdl.boards.hostlink.table import TableWriter
 from palhdl.format import SCALE_BITS, MacConfig
+from palhdl.hdl.pe import table_entries, term_entry_layout
 from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import MAX_DIM, SystolicArray
 from palhdl.hdl.uart import MIN_DIVISOR, UARTTx
@@ -55,12 +60,14 @@ class HostLinkCore(Unit):
     (:mod:`palhdl.hdl.uart`), a receive FIFO of
     :data:`~palhdl.boards.hostlink.receiver.RX_FIFO_DEPTH` bytes, a byte-wide packet parser
     with CRC-8 and an inter-byte timeout, operand buffers in one block RAM (row ``2 k``: column
-    ``k`` of A, ``rows`` PAL words; row ``2 k + 1``: row ``k`` of B, ``cols`` words; scales in
-    registers), the :class:`~palhdl.hdl.systolic.SystolicArray`
+    ``k`` of A, ``rows`` operand lanes; row ``2 k + 1``: row ``k`` of B, ``cols`` lanes; scales
+    in registers), the :class:`~palhdl.hdl.systolic.SystolicArray`
     (:class:`~palhdl.hdl.providers.PALArithmetic`, readout ``output``), a byte-wide result
     buffer (``rows x cols`` lanes of :attr:`lane_bytes` bytes, row-major; an SPRAM on an iCE40
-    UltraPlus, else block RAM: :class:`~palhdl.boards.hostlink.run.ResultMemory`) and a reply
-    generator. The protocol is in ``docs/host-link.md``.
+    UltraPlus, else block RAM: :class:`~palhdl.boards.hostlink.run.ResultMemory`), a reply
+    generator and, with ``loadable``, the
+    :class:`~palhdl.boards.hostlink.table.TableWriter` that LOAD_TABLE writes the PEs' term
+    tables through. The protocol is in ``docs/host-link.md``.
 
     Every decision of the link's control is taken from registers (decoded command flags,
     comparisons of counters with their limits made a step ahead, comparisons of received bytes
@@ -94,6 +101,12 @@ class HostLinkCore(Unit):
         The PEs' product term, ``PALArithmetic(term=)`` (default ``"auto"``).
     table_ports : int
         PEs sharing a product-term table, ``PALArithmetic(table_ports=)`` (default 1).
+    loadable : bool
+        The PEs' term tables are RAMs that LOAD_TABLE rewrites (``PALArithmetic(loadable=)``;
+        a table term), default ``False``.
+    block_scaled : bool
+        The operands carry block offsets (``PALArithmetic(block_scaled=)``), default
+        ``False``.
 
     Members
     -------
@@ -126,6 +139,8 @@ class HostLinkCore(Unit):
         pipelined: bool = False,
         term: str = "auto",
         table_ports: int = 1,
+        loadable: bool = False,
+        block_scaled: bool = False,
     ) -> dict:
         """Validate the parameters; return them with the arithmetic, divisor and timeout.
 
@@ -138,7 +153,12 @@ class HostLinkCore(Unit):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
                 raise ValueError(f"{name} must be an integer in [1, {MAX_DIM}], not {value!r}")
         arithmetic = PALArithmetic(
-            config=config, pipelined=pipelined, term=term, table_ports=table_ports
+            config=config,
+            pipelined=pipelined,
+            term=term,
+            table_ports=table_ports,
+            loadable=loadable,
+            block_scaled=block_scaled,
         )
         check_choice("output", output, OUTPUT_MODES)
         check_int("clk_freq", clk_freq, 1, 10**12)
@@ -156,11 +176,12 @@ class HostLinkCore(Unit):
                 f"{MAX_BAUD_ERROR:.0%} off)"
             )
         check_int("k_max", k_max, 1, MAX_K)
-        longest = load_length(max(rows, cols), k_max, (config.fmt.width + 7) // 8)
+        width = Shape.cast(arithmetic.a_shape).width
+        longest = load_length(max(rows, cols), k_max, (width + 7) // 8)
         if longest > 0xFFFF:
             raise ValueError(
                 f"k_max {k_max} is too large for a {rows} x {cols} array of "
-                f"{config.fmt.width}-bit words: a LOAD packet would be {longest} bytes "
+                f"{width}-bit operands: a LOAD packet would be {longest} bytes "
                 f"(at most 65535)"
             )
         if timeout_cycles is None:
@@ -194,6 +215,8 @@ class HostLinkCore(Unit):
         pipelined: bool = False,
         term: str = "auto",
         table_ports: int = 1,
+        loadable: bool = False,
+        block_scaled: bool = False,
     ):
         params = self.check_parameters(
             rows=rows,
@@ -207,6 +230,8 @@ class HostLinkCore(Unit):
             pipelined=pipelined,
             term=term,
             table_ports=table_ports,
+            loadable=loadable,
+            block_scaled=block_scaled,
         )
         self._rows, self._cols = params["rows"], params["cols"]
         self._config, self._arithmetic = params["config"], params["arithmetic"]
@@ -217,7 +242,14 @@ class HostLinkCore(Unit):
             params["divisor"],
         )
         self._k_max, self._timeout_cycles = params["k_max"], params["timeout_cycles"]
-        self._word_bytes = (config.fmt.width + 7) // 8
+        arithmetic = self._arithmetic
+        self._operand_width = Shape.cast(arithmetic.a_shape).width
+        self._word_bytes = (self._operand_width + 7) // 8
+        self._table_entries = self._table_width = 0
+        if loadable:
+            signed = arithmetic.term == "signed_table"
+            self._table_entries = table_entries(config, signed=signed)
+            self._table_width = term_entry_layout(config, signed=signed).size
         self._lane_shape = self._arithmetic.output_shape(output, scale_bits=SCALE_BITS)
         self._lane_width = Shape.cast(self._lane_shape).width
         self._lane_bytes = (self._lane_width + 7) // 8
@@ -274,9 +306,34 @@ class HostLinkCore(Unit):
         return self._pipelined
 
     @property
+    def loadable(self) -> bool:
+        """The PEs' term tables are rewritten by LOAD_TABLE."""
+        return self._arithmetic.loadable
+
+    @property
+    def block_scaled(self) -> bool:
+        """The operands carry block offsets."""
+        return self._arithmetic.block_scaled
+
+    @property
+    def operand_width(self) -> int:
+        """Bits of an operand lane (the PAL word, and its block offset when block-scaled)."""
+        return self._operand_width
+
+    @property
     def word_bytes(self) -> int:
-        """Bytes per PAL operand word on the wire."""
+        """Bytes per operand lane on the wire."""
         return self._word_bytes
+
+    @property
+    def table_entries(self) -> int:
+        """Entries of the loadable term table (0 if not loadable)."""
+        return self._table_entries
+
+    @property
+    def table_width(self) -> int:
+        """Bits of an entry of the loadable term table (0 if not loadable)."""
+        return self._table_width
 
     @property
     def lane_shape(self):
@@ -301,73 +358,99 @@ class HostLinkCore(Unit):
             config=self._config,
             output=self._output,
             k_max=self._k_max,
+            table_entries=self._table_entries,
+            table_width=self._table_width,
+            block_scaled=self.block_scaled,
         )
 
     def elaborate(self, platform):
         """Build the parts, connect them and sequence packets through them."""
         m = Module()
-        m.submodules.receiver = receiver = Receiver(divisor=self._divisor, k_max=self._k_max)
-        m.submodules.uart_tx = uart_tx = UARTTx(divisor=self._divisor)
-        shapes = dict(rows=self._rows, cols=self._cols, k_max=self._k_max)
-        width = self._config.fmt.width
-        m.submodules.parser = parser = Parser(
-            **shapes, width=width, timeout_cycles=self._timeout_cycles
-        )
-        m.submodules.buffers = buffers = OperandBuffers(**shapes, width=width)
-        m.submodules.array = array = SystolicArray(
-            arithmetic=self._arithmetic,
-            rows=self._rows,
-            cols=self._cols,
-            output=self._output,
-        )
-        m.submodules.engine = engine = RunEngine(array=array, k_max=self._k_max)
-        m.submodules.reply = reply = Reply(
-            identify=self.identify_payload(), read_length=engine.read_length
-        )
-        m.d.comb += [receiver.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
-        wiring.connect(m, receiver.o, parser.i)
-        wiring.connect(m, parser.load, buffers.load)
-        wiring.connect(m, buffers.read, engine.operands)
-        wiring.connect(m, engine.a, array.a)
-        wiring.connect(m, engine.b, array.b)
-        wiring.connect(m, array.c, engine.c)
-        wiring.connect(m, reply.o, uart_tx.i)
-        flags = {
-            StatusFlag.BUSY: receiver.o.valid,  # more input is already queued
-            StatusFlag.A_VALID: buffers.a_valid,
-            StatusFlag.B_VALID: buffers.b_valid,
-            StatusFlag.RESULT_VALID: engine.result_valid,
-            StatusFlag.NAN: engine.nan,
-            StatusFlag.SATURATED: engine.saturated,
-            StatusFlag.LINE_ERROR: receiver.line_error,
-        }
-        last_error = Signal(4)
-        status_bytes = [
-            Cat(flags[StatusFlag(1 << bit)] for bit in range(len(flags))),
-            last_error,
-            buffers.a_k[:8],
-            buffers.a_k >> 8,
-            buffers.b_k[:8],
-            buffers.b_k >> 8,
-        ]
-        m.d.comb += [reply.status[i].eq(value) for i, value in enumerate(status_bytes)]
+        p = self._parts(m)
+        m.d.comb += [p.receiver.rx.eq(self.rx), self.tx.eq(p.uart_tx.tx)]
+        wiring.connect(m, p.receiver.o, p.parser.i)
+        wiring.connect(m, p.parser.load, p.buffers.load)
+        wiring.connect(m, p.buffers.read, p.engine.operands)
+        wiring.connect(m, p.engine.a, p.array.a)
+        wiring.connect(m, p.engine.b, p.array.b)
+        wiring.connect(m, p.array.c, p.engine.c)
+        wiring.connect(m, p.reply.o, p.uart_tx.i)
+        if p.table is not None:
+            wiring.connect(m, p.parser.table, p.table.load)
+            wiring.connect(m, p.table.table, p.array.table)
+        p.last_error, p.error_led = Signal(4), Signal()
+        self._status(m, p)
         m.d.comb += [
-            reply.command.eq(parser.cmd),
-            reply.run_cycles.eq(engine.cycles),
-            reply.read_data.eq(engine.read_data),
-            engine.read_addr.eq(reply.read_addr),
+            p.reply.command.eq(p.parser.cmd),
+            p.reply.run_cycles.eq(p.engine.cycles),
+            p.reply.read_data.eq(p.engine.read_data),
+            p.engine.read_addr.eq(p.reply.read_addr),
         ]
-        error_led = Signal()
-        idle = self._control(m, receiver, parser, buffers, engine, reply, last_error, error_led)
+        idle = self._control(m, p)
+        busy = ~idle | ~p.parser.idle | p.reply.busy | p.receiver.o.valid
         m.d.sync += [
-            self.status[LedBit.BUSY].eq(~idle | ~parser.idle | reply.busy | receiver.o.valid),
-            self.status[LedBit.ERROR].eq(error_led),
-            self.status[LedBit.LOADED].eq(buffers.a_valid & buffers.b_valid),
-            self.status[LedBit.RESULT].eq(engine.result_valid),
+            self.status[LedBit.BUSY].eq(busy),
+            self.status[LedBit.ERROR].eq(p.error_led),
+            self.status[LedBit.LOADED].eq(p.buffers.a_valid & p.buffers.b_valid),
+            self.status[LedBit.RESULT].eq(p.engine.result_valid),
         ]
         return m
 
-    def _control(self, m, receiver, parser, buffers, engine, reply, last_error, error_led):
+    def _parts(self, m: Module) -> SimpleNamespace:
+        """Add the parts as submodules; return them (``table``: ``None`` unless loadable).
+
+        ``table_valid`` and ``table_frac_bits`` are the table's state (constants unless
+        loadable).
+        """
+        p = SimpleNamespace()
+        m.submodules.receiver = p.receiver = Receiver(divisor=self._divisor, k_max=self._k_max)
+        m.submodules.uart_tx = p.uart_tx = UARTTx(divisor=self._divisor)
+        shapes = dict(rows=self._rows, cols=self._cols, k_max=self._k_max)
+        width = self._operand_width
+        length = table_length(self._table_entries, self._table_width) if self.loadable else None
+        m.submodules.parser = p.parser = Parser(
+            **shapes, width=width, timeout_cycles=self._timeout_cycles, table_length=length
+        )
+        m.submodules.buffers = p.buffers = OperandBuffers(**shapes, width=width)
+        m.submodules.array = p.array = SystolicArray(
+            arithmetic=self._arithmetic, rows=self._rows, cols=self._cols, output=self._output
+        )
+        m.submodules.engine = p.engine = RunEngine(array=p.array, k_max=self._k_max)
+        m.submodules.reply = p.reply = Reply(
+            identify=self.identify_payload(), read_length=p.engine.read_length
+        )
+        p.table, p.table_valid = None, Const(1)
+        p.table_frac_bits = Const(self._config.fmt.frac_bits, 8)
+        if self.loadable:
+            signed = self._arithmetic.term == "signed_table"
+            m.submodules.table = p.table = TableWriter(config=self._config, signed=signed)
+            p.table_valid, p.table_frac_bits = p.table.valid, p.table.frac_bits
+        return p
+
+    def _status(self, m: Module, p: SimpleNamespace) -> None:
+        """Drive the STATUS payload of the reply generator from the parts' state."""
+        flags = {
+            StatusFlag.BUSY: p.receiver.o.valid,  # more input is already queued
+            StatusFlag.A_VALID: p.buffers.a_valid,
+            StatusFlag.B_VALID: p.buffers.b_valid,
+            StatusFlag.RESULT_VALID: p.engine.result_valid,
+            StatusFlag.NAN: p.engine.nan,
+            StatusFlag.SATURATED: p.engine.saturated,
+            StatusFlag.LINE_ERROR: p.receiver.line_error,
+            StatusFlag.TABLE_VALID: p.table_valid,
+        }
+        status_bytes = [
+            Cat(flags[StatusFlag(1 << bit)] for bit in range(len(flags))),
+            p.last_error,
+            p.buffers.a_k[:8],
+            p.buffers.a_k >> 8,
+            p.buffers.b_k[:8],
+            p.buffers.b_k >> 8,
+            p.table_frac_bits,
+        ]
+        m.d.comb += [p.reply.status[i].eq(value) for i, value in enumerate(status_bytes)]
+
+    def _control(self, m: Module, p: SimpleNamespace):
         """Sequence a packet: verdict, reply, execution; return "the control is idle".
 
         VERIFY registers the verdict on the parsed packet, PREPARE the reply it calls for;
@@ -376,39 +459,33 @@ class HostLinkCore(Unit):
         decide on is registered. The parser stops reading when a packet ends; every return to
         IDLE resumes it.
         """
-        verdict = Signal(4)  # 0: execute; else the code of the ERROR reply
+        parser, reply = p.parser, p.reply
+        p.verdict = Signal(4)  # 0: execute; else the code of the ERROR reply
         reply_now = Signal()  # DISPATCH starts the reply (all but a good RUN)
-        start_run = Signal()  # the run engine's start, one cycle after DISPATCH
-        m.d.sync += start_run.eq(0)
-        m.d.comb += engine.start.eq(start_run)
-        k_match = Signal()  # a_k == b_k (they change only at a LOAD's DISPATCH)
-        m.d.sync += k_match.eq(buffers.a_k == buffers.b_k)
+        p.start_run = Signal()  # the run engine's start, one cycle after DISPATCH
+        m.d.sync += p.start_run.eq(0)
+        m.d.comb += p.engine.start.eq(p.start_run)
+        p.k_match = Signal()  # a_k == b_k (they change only at a LOAD's DISPATCH)
+        m.d.sync += p.k_match.eq(p.buffers.a_k == p.buffers.b_k)
         with m.FSM(name="control") as control:
             with m.State("IDLE"), m.If(parser.done):
                 m.next = "VERIFY"
             with m.State("VERIFY"):
-                m.d.sync += verdict.eq(parser.error)
-                with m.If(parser.error == 0):
-                    with m.If(parser.is_run):
-                        with m.If(~(buffers.a_valid & buffers.b_valid)):
-                            m.d.sync += verdict.eq(ErrorCode.NOT_LOADED)
-                        with m.Elif(~k_match):
-                            m.d.sync += verdict.eq(ErrorCode.K_MISMATCH)
-                    with m.If(parser.is_read & ~engine.result_valid):
-                        m.d.sync += verdict.eq(ErrorCode.NO_RESULT)
+                self._verify(m, p)
                 m.next = "PREPARE"
             with m.State("PREPARE"):
                 m.d.sync += [
-                    reply_now.eq((verdict != 0) | ~parser.is_run),
-                    reply.error.eq(verdict),
+                    reply_now.eq((p.verdict != 0) | ~parser.is_run),
+                    reply.error.eq(p.verdict),
                     reply.code.eq(parser.cmd | REPLY_FLAG),
                 ]
-                with m.If(verdict != 0):
+                with m.If(p.verdict != 0):
                     m.d.sync += [reply.kind.eq(ReplyKind.ERROR), reply.code.eq(ERROR_REPLY)]
+                loads = parser.is_load_a | parser.is_load_b | parser.is_load_table
                 for flag, kind in (
                     (parser.is_identify, ReplyKind.IDENTIFY),
                     (parser.is_status, ReplyKind.STATUS),
-                    (parser.is_load_a | parser.is_load_b, ReplyKind.EMPTY),
+                    (loads, ReplyKind.EMPTY),
                     (parser.is_run, ReplyKind.RUN),  # sent when the run has finished
                     (parser.is_read, ReplyKind.READ),
                 ):
@@ -416,24 +493,50 @@ class HostLinkCore(Unit):
                         m.d.sync += reply.kind.eq(kind)
                 m.next = "DISPATCH"
             with m.State("DISPATCH"), m.If(~reply.busy):
-                with m.If(verdict != 0):
-                    m.d.sync += [last_error.eq(verdict), error_led.eq(1)]
+                with m.If(p.verdict != 0):
+                    m.d.sync += [p.last_error.eq(p.verdict), p.error_led.eq(1)]
                 with m.Else():
-                    m.d.sync += error_led.eq(0)
+                    m.d.sync += p.error_led.eq(0)
                 with m.If(reply_now):
                     m.d.comb += [reply.start.eq(1), parser.resume.eq(1)]
                     m.next = "IDLE"
-                with m.If(verdict == 0):
-                    with m.If(parser.is_status):
-                        m.d.sync += last_error.eq(0)
-                        m.d.comb += receiver.clear_line_error.eq(1)
-                    with m.If(parser.is_load_a | parser.is_load_b):
-                        m.d.comb += buffers.commit.eq(1)
+                with m.If(p.verdict == 0):
+                    self._execute(m, p)
                     with m.If(parser.is_run):
-                        m.d.sync += start_run.eq(1)
                         m.next = "RUN"
-            with m.State("RUN"), m.If(engine.done):
+            with m.State("RUN"), m.If(p.engine.done):
                 m.d.comb += [reply.start.eq(1), parser.resume.eq(1)]
                 m.next = "IDLE"
         one_hot(control)
         return control.ongoing("IDLE")
+
+    @staticmethod
+    def _verify(m: Module, p: SimpleNamespace) -> None:
+        """State VERIFY: the parser's error, else the execution errors of RUN and READ."""
+        parser, buffers = p.parser, p.buffers
+        m.d.sync += p.verdict.eq(parser.error)
+        with m.If(parser.error == 0):
+            with m.If(parser.is_run):
+                with m.If(~(buffers.a_valid & buffers.b_valid)):
+                    m.d.sync += p.verdict.eq(ErrorCode.NOT_LOADED)
+                with m.Elif(~p.k_match):
+                    m.d.sync += p.verdict.eq(ErrorCode.K_MISMATCH)
+                with m.Elif(~p.table_valid):
+                    m.d.sync += p.verdict.eq(ErrorCode.TABLE_INVALID)
+            with m.If(parser.is_read & ~p.engine.result_valid):
+                m.d.sync += p.verdict.eq(ErrorCode.NO_RESULT)
+
+    @staticmethod
+    def _execute(m: Module, p: SimpleNamespace) -> None:
+        """In DISPATCH, a good packet: clear STATUS's flags, commit a LOAD, start a RUN."""
+        parser = p.parser
+        with m.If(parser.is_status):
+            m.d.sync += p.last_error.eq(0)
+            m.d.comb += p.receiver.clear_line_error.eq(1)
+        with m.If(parser.is_load_a | parser.is_load_b):
+            m.d.comb += p.buffers.commit.eq(1)
+        if p.table is not None:
+            with m.If(parser.is_load_table):
+                m.d.comb += p.table.commit.eq(1)
+        with m.If(parser.is_run):
+            m.d.sync += p.start_run.eq(1)

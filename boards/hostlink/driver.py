@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import serial
-from amaranth.hdl import Shape
 
+from palhdl.boards.hostlink.info import DeviceInfo, decode_device_info, split_name
 from palhdl.boards.hostlink.protocol import (
     ERROR_LENGTH,
     ERROR_REPLY,
-    MAX_K,
     REPLY_FLAG,
     RUN_LENGTH,
     STATUS_LENGTH,
@@ -30,20 +28,15 @@ from palhdl.boards.hostlink.protocol import (
     DeviceStatus,
     ErrorCode,
     crc8,
-    decode_identify,
     decode_status,
     frame,
 )
 from palhdl.format import SCALE_BITS, MacConfig, PALFormat
-from palhdl.hdl.providers import PALArithmetic
-from palhdl.hdl.systolic import MAX_DIM
 from palhdl.sim.driver import MatmulStats, Tile, matmul
-from palhdl.validate import check_int
 
 __all__ = [
     "ChecksumError",
     "DeviceError",
-    "DeviceInfo",
     "HostLink",
     "HostLinkError",
     "LinkTimeout",
@@ -101,33 +94,6 @@ def _command_name(command: int) -> str:
         return f"command 0x{command:02x}"
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    """What IDENTIFY reports: protocol version, geometry, arithmetic, readout and ``k_max``."""
-
-    version: int
-    rows: int
-    cols: int
-    config: MacConfig
-    output: str
-    k_max: int
-
-    @property
-    def word_bytes(self) -> int:
-        """Bytes per operand word on the wire."""
-        return (self.config.fmt.width + 7) // 8
-
-    @property
-    def lane_shape(self):
-        """Shape of one result lane (``PALArithmetic.output_shape(output)``)."""
-        return PALArithmetic(config=self.config).output_shape(self.output, scale_bits=SCALE_BITS)
-
-    @property
-    def lane_bytes(self) -> int:
-        """Bytes per result lane on the wire."""
-        return (Shape.cast(self.lane_shape).width + 7) // 8
-
-
 class HostLink:
     """Talk to a HostLinkCore over a serial port.
 
@@ -168,6 +134,7 @@ class HostLink:
             raise ValueError("port must have a read timeout (port.timeout is None); pass timeout=")
         self._port = port
         self._info: DeviceInfo | None = None
+        self._split: PALFormat | None = None  # the table's split, once known
 
     @property
     def port(self):
@@ -262,52 +229,39 @@ class HostLink:
             If the reply is not a version-:data:`~palhdl.boards.hostlink.protocol.VERSION` IDENTIFY
             payload of :data:`~palhdl.boards.hostlink.protocol.IDENTIFY_LENGTH` bytes describing a
             valid device: wrong magic, version or length, an unknown readout code or flag
-            bit, or parameters ``HostLinkCore`` would not accept.
+            bit, or parameters ``HostLinkCore`` would not accept
+            (:func:`~palhdl.boards.hostlink.info.decode_device_info`).
         """
         reply = self.transact(Command.IDENTIFY, reply_length=None)
         try:
-            fields = decode_identify(reply)
+            self._info = decode_device_info(reply)
         except ValueError as error:
             raise ProtocolError(str(error)) from None
-        try:
-            check_int("rows", fields.rows, 1, MAX_DIM)
-            check_int("cols", fields.cols, 1, MAX_DIM)
-            check_int("k_max", fields.k_max, 1, MAX_K)
-            config = MacConfig(
-                PALFormat(int_bits=fields.int_bits, frac_bits=fields.frac_bits),
-                mantissa_bits=fields.mantissa_bits,
-                acc_bits=fields.acc_bits,
-                acc_frac_bits=fields.acc_frac_bits,
-                term_bits=fields.term_bits,
-                saturate=fields.saturate,
-            )
-        except (TypeError, ValueError) as error:
-            raise ProtocolError(f"IDENTIFY describes an impossible device: {error}") from None
-        self._info = DeviceInfo(
-            version=reply[4],
-            rows=fields.rows,
-            cols=fields.cols,
-            config=config,
-            output=fields.output,
-            k_max=fields.k_max,
-        )
+        self._split = None
         return self._info
 
     def status(self) -> DeviceStatus:
         """Send STATUS (this also clears the device's last error and line-error flag)."""
         return decode_status(self.transact(Command.STATUS, reply_length=STATUS_LENGTH))
 
-    def load_a(self, codes, scales=None) -> None:
-        """Load the A tile: PAL codes of shape ``(rows, K)`` and ``rows`` scales (default 0)."""
-        info = self.info
-        self._load(Command.LOAD_A, "codes", codes, scales, lanes=info.rows, lane_axis=0)
+    def load_a(self, codes, scales=None, offsets=None) -> None:
+        """Load the A tile: PAL codes of shape ``(rows, K)`` and ``rows`` scales (default 0).
 
-    def load_b(self, codes, scales=None) -> None:
-        """Load the B tile: PAL codes of shape ``(K, cols)`` and ``cols`` scales (default 0)."""
+        ``offsets``: the codes' block offsets, same shape (default 0), on a block-scaled
+        device only.
+        """
         info = self.info
-        self._load(Command.LOAD_B, "codes", codes, scales, lanes=info.cols, lane_axis=1)
+        self._load(Command.LOAD_A, codes, scales, offsets, lanes=info.rows, lane_axis=0)
 
-    def _load(self, command, name, codes, scales, *, lanes: int, lane_axis: int) -> None:
+    def load_b(self, codes, scales=None, offsets=None) -> None:
+        """Load the B tile: PAL codes of shape ``(K, cols)`` and ``cols`` scales (default 0).
+
+        ``offsets`` as :meth:`load_a`.
+        """
+        info = self.info
+        self._load(Command.LOAD_B, codes, scales, offsets, lanes=info.cols, lane_axis=1)
+
+    def _load(self, command, codes, scales, offsets, *, lanes: int, lane_axis: int) -> None:
         info = self.info
         codes = np.asarray(codes)
         if (
@@ -317,7 +271,7 @@ class HostLink:
         ):
             shape = ("rows", "K") if lane_axis == 0 else ("K", "cols")
             raise ValueError(
-                f"{name} must be a 2-D integer array of shape ({shape[0]}, {shape[1]}) with "
+                f"codes must be a 2-D integer array of shape ({shape[0]}, {shape[1]}) with "
                 f"{lanes} {'rows' if lane_axis == 0 else 'columns'}, not {codes.dtype} "
                 f"{codes.shape}"
             )
@@ -326,7 +280,7 @@ class HostLink:
             raise ValueError(f"K must be in [1, {info.k_max}] (the device's k_max), not {k}")
         width = info.config.fmt.width
         if codes.min() < 0 or codes.max() >= 1 << width:
-            raise ValueError(f"{name} must be {width}-bit PAL codes in [0, {(1 << width) - 1}]")
+            raise ValueError(f"codes must be {width}-bit PAL codes in [0, {(1 << width) - 1}]")
         scales = np.zeros(lanes, np.int64) if scales is None else np.asarray(scales)
         limit = 1 << (SCALE_BITS - 1)
         if (
@@ -338,11 +292,136 @@ class HostLink:
             raise ValueError(
                 f"scales must be {lanes} integers in [{-limit}, {limit - 1}], not {scales!r}"
             )
+        operands = codes.astype(np.int64) | _offsets(info, offsets, codes.shape) << width
         # C order is the wire order: A lane-major (K inner), B K-major (lanes inner).
-        words = _little_endian(codes.astype(np.int64).ravel(), info.word_bytes)
+        words = _little_endian(operands.ravel(), info.word_bytes)
         scale_bytes = _little_endian(scales.astype(np.int64) & 0xFFFF, 2)
         payload = k.to_bytes(2, "little") + words + scale_bytes
         self.transact(command, payload)
+
+    @property
+    def split(self) -> PALFormat:
+        """The split (format) the device's product-term table is for.
+
+        The bitstream's format if the table is not loadable; else the split of this link's
+        last :meth:`load_split` / :meth:`load_table`, or before one the table's label, asked
+        once with STATUS (which also clears the device's last error and line-error flag).
+
+        Raises
+        ------
+        HostLinkError
+            The table is invalid (a LOAD_TABLE did not complete): load one.
+        ProtocolError
+            STATUS labels the table with no split of the device's word width.
+        """
+        info = self.info
+        if not info.loadable:
+            return info.config.fmt
+        if self._split is None:
+            status = self.status()
+            if not status.table_valid:
+                raise HostLinkError(
+                    "the device's product-term table is invalid (a LOAD_TABLE did not "
+                    "complete); load one with load_split()"
+                )
+            try:
+                self._split = info.split_of(status.table_frac_bits)
+            except ValueError as error:
+                message = f"STATUS labels the table with an impossible split: {error}"
+                raise ProtocolError(message) from None
+        return self._split
+
+    @property
+    def config(self) -> MacConfig:
+        """The configuration the device computes now: ``info.config_for(split)``."""
+        return self.info.config_for(self.split)
+
+    def load_table(self, words, *, frac_bits: int) -> None:
+        """Send LOAD_TABLE: ``words``, the whole product-term table, labelled with ``frac_bits``.
+
+        The low-level command: the device computes with whatever ``words`` hold (the label
+        only says which split they are for, and becomes :attr:`split`). :meth:`load_split`
+        computes the words of a split.
+
+        Parameters
+        ----------
+        words : 1-D array_like of int
+            ``info.table_entries`` entries of ``info.table_width`` bits.
+        frac_bits : int
+            The split ``F`` of the table, 1..``width - 3`` (``I = width - 1 - F >= 2``).
+
+        Raises
+        ------
+        ValueError
+            The table is not loadable, or ``words`` or ``frac_bits`` do not fit it.
+        DeviceError
+            The device refused the table (then the table is invalid until a LOAD_TABLE
+            succeeds).
+        """
+        info = self.info
+        self._check_loadable()
+        split = info.split_of(frac_bits)
+        words = np.asarray(words)
+        entries, bits = info.table_entries, info.table_width
+        if (
+            words.shape != (entries,)
+            or not np.issubdtype(words.dtype, np.integer)
+            or words.min() < 0
+            or int(words.max()) >> bits
+        ):
+            raise ValueError(
+                f"words must be {entries} integers in [0, 2**{bits}) (the device's table), not "
+                f"{words.dtype} {words.shape}"
+            )
+        payload = bytes([frac_bits]) + _little_endian(words.astype(np.int64), (bits + 7) // 8)
+        self._split = None  # unknown if the device rejects it
+        self.transact(Command.LOAD_TABLE, payload)
+        self._split = split
+
+    def load_split(self, fmt: PALFormat) -> MacConfig:
+        """Load the product-term table of the split ``fmt``; return the configuration it gives.
+
+        The golden model chooses the table: ``term_table_words(config.retarget(fmt), signed=)``
+        for the bitstream's ``config`` (its own table for its own format). Matmuls then
+        quantise operands in ``fmt`` and decode results with that configuration (:attr:`config`).
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``fmt`` is not a PALFormat of the device's word width, the table is not loadable
+            (a device that is not loadable accepts only its own format, and loads nothing), or
+            the device has the ``pal`` readout and ``fmt`` is not its own format (its results
+            would be rounded to the bitstream's format).
+        DeviceError
+            As :meth:`load_table`.
+        """
+        info = self.info
+        config = info.config_for(fmt)
+        if fmt == info.config.fmt and not info.loadable:
+            return config
+        self._check_loadable()
+        self._check_readout(fmt)
+        self.load_table(info.table_words(fmt), frac_bits=fmt.frac_bits)
+        return config
+
+    def _check_loadable(self) -> None:
+        """Refuse to load a table into a device whose table is not loadable."""
+        info = self.info
+        if not info.loadable:
+            raise ValueError(
+                f"the device's product-term table is not loadable (IDENTIFY); it computes in "
+                f"its own split {split_name(info.config.fmt)} only"
+            )
+
+    def _check_readout(self, fmt: PALFormat) -> None:
+        """Refuse a split other than the bitstream's on a device with the ``pal`` readout."""
+        own = self.info.config.fmt
+        if self.info.output == "pal" and fmt != own:
+            raise ValueError(
+                f"split {split_name(fmt)}: the device's pal readout rounds results to the "
+                f"bitstream's format {split_name(own)}; use a board with the raw or float32 "
+                f"readout"
+            )
 
     def run(self) -> int:
         """Run the loaded tiles through the array; return the device's cycle count.
@@ -363,8 +442,19 @@ class HostLink:
         ]
         return np.array(lanes, dtype=object).reshape(info.rows, info.cols)
 
-    def matmul(self, a, b, *, output: str | None = None, adaptive: bool = True):
+    def matmul(
+        self,
+        a,
+        b,
+        *,
+        output: str | None = None,
+        adaptive: bool = True,
+        block_size: int | None = None,
+    ):
         """Compute ``a @ b`` on the board through :func:`palhdl.sim.driver.matmul`.
+
+        Operands are quantised in, and results decoded with, :attr:`config`: the bitstream's
+        configuration for the split the table holds.
 
         Parameters
         ----------
@@ -377,6 +467,10 @@ class HostLink:
             that converts itself); a ``"float32"`` or ``"pal"`` device only its own.
         adaptive : bool
             Per-row / per-column scales for float operands.
+        block_size : int, optional
+            Block scaling of float operands (a block-scaled device only): one scale per
+            ``block_size`` elements along K, bit-exact with
+            ``golden.matmul(..., block_size=block_size)``.
 
         Returns
         -------
@@ -385,22 +479,54 @@ class HostLink:
         Raises
         ------
         ValueError
-            If the device's readout cannot give ``output`` (the message names both).
+            If the device's readout cannot give ``output`` (the message names both), a
+            ``pal`` readout meets a loaded split other than the bitstream's (its codes are
+            rounded to the bitstream's format), or ``block_size`` is given to a device that is
+            not block-scaled.
         """
         info = self.info
         if output is None:
             output = "pal" if info.output == "pal" else "float32"
+        if block_size is not None and not info.block_scaled:
+            raise ValueError(
+                f"block_size {block_size}: the device's operands carry no block offsets "
+                f"(IDENTIFY: not block-scaled)"
+            )
+        config = self.config
+        self._check_readout(config.fmt)
         return matmul(
             a,
             b,
-            config=info.config,
+            config=config,
             rows=info.rows,
             cols=info.cols,
             output=output,
             readout=info.output,
             adaptive=adaptive,
+            block_size=block_size,
             transport=SerialTransport(self),
         )
+
+
+def _offsets(info: DeviceInfo, offsets, shape) -> np.ndarray:
+    """Block offsets of a LOAD's codes (zeros if ``None``), checked against the device."""
+    if offsets is None:
+        return np.zeros(shape, np.int64)
+    if not info.block_scaled:
+        raise ValueError("offsets: the device's operands carry no block offsets (IDENTIFY)")
+    offsets = np.asarray(offsets)
+    limit = (1 << (info.config.fmt.mag_bits + 1)) - 1
+    if (
+        offsets.shape != shape
+        or not np.issubdtype(offsets.dtype, np.integer)
+        or offsets.min() < 0
+        or offsets.max() > limit
+    ):
+        raise ValueError(
+            f"offsets must be integers in [0, {limit}] of the codes' shape {shape}, not "
+            f"{offsets.dtype} {offsets.shape}"
+        )
+    return offsets.astype(np.int64)
 
 
 def _little_endian(values: np.ndarray, size: int) -> bytes:
@@ -437,8 +563,8 @@ class SerialTransport:
                     f"K = {k} exceeds the device's k_max {info.k_max}; build the board with a "
                     f"larger k_max"
                 )
-            self.link.load_a(tile.a, tile.a_scales)
-            self.link.load_b(tile.b, tile.b_scales)
+            self.link.load_a(tile.a, tile.a_scales, tile.a_offsets)
+            self.link.load_b(tile.b, tile.b_scales, tile.b_offsets)
             cycles += self.link.run()
             results.append(self.link.read())
         stats = MatmulStats(

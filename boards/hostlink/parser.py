@@ -12,6 +12,7 @@ from palhdl.boards.hostlink.buffers import load_signature
 from palhdl.boards.hostlink.gates import crc8_next, one_hot
 from palhdl.boards.hostlink.protocol import MAX_K, Command, ErrorCode
 from palhdl.boards.hostlink.receiver import RX_ENTRY
+from palhdl.boards.hostlink.table import table_load_signature
 from palhdl.hdl.systolic import MAX_DIM
 from palhdl.hdl.unit import Unit
 from palhdl.validate import check_int
@@ -24,6 +25,7 @@ DECODED = {
     Command.STATUS: "is_status",
     Command.LOAD_A: "is_load_a",
     Command.LOAD_B: "is_load_b",
+    Command.LOAD_TABLE: "is_load_table",
     Command.RUN: "is_run",
     Command.READ: "is_read",
 }
@@ -39,7 +41,9 @@ class Parser(Unit):
     for one cycle when a packet has ended (CRC byte or timeout) with ``cmd``, its decoded
     flags (registered with ``cmd``) and ``error`` (0 = good). LOAD words and scales leave on
     ``load`` through two register stages; the target buffer is invalidated when the LOAD
-    header arrives.
+    header arrives. A LOAD_TABLE's length is checked against ``table_length`` as soon as it
+    arrives (a wrong one writes nothing); then the table is invalidated and the payload bytes
+    leave on ``table`` through one register stage.
 
     Every decision on a byte uses registers only: comparisons of counters with their limits
     are registered one step ahead, and the error is kept as separate flags merged by priority
@@ -55,6 +59,10 @@ class Parser(Unit):
         Bits of an operand word (``word_bytes = ceil(width / 8)`` on the wire).
     timeout_cycles : int
         Inter-byte timeout inside a packet, in clock cycles, at least 2.
+    table_length : int or None
+        Payload length of a LOAD_TABLE (:func:`~palhdl.boards.hostlink.protocol.table_length`),
+        2..65535; ``None`` (default): the table is not loadable and a LOAD_TABLE is answered
+        with ``NOT_LOADABLE``.
 
     Members
     -------
@@ -66,7 +74,7 @@ class Parser(Unit):
         The packet has ended (one cycle).
     cmd : Out(8)
         The command byte of the packet (0 if it ended before it).
-    is_identify, is_status, is_load_a, is_load_b, is_run, is_read : Out(1)
+    is_identify, is_status, is_load_a, is_load_b, is_load_table, is_run, is_read : Out(1)
         ``cmd`` decoded.
     error : Out(4)
         :class:`~palhdl.boards.hostlink.protocol.ErrorCode` of the packet, 0 if none.
@@ -74,11 +82,20 @@ class Parser(Unit):
         Between packets (hunting for SYNC).
     load : Out(load_signature(...))
         LOAD writes into the operand buffers.
+    table : Out(table_load_signature())
+        Present with ``table_length``: the bytes of a LOAD_TABLE, to the table writer.
     """
 
     @classmethod
     def check_parameters(
-        cls, *, rows: int, cols: int, k_max: int, width: int, timeout_cycles: int
+        cls,
+        *,
+        rows: int,
+        cols: int,
+        k_max: int,
+        width: int,
+        timeout_cycles: int,
+        table_length: int | None = None,
     ) -> dict:
         """Validate the parameters; return them."""
         return dict(
@@ -87,14 +104,32 @@ class Parser(Unit):
             k_max=check_int("k_max", k_max, 1, MAX_K),
             width=check_int("width", width, 1, 64),
             timeout_cycles=check_int("timeout_cycles", timeout_cycles, 2, None),
+            table_length=None
+            if table_length is None
+            else check_int("table_length", table_length, 2, 0xFFFF),
         )
 
-    def __init__(self, *, rows: int, cols: int, k_max: int, width: int, timeout_cycles: int):
+    def __init__(
+        self,
+        *,
+        rows: int,
+        cols: int,
+        k_max: int,
+        width: int,
+        timeout_cycles: int,
+        table_length: int | None = None,
+    ):
         params = self.check_parameters(
-            rows=rows, cols=cols, k_max=k_max, width=width, timeout_cycles=timeout_cycles
+            rows=rows,
+            cols=cols,
+            k_max=k_max,
+            width=width,
+            timeout_cycles=timeout_cycles,
+            table_length=table_length,
         )
         self._rows, self._cols, self._k_max = params["rows"], params["cols"], params["k_max"]
         self._width, self._timeout_cycles = params["width"], params["timeout_cycles"]
+        self._table_length = params["table_length"]
         members = {
             "i": In(stream.Signature(RX_ENTRY)),
             "resume": In(1),
@@ -105,6 +140,8 @@ class Parser(Unit):
             **{name: Out(1) for name in DECODED.values()},
             "load": Out(load_signature(rows=rows, cols=cols, k_max=k_max, width=width)),
         }
+        if self._table_length is not None:
+            members["table"] = Out(table_load_signature())
         super().__init__(members)
 
     @property
@@ -138,6 +175,11 @@ class Parser(Unit):
         return self._timeout_cycles
 
     @property
+    def table_length(self) -> int | None:
+        """Payload length of a LOAD_TABLE, ``None`` if the table is not loadable."""
+        return self._table_length
+
+    @property
     def latency(self) -> int:
         """Cycles from taking a packet's CRC byte to ``done``."""
         return 2
@@ -154,6 +196,8 @@ class Parser(Unit):
             s.word_end.eq(0),
             s.length_due_plain.eq(0),
             s.length_due_load.eq(0),
+            s.table_check.eq(0),
+            s.table_step.eq(0),
         ]
         with m.FSM(name="parser") as fsm:
             self._header(m, s)
@@ -173,6 +217,8 @@ class Parser(Unit):
         with m.If(s.got & (s.length_due_load | (s.length_due_plain & ~empty))):
             m.d.sync += s.length_bad.eq(1)
         self._walk(m, s)
+        if self._table_length is not None:
+            self._table(m, s)
         self._timer_and_crc(m, s, fsm)
         with m.If(self.resume):
             m.d.sync += s.enable.eq(1)
@@ -227,6 +273,15 @@ class Parser(Unit):
             # Acting on the entry finds LENGTH (a plain command: if its LEN is not 0).
             "length_due_plain": 1,
             "length_due_load": 1,
+            "not_loadable": 1,  # a LOAD_TABLE without a loadable table
+            # LOAD_TABLE: LEN's bytes equal those of table_length (registered as they arrive),
+            # check them now (the cycle after LEN_HI), the split byte is next, and what the
+            # entry taken will be (split byte, entry byte; registered like walk).
+            "table_low_ok": 1,
+            "table_high_ok": 1,
+            "table_check": 1,
+            "table_first": 1,
+            "table_step": 2,
         }
         s = SimpleNamespace(**{name: Signal(shape, name=name) for name, shape in shapes.items()})
         s.entry = Signal(RX_ENTRY, name="entry")  # the entry taken in the previous cycle
@@ -239,16 +294,17 @@ class Parser(Unit):
     def _merge_errors(self, m: Module, s: SimpleNamespace) -> None:
         """``error``: one flag per error, merged by priority.
 
-        TIMEOUT, LINE, CHECKSUM, then the first of UNKNOWN_COMMAND / K_RANGE / LENGTH found
-        (at most one of these is set: finding one stops the checks). In a LOAD the command is
-        known and LENGTH is only found at the end of the payload, so while the payload is
-        walked K_RANGE alone stops the checks and the writes.
+        TIMEOUT, LINE, CHECKSUM, then the first of UNKNOWN_COMMAND / NOT_LOADABLE / K_RANGE /
+        LENGTH found (at most one of these is set: finding one stops the checks). In a LOAD
+        the command is known and LENGTH is only found at the end of the payload, so while the
+        payload is walked K_RANGE alone stops the checks and the writes.
         """
         s.by_priority = [
             (s.timeout_hit, ErrorCode.TIMEOUT),
             (s.line_bad, ErrorCode.LINE),
             (s.crc_bad, ErrorCode.CHECKSUM),
             (s.unknown_command, ErrorCode.UNKNOWN_COMMAND),
+            (s.not_loadable, ErrorCode.NOT_LOADABLE),
             (s.k_bad, ErrorCode.K_RANGE),
             (s.length_bad, ErrorCode.LENGTH),
         ]
@@ -338,6 +394,8 @@ class Parser(Unit):
                     s.length_low_zero.eq(s.entry.is_zero),
                     s.length_low_one.eq(s.entry.is_one),
                 ]
+                if self._table_length is not None:
+                    m.d.sync += s.table_low_ok.eq(byte == self._table_length % 256)
                 m.next = "LEN_HI"
             with m.If(s.timed_out):
                 m.next = "DONE"
@@ -360,6 +418,15 @@ class Parser(Unit):
                         self.load.invalidate_a.eq(self.is_load_a),
                         self.load.invalidate_b.eq(~self.is_load_a),
                     ]
+                with m.Elif(self.is_load_table):
+                    if self._table_length is None:
+                        m.d.sync += s.not_loadable.eq(1)
+                    else:
+                        m.d.sync += [
+                            s.table_check.eq(1),
+                            s.table_high_ok.eq(byte == self._table_length // 256),
+                            s.table_first.eq(1),
+                        ]
                 with m.Elif(~s.is_plain):
                     m.d.sync += s.unknown_command.eq(1)
                 m.next = "PAYLOAD"
@@ -383,6 +450,9 @@ class Parser(Unit):
                 s.word_end.eq(s.is_load & word_end),
                 s.length_due_load.eq(s.is_load & s.phase[3] & s.scale_last & ~s.k_bad & ~s.final),
             ]
+            if self._table_length is not None:
+                step = Cat(s.table_first, ~s.table_first)
+                m.d.sync += s.table_step.eq(Mux(self.is_load_table, step, 0))
 
     def _k_high(self, m: Module, s: SimpleNamespace) -> None:
         """Take the high byte of a LOAD's K: K, the walk's first limits, the K range check."""
@@ -448,6 +518,28 @@ class Parser(Unit):
                 s.scale_index.eq(s.scale_index + 1),
                 s.scale_last.eq(s.scale_index + 1 == scale_limit),
             ]
+
+    def _table(self, m: Module, s: SimpleNamespace) -> None:
+        """LOAD_TABLE: check LEN, then invalidate the table and hand on the payload bytes.
+
+        The cycle after LEN_HI acts on LEN's high byte, no entry is acted on (at most one
+        every two cycles), so LENGTH is found before the first payload byte; a packet of the
+        wrong length writes nothing. ``table_step`` is registered in the cycle that takes the
+        entry (as ``walk``): it implies PAYLOAD and a LOAD_TABLE.
+        """
+        table = self.table
+        with m.If(s.table_check):
+            with m.If(s.table_low_ok & s.table_high_ok):
+                m.d.comb += table.invalidate.eq(1)
+            with m.Else():
+                m.d.sync += s.length_bad.eq(1)
+        with m.If(s.got & s.table_step[0]):
+            m.d.sync += s.table_first.eq(0)
+        m.d.sync += [
+            table.byte.eq(s.entry.byte),
+            table.split_en.eq(s.got & s.table_step[0] & ~s.length_bad),
+            table.entry_en.eq(s.got & s.table_step[1] & ~s.length_bad),
+        ]
 
     def _timer_and_crc(self, m: Module, s: SimpleNamespace, fsm) -> None:
         """Inside a packet: CRC over everything but SYNC and the CRC byte, inter-byte timeout.

@@ -16,7 +16,9 @@ from palhdl.format import MacConfig
 __all__ = [
     "ERROR_LENGTH",
     "ERROR_REPLY",
+    "IDENTIFY_BLOCK_SCALED",
     "IDENTIFY_LENGTH",
+    "IDENTIFY_LOADABLE",
     "IDENTIFY_WRAPPING",
     "MAGIC",
     "MAX_K",
@@ -38,11 +40,13 @@ __all__ = [
     "encode_identify",
     "frame",
     "load_length",
+    "table_length",
 ]
 
 SYNC = 0xA5
-#: Protocol version in the IDENTIFY reply; 2 added ``term_bits`` and the flags byte.
-VERSION = 2
+#: Protocol version in the IDENTIFY reply; 2 added ``term_bits`` and the flags byte, 3 the
+#: loadable term table (LOAD_TABLE, its IDENTIFY and STATUS fields) and block-scaled operands.
+VERSION = 3
 MAGIC = b"PALH"
 #: A successful reply carries the command code with this bit set.
 REPLY_FLAG = 0x80
@@ -50,11 +54,15 @@ REPLY_FLAG = 0x80
 ERROR_REPLY = 0xFF
 #: Readout modes in the order of their IDENTIFY code (0, 1, 2).
 OUTPUT_MODES = ("raw", "float32", "pal")
-IDENTIFY_LENGTH = 18
-#: Bit of the IDENTIFY flags byte: the accumulator wraps (``MacConfig.saturate`` is False).
-#: The other bits are 0.
+IDENTIFY_LENGTH = 21
+#: Bits of the IDENTIFY flags byte: the accumulator wraps (``MacConfig.saturate`` is False);
+#: the product-term table is loadable (LOAD_TABLE); the operands carry block offsets. The
+#: other bits are 0.
 IDENTIFY_WRAPPING = 0x01
-STATUS_LENGTH = 6
+IDENTIFY_LOADABLE = 0x02
+IDENTIFY_BLOCK_SCALED = 0x04
+_IDENTIFY_FLAGS = IDENTIFY_WRAPPING | IDENTIFY_LOADABLE | IDENTIFY_BLOCK_SCALED
+STATUS_LENGTH = 7
 RUN_LENGTH = 2
 ERROR_LENGTH = 2
 #: Deepest K a device may announce (a LOAD's K is a 16-bit field; the core allows 1..MAX_K).
@@ -70,6 +78,7 @@ class Command(enum.IntEnum):
     STATUS = 0x02
     LOAD_A = 0x10
     LOAD_B = 0x11
+    LOAD_TABLE = 0x12
     RUN = 0x20
     READ = 0x21
 
@@ -86,6 +95,8 @@ class ErrorCode(enum.IntEnum):
     K_MISMATCH = 7
     NO_RESULT = 8
     LINE = 9
+    NOT_LOADABLE = 10
+    TABLE_INVALID = 11
 
 
 class StatusFlag(enum.IntFlag):
@@ -98,6 +109,7 @@ class StatusFlag(enum.IntFlag):
     NAN = 0x10
     SATURATED = 0x20
     LINE_ERROR = 0x40
+    TABLE_VALID = 0x80
 
 
 class LedBit(enum.IntEnum):
@@ -145,8 +157,35 @@ def load_length(lanes: int, k: int, word_bytes: int) -> int:
     return 2 + lanes * k * word_bytes + 2 * lanes
 
 
-def encode_identify(*, rows: int, cols: int, config: MacConfig, output: str, k_max: int) -> bytes:
-    """Encode the IDENTIFY reply payload of a device (protocol :data:`VERSION`)."""
+def table_length(entries: int, width: int) -> int:
+    """Payload length of a LOAD_TABLE packet.
+
+    The split byte, then ``entries`` entries of ``ceil(width / 8)`` bytes.
+    """
+    return 1 + entries * ((width + 7) // 8)
+
+
+def encode_identify(
+    *,
+    rows: int,
+    cols: int,
+    config: MacConfig,
+    output: str,
+    k_max: int,
+    table_entries: int = 0,
+    table_width: int = 0,
+    block_scaled: bool = False,
+) -> bytes:
+    """Encode the IDENTIFY reply payload of a device (protocol :data:`VERSION`).
+
+    ``table_entries`` and ``table_width`` describe a loadable product-term table (both 0: the
+    table is not loadable); ``block_scaled``: the operands carry block offsets.
+    """
+    flags = 0 if config.saturate else IDENTIFY_WRAPPING
+    if table_entries:
+        flags |= IDENTIFY_LOADABLE
+    if block_scaled:
+        flags |= IDENTIFY_BLOCK_SCALED
     return (
         MAGIC
         + bytes(
@@ -163,7 +202,9 @@ def encode_identify(*, rows: int, cols: int, config: MacConfig, output: str, k_m
         + config.acc_frac_bits.to_bytes(2, "little", signed=True)
         + bytes([OUTPUT_MODES.index(output)])
         + k_max.to_bytes(2, "little")
-        + bytes([config.term_bits, 0 if config.saturate else IDENTIFY_WRAPPING])
+        + bytes([config.term_bits, flags])
+        + table_entries.to_bytes(2, "little")
+        + bytes([table_width])
     )
 
 
@@ -181,6 +222,9 @@ class IdentifyFields(NamedTuple):
     k_max: int
     term_bits: int
     saturate: bool
+    block_scaled: bool
+    table_entries: int  # 0 unless the table is loadable
+    table_width: int  # bits of a table entry, 0 unless the table is loadable
 
 
 def decode_identify(payload: bytes) -> IdentifyFields:
@@ -189,8 +233,9 @@ def decode_identify(payload: bytes) -> IdentifyFields:
     Raises
     ------
     ValueError
-        Wrong magic, version or length, an unknown readout code or flag bit. Whether the
-        fields describe a device that can exist is left to the caller.
+        Wrong magic, version or length, an unknown readout code or flag bit, or a loadable
+        flag that disagrees with the table fields. Whether the fields describe a device that
+        can exist is left to the caller.
     """
     # Magic and version before the length: another version has another length.
     length_error = ValueError(
@@ -214,10 +259,18 @@ def decode_identify(payload: bytes) -> IdentifyFields:
             f"IDENTIFY readout code {mode} is unknown (0..{len(OUTPUT_MODES) - 1}: "
             f"{', '.join(OUTPUT_MODES)})"
         )
-    if flags & ~IDENTIFY_WRAPPING:
+    if flags & ~_IDENTIFY_FLAGS:
         raise ValueError(
-            f"IDENTIFY flags 0x{flags:02x} have unknown bits 0x{flags & ~IDENTIFY_WRAPPING:02x}"
-            f" (only bit 0, wrapping accumulator, is defined)"
+            f"IDENTIFY flags 0x{flags:02x} have unknown bits 0x{flags & ~_IDENTIFY_FLAGS:02x}"
+            f" (bit 0 wrapping accumulator, bit 1 loadable table, bit 2 block-scaled operands)"
+        )
+    table_entries, table_width = int.from_bytes(payload[18:20], "little"), payload[20]
+    loadable = bool(flags & IDENTIFY_LOADABLE)
+    if (table_entries != 0) != loadable or (table_width != 0) != loadable:
+        raise ValueError(
+            f"IDENTIFY describes a table of {table_entries} entries of {table_width} bits with "
+            f"the loadable flag {'set' if loadable else 'clear'} (a loadable table has both "
+            f"numbers, any other neither)"
         )
     return IdentifyFields(
         rows=rows,
@@ -231,6 +284,9 @@ def decode_identify(payload: bytes) -> IdentifyFields:
         k_max=k_max,
         term_bits=term_bits,
         saturate=not (flags & IDENTIFY_WRAPPING),
+        block_scaled=bool(flags & IDENTIFY_BLOCK_SCALED),
+        table_entries=table_entries,
+        table_width=table_width,
     )
 
 
@@ -248,6 +304,8 @@ class DeviceStatus:
     last_error: ErrorCode | int | None
     a_k: int
     b_k: int
+    table_valid: bool
+    table_frac_bits: int  # the split byte of the last successful LOAD_TABLE
 
 
 def decode_status(payload: bytes) -> DeviceStatus:
@@ -278,4 +336,6 @@ def decode_status(payload: bytes) -> DeviceStatus:
         last_error=last_error,
         a_k=int.from_bytes(payload[2:4], "little"),
         b_k=int.from_bytes(payload[4:6], "little"),
+        table_valid=StatusFlag.TABLE_VALID in flags,
+        table_frac_bits=payload[6],
     )

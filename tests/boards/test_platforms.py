@@ -6,6 +6,7 @@ tests/synth/test_build.py).
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import pytest
@@ -207,3 +208,21 @@ def test_board_arithmetic_is_its_best_pal_pe():
     assert (ecp5.term, ecp5.product_group, ecp5.pipelined) == ("signed_table", 2, False)
     # pal16's table would have 65,536 entries: the logic product term.
     assert ulx3s.arithmetic(ulx3s.default_config(pal16)).term == "logic"
+
+
+def test_board_options_for_the_run_time_split_and_block_scaling():
+    board = get_board("icebreaker")
+    pe = board.arithmetic(board.default_config())
+    # Today's defaults: a read-only table, PAL words as operands.
+    assert (board.loadable, board.block_scaled, pe.loadable, pe.block_scaled) == (
+        False,
+        False,
+        False,
+        False,
+    )
+    both = dataclasses.replace(board, loadable=True, block_scaled=True)
+    pe = both.arithmetic(both.default_config())
+    assert (pe.term, pe.loadable, pe.block_scaled) == ("table", True, True)
+    # pal16's logic product term has no table to load; it still takes block offsets.
+    logic = both.arithmetic(both.default_config(pal16))
+    assert (logic.term, logic.loadable, logic.block_scaled) == ("logic", False, True)

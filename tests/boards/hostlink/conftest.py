@@ -32,7 +32,10 @@ class Wire:
 
     @classmethod
     def load_packet(cls, command: int, codes, scales, word_bytes: int = 1, k=None) -> bytes:
-        """LOAD_A/LOAD_B: K, words in C order (little endian), int16 scales."""
+        """LOAD_A/LOAD_B: K, words in C order (little endian), int16 scales.
+
+        A block-scaled device's words are ``code | offset << width``: pass them as ``codes``.
+        """
         codes = np.asarray(codes)
         if k is None:
             k = codes.shape[1] if command == 0x10 else codes.shape[0]
@@ -55,7 +58,7 @@ class Wire:
     @staticmethod
     def identify(
         *,
-        version=2,
+        version=3,
         rows,
         cols,
         fmt,
@@ -66,6 +69,8 @@ class Wire:
         k_max,
         term_bits,
         flags,
+        table_entries=0,
+        table_width=0,
     ):
         """An IDENTIFY payload laid out as the byte table of docs/host-link.md says."""
         return (
@@ -75,7 +80,17 @@ class Wire:
             + bytes([mode])
             + k_max.to_bytes(2, "little")
             + bytes([term_bits, flags])
+            + table_entries.to_bytes(2, "little")
+            + bytes([table_width])
         )
+
+    @classmethod
+    def table_packet(cls, frac_bits: int, words, entry_bytes: int) -> bytes:
+        """LOAD_TABLE: the split byte, then the entries little endian."""
+        payload = bytes([frac_bits])
+        for word in words:
+            payload += int(word).to_bytes(entry_bytes, "little")
+        return cls.packet(0x12, payload)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Fragment
 
 from palhdl.boards.hostlink.core import HostLinkCore
-from palhdl.boards.hostlink.driver import DeviceError, DeviceInfo, HostLink
+from palhdl.boards.hostlink.driver import DeviceError, HostLink
+from palhdl.boards.hostlink.info import DeviceInfo
 from palhdl.boards.hostlink.protocol import ErrorCode
 from palhdl.boards.hostlink.simserial import SimulatedSerial
 from palhdl.format import MacConfig, PALFormat, pal8, pal16
@@ -133,19 +134,21 @@ def test_identify_and_status_replies(wire, sim_link):
     port, link = sim_link()
     port.write(wire.packet(0x01))
     expected = (
-        b"PALH"  # magic, version 2, rows 2, cols 2, int_bits 4, frac_bits 3
-        + bytes([2, 2, 2, 4, 3, 6, 51])  # mantissa_bits 6, acc_bits 51
+        b"PALH"  # magic, version 3, rows 2, cols 2, int_bits 4, frac_bits 3
+        + bytes([3, 2, 2, 4, 3, 6, 51])  # mantissa_bits 6, acc_bits 51
         + (22).to_bytes(2, "little")  # acc_frac_bits 22
         + bytes([2])  # output "pal"
         + (8).to_bytes(2, "little")  # k_max 8
         + bytes([50, 0])  # term_bits 50 (acc_bits - 1), flags 0 (saturating)
+        + bytes([0, 0, 0])  # no loadable table
     )
     assert wire.read_reply(port) == wire.packet(0x81, expected)
     assert link.identify() == DeviceInfo(
-        version=2, rows=2, cols=2, config=MacConfig(pal8), output="pal", k_max=8
+        version=3, rows=2, cols=2, config=MacConfig(pal8), output="pal", k_max=8
     )
     port.write(wire.packet(0x02))
-    assert wire.read_reply(port) == wire.packet(0x82, bytes(6))
+    # Nothing loaded; the table (not loadable) is valid and is the bitstream's 4.3.
+    assert wire.read_reply(port) == wire.packet(0x82, bytes([0x80, 0, 0, 0, 0, 0, 3]))
     status = link.status()
     assert not (status.a_valid or status.b_valid or status.result_valid)
     assert status.last_error is None and status.a_k == status.b_k == 0
@@ -172,7 +175,7 @@ def test_identify_round_trip_of_a_wrapping_raw_device(wire, sim_link):
     )
     assert wire.read_reply(port) == wire.packet(0x81, expected)
     info = link.identify()
-    assert info == DeviceInfo(version=2, rows=2, cols=3, config=CHEAP, output="raw", k_max=5)
+    assert info == DeviceInfo(version=3, rows=2, cols=3, config=CHEAP, output="raw", k_max=5)
     assert info.config == port.core.config
     assert (info.config.term_bits, info.config.saturate) == (10, False)
     # acc 16 + nan + overflow + scale 16 = 34 bits
@@ -412,7 +415,8 @@ def test_pipelined_session_in_one_write(wire, sim_link):
     nan = int((expected == pal8.nan_code).any()) << 4
     saturated = int(((expected & pal8.mag_mask) == pal8.max_code).any()) << 5
     valid = 0x02 | 0x04 | 0x08
-    k_bytes = bytes([4, 0, 4, 0])
+    k_bytes = bytes([4, 0, 4, 0, 3])  # the K of A and B, the table's split 4.3
+    valid |= 0x80  # the table too
     status = bytes([0x01 | valid | nan | saturated, 7])  # BUSY: the READ is already queued
     assert wire.read_reply(port) == wire.packet(0x82, status + k_bytes)
     assert wire.read_reply(port) == wire.packet(0xA1, expected.astype(np.uint8).tobytes())
@@ -433,7 +437,7 @@ def test_break_inside_a_packet_is_a_line_error(wire, sim_link):
 
 
 def test_receive_overrun_is_survived(wire, sim_link):
-    # Each IDENTIFY reply is 16 bytes longer than its request: the receive FIFO (64 bytes)
+    # Each IDENTIFY reply is 21 bytes longer than its request: the receive FIFO (64 bytes)
     # overflows while the device is still answering; bytes are lost, the device keeps going.
     port, link = sim_link()
     requests = 22

@@ -26,14 +26,38 @@ def entry(byte, *, framing_error=False, dropped_before=False):
     }
 
 
-def run_parser(items, *, width=8, cycles=None):
+def run_parser(items, *, width=8, cycles=None, table_length=None):
     """Feed ``items`` (entries, or ``("gap", n)`` idle cycles) to a parser; resume it two cycles
-    after each ``done``. Returns the packets (cmd, error, decoded flags, K), the LOAD writes and
-    the cycles at which entries were taken.
+    after each ``done``. Returns the packets (cmd, error, decoded flags, K), the LOAD writes,
+    the LOAD_TABLE events (``("invalidate", None)``, ``("split", byte)``, ``("entry", byte)``)
+    and the cycles at which entries were taken.
     """
-    dut = Parser(rows=ROWS, cols=COLS, k_max=K_MAX, width=width, timeout_cycles=TIMEOUT)
-    flags = ("is_identify", "is_status", "is_load_a", "is_load_b", "is_run", "is_read")
-    result = {"packets": [], "words": {}, "scales": {}, "invalidated": [], "taken": [], "done": []}
+    dut = Parser(
+        rows=ROWS,
+        cols=COLS,
+        k_max=K_MAX,
+        width=width,
+        timeout_cycles=TIMEOUT,
+        table_length=table_length,
+    )
+    flags = (
+        "is_identify",
+        "is_status",
+        "is_load_a",
+        "is_load_b",
+        "is_load_table",
+        "is_run",
+        "is_read",
+    )
+    result = {
+        "packets": [],
+        "words": {},
+        "scales": {},
+        "invalidated": [],
+        "table": [],
+        "taken": [],
+        "done": [],
+    }
 
     async def bench(ctx):
         queue = list(items)
@@ -73,6 +97,16 @@ def run_parser(items, *, width=8, cycles=None):
             for side in ("a", "b"):
                 if ctx.get(getattr(load, f"invalidate_{side}")):
                     result["invalidated"].append(side)
+            if table_length is not None:
+                table = dut.table
+                events = [
+                    ("invalidate", table.invalidate, None),
+                    ("split", table.split_en, table.byte),
+                    ("entry", table.entry_en, table.byte),
+                ]
+                for name, strobe, value in events:
+                    if ctx.get(strobe):
+                        result["table"].append((name, None if value is None else ctx.get(value)))
             taken = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
             if taken:
                 result["taken"].append(cycle)
@@ -187,6 +221,44 @@ def test_timeout_boundary(wire, gap, error):
 def test_parser_rejects_bad_parameters():
     with pytest.raises(ValueError, match=r"timeout_cycles must be in \[2, inf\], not 1"):
         Parser(rows=1, cols=1, k_max=1, width=8, timeout_cycles=1)
+    with pytest.raises(ValueError, match=r"table_length must be in \[2, 65535\], not 1"):
+        Parser(rows=1, cols=1, k_max=1, width=8, timeout_cycles=2, table_length=1)
     dut = Parser(rows=1, cols=1, k_max=1, width=8, timeout_cycles=2)
     Fragment.get(dut, None)
     assert (dut.word_bytes, dut.latency, dut.timeout_cycles) == (1, 2, 2)
+    assert dut.table_length is None and "table" not in dut.signature.members
+
+
+# A table of 3 two-byte entries: LEN = 1 + 3 * 2.
+TABLE_LENGTH = 7
+
+
+def test_load_table_hands_on_split_and_entry_bytes(wire):
+    payload = bytes([4, 0x34, 0x12, 0xFF, 0x0F, 0x00, 0x80])
+    result = run_parser(entries(wire.packet(0x12, payload)), table_length=TABLE_LENGTH)
+    assert result["packets"] == [{"cmd": 0x12, "error": 0, "k": None, "flags": {"is_load_table"}}]
+    assert result["table"] == [
+        ("invalidate", None),
+        ("split", 4),
+        *(("entry", byte) for byte in payload[1:]),
+    ]
+    assert result["words"] == {} and result["invalidated"] == []
+
+
+# TABLE_LENGTH + 256: LEN's low byte is right, its high byte is not.
+@pytest.mark.parametrize("length", [0, 1, TABLE_LENGTH - 1, TABLE_LENGTH + 1, TABLE_LENGTH + 256])
+def test_load_table_of_the_wrong_length_writes_nothing(wire, length):
+    packet = wire.packet(0x12, bytes(i % 256 for i in range(length)))
+    result = run_parser(entries(packet), table_length=TABLE_LENGTH)
+    assert [(p["cmd"], p["error"]) for p in result["packets"]] == [(0x12, 4)]  # LENGTH
+    assert result["table"] == []
+
+
+def test_load_table_without_a_loadable_table(wire):
+    table = wire.packet(0x12, bytes(TABLE_LENGTH))
+    bad_crc = table[:-1] + bytes([table[-1] ^ 1])
+    result = run_parser(entries(table + bad_crc + wire.packet(0x01)))
+    verdicts = [(p["cmd"], p["error"]) for p in result["packets"]]
+    # NOT_LOADABLE, CHECKSUM before it, and the parser is in step for the next packet.
+    assert verdicts == [(0x12, 10), (0x12, 1), (0x01, 0)]
+    assert result["packets"][0]["flags"] == {"is_load_table"}

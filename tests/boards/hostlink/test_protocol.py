@@ -12,6 +12,7 @@ from palhdl.boards.hostlink.protocol import (
     encode_identify,
     frame,
     load_length,
+    table_length,
 )
 from palhdl.format import MacConfig, pal8, pal16
 
@@ -36,6 +37,13 @@ def test_load_length_counts_k_words_and_scales():
     # LEN = 2 + lanes * K * word_bytes + 2 * lanes (docs/host-link.md)
     assert load_length(5, 64, 1) == 2 + 5 * 64 + 10 == 332
     assert load_length(3, 4, 2) == 2 + 24 + 6
+
+
+def test_table_length_counts_the_split_byte_and_whole_byte_entries():
+    # LEN = 1 + table_entries * ceil(table_width / 8)
+    assert table_length(256, 12) == 1 + 256 * 2 == 513
+    assert table_length(512, 8) == 513
+    assert table_length(4096, 64) == 1 + 4096 * 8
 
 
 def test_identify_encoding_follows_the_byte_table(wire):
@@ -68,15 +76,43 @@ def test_identify_encoding_follows_the_byte_table(wire):
         k_max=300,
         term_bits=20,
         saturate=False,
+        block_scaled=False,
+        table_entries=0,
+        table_width=0,
     )
     saturating = encode_identify(rows=1, cols=1, config=MacConfig(pal8), output="raw", k_max=1)
     assert decode_identify(saturating).saturate
-    with pytest.raises(ValueError, match="has 17 payload bytes, expected 18"):
-        decode_identify(payload[:17])
+    with pytest.raises(ValueError, match="has 20 payload bytes, expected 21"):
+        decode_identify(payload[:20])
+
+
+def test_identify_of_a_loadable_block_scaled_device(wire):
+    config = MacConfig(pal8, mantissa_bits=5, acc_bits=18, acc_frac_bits=8, term_bits=11)
+    payload = encode_identify(
+        rows=4,
+        cols=5,
+        config=config,
+        output="raw",
+        k_max=64,
+        table_entries=512,
+        table_width=44,  # (not checked here)
+        block_scaled=True,
+    )
+    assert len(payload) == 21
+    assert payload[17] == 0x02 | 0x04  # saturating, loadable, block-scaled
+    assert payload[18:] == bytes([0x00, 0x02, 44])  # 512 (u16 LE), 44
+    fields = decode_identify(payload)
+    assert (fields.block_scaled, fields.table_entries, fields.table_width) == (True, 512, 44)
+    # The loadable flag and the table fields must agree.
+    for flags, table in ((0x02, bytes(3)), (0x00, b"\x00\x01\x0c"), (0x02, b"\x00\x01\x00")):
+        with pytest.raises(ValueError, match="loadable table has both numbers"):
+            decode_identify(payload[:17] + bytes([flags]) + table)
+    with pytest.raises(ValueError, match=r"unknown bits 0x08"):
+        decode_identify(payload[:17] + b"\x08" + bytes(3))
 
 
 def test_status_decoding():
-    status = decode_status(bytes([0x01 | 0x08 | 0x40, 7, 4, 1, 0, 0]))
+    status = decode_status(bytes([0x01 | 0x08 | 0x40, 7, 4, 1, 0, 0, 4]))
     assert (status.busy, status.a_valid, status.b_valid, status.result_valid) == (
         True,
         False,
@@ -85,7 +121,11 @@ def test_status_decoding():
     )
     assert (status.nan, status.saturated, status.line_error) == (False, False, True)
     assert (status.last_error, status.a_k, status.b_k) == (ErrorCode.K_MISMATCH, 260, 0)
-    assert decode_status(bytes([0, 0x42, 0, 0, 0, 0])).last_error == 0x42
-    assert decode_status(bytes(6)).last_error is None
-    with pytest.raises(ValueError, match="a STATUS payload has 6 bytes, not 5"):
-        decode_status(bytes(5))
+    assert (status.table_valid, status.table_frac_bits) == (False, 4)
+    table = decode_status(bytes([0x80, 11, 0, 0, 0, 0, 3]))
+    assert (table.table_valid, table.table_frac_bits) == (True, 3)
+    assert table.last_error == ErrorCode.TABLE_INVALID
+    assert decode_status(bytes([0, 0x42, 0, 0, 0, 0, 0])).last_error == 0x42
+    assert decode_status(bytes(7)).last_error is None
+    with pytest.raises(ValueError, match="a STATUS payload has 7 bytes, not 6"):
+        decode_status(bytes(6))

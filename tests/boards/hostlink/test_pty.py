@@ -16,7 +16,7 @@ from palhdl.boards.hostlink.core import HostLinkCore
 from palhdl.boards.hostlink.driver import HostLink
 from palhdl.boards.hostlink.simserial import SimulatedSerial
 from palhdl.cli import main
-from palhdl.format import MacConfig, pal8
+from palhdl.format import MacConfig, PALFormat, pal8
 from palhdl.sim import golden
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo-terminals")
@@ -26,14 +26,19 @@ BAUD = 250_000  # 4 clock cycles per bit
 REAL_TIMEOUT = 60.0  # wall-clock seconds: the simulator runs a few thousand cycles a second
 # The cheap board configuration: W = 5, a 16-bit wrapping accumulator, a 10-bit term window.
 CHEAP = MacConfig(pal8, mantissa_bits=5, acc_bits=16, acc_frac_bits=6, term_bits=10, saturate=False)
-BOARDS = {"pal": (MacConfig(pal8), "pal"), "raw": (CHEAP, "raw")}
+# name: (config, readout, loadable table and block-scaled operands)
+BOARDS = {
+    "pal": (MacConfig(pal8), "pal", False),
+    "raw": (CHEAP, "raw", False),
+    "split": (CHEAP, "raw", True),
+}
 
 
 @pytest.fixture(params=["pal"])
 def board_tty(request):
     """Device path of a pty served by a simulated 2 x 2 pal8 board (k_max 4): the parameter
     picks a key of BOARDS (default the exact accumulator with the pal readout)."""
-    config, output = BOARDS[request.param]
+    config, output, adaptable = BOARDS[request.param]
     core = HostLinkCore(
         rows=2,
         cols=2,
@@ -43,6 +48,8 @@ def board_tty(request):
         baud=BAUD,
         k_max=4,
         timeout_cycles=100_000,  # the bridge keeps simulating while the host thinks
+        loadable=adaptable,
+        block_scaled=adaptable,
     )
     board = SimulatedSerial(core, timeout=0)
     master, slave = os.openpty()
@@ -117,6 +124,11 @@ def test_palhdl_run_matmul(board_tty, tmp_path, capsys):
     assert "2 tiles, 24 MACs" in messages
     run_cli(board_tty, tmp_path, a, b, "--output", "raw", status=2)
     assert "error: readout 'pal' cannot give output 'raw'" in capsys.readouterr().err
+    run_cli(board_tty, tmp_path, a, b, "--split", "3.4", status=2)
+    message = "palhdl run: error: the device's product-term table is not loadable (IDENTIFY)"
+    assert message in capsys.readouterr().err
+    run_cli(board_tty, tmp_path, a, b, "--block-size", "2", status=2)
+    assert "error: block_size 2: the device's operands carry no block" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("board_tty", ["raw"], indirect=True)
@@ -135,3 +147,21 @@ def test_palhdl_run_on_a_raw_readout_board(board_tty, tmp_path, capsys):
     np.testing.assert_array_equal(raw["acc"], expected.acc)
     np.testing.assert_array_equal(raw["scale"], expected.scale_exp)
     assert "2 x 2 pal8 array, raw readout, k_max 4; float32 output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("board_tty", ["split"], indirect=True)
+def test_palhdl_run_with_a_split_and_block_scaling(board_tty, tmp_path, capsys):
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((2, 4)) * np.exp2(rng.integers(-4, 4, size=(2, 4)))
+    b = rng.standard_normal((4, 2))
+    config = CHEAP.retarget(PALFormat(int_bits=3, frac_bits=4))
+    expected = golden.matmul_values(a, b, config, block_size=2)
+    result = run_cli(board_tty, tmp_path, a, b, "--split", "3.4", "--block-size", "2")
+    np.testing.assert_array_equal(result.view(np.uint32), expected.to_float32_bits())
+    assert "float32 output, split 3.4, blocks of 2" in capsys.readouterr().err
+    # The next run without --split computes in the bitstream's own split again.
+    result = run_cli(board_tty, tmp_path, a, b)
+    expected = golden.matmul_values(a, b, CHEAP).to_float32_bits()
+    np.testing.assert_array_equal(result.view(np.uint32), expected)
+    run_cli(board_tty, tmp_path, a, b, "--split", "5.4", status=2)
+    assert "error: split 5.4 is 10 bits wide; the device's words" in capsys.readouterr().err

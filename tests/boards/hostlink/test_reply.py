@@ -6,9 +6,9 @@ from amaranth.sim import Simulator
 
 from palhdl.boards.hostlink.reply import Reply, ReplyKind
 
-IDENTIFY = bytes(range(100, 118))
+IDENTIFY = bytes(range(100, 121))
 RESULT = bytes([0xA5, 0x00, 0xFF, 0x12, 0x34])  # the result memory (5 bytes)
-STATUS = bytes([0x0E, 0x07, 0x04, 0x01, 0x02, 0x00])
+STATUS = bytes([0x8E, 0x07, 0x04, 0x01, 0x02, 0x00, 0x04])
 
 
 def send(requests, *, gap=5, change_after_start=False):
@@ -102,7 +102,7 @@ def test_busy_until_the_crc_byte_is_taken(wire):
 
 
 def test_reply_rejects_bad_parameters():
-    with pytest.raises(ValueError, match="identify must be 18 bytes long, not 4 bytes"):
+    with pytest.raises(ValueError, match="identify must be 21 bytes long, not 4 bytes"):
         Reply(identify=b"PALH", read_length=1)
     with pytest.raises(ValueError, match=r"read_length must be in \[1, 65535\], not 0"):
         Reply(identify=IDENTIFY, read_length=0)
