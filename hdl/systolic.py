@@ -98,7 +98,9 @@ class SystolicArray(Unit):
     computing the next: in steady state the array performs ``rows * cols`` MACs every cycle.
 
     Operands are skewed on entry (row ``i`` of A and column ``j`` of B by ``i`` and ``j``
-    cycles), so PE ``(i, j)`` sees the beat injected at cycle ``t`` at cycle ``t + i + j``.
+    cycles), so PE ``(i, j)`` sees the beat injected at cycle ``t`` at cycle ``t + i + j``;
+    before that the provider may transform them once per row and column
+    (``arithmetic.enter``: a block-scaled PAL operand is lowered by its offset there).
     A finished tile drains row by row (row 0 first) through one readout converter per column
     onto stream ``c``: each shadow row moves up into the row below it once that one is empty,
     so the drain takes ``2 * rows - 1`` cycles at full ``c`` rate, and no enable depends on
@@ -116,8 +118,9 @@ class SystolicArray(Unit):
 
     Run-time loadable state (a provider whose ``table_layout`` is not ``None``, for example
     ``PALArithmetic(loadable=True)``): stream ``table`` is always ready and each transfer is
-    written into every PE (every PE's product-term table), through one register stage and one
-    register per row, so the write is no array-wide net. A beat accepted
+    written into every PE (every PE's product-term table), through one register stage and then
+    a register per row, passed down from row to row like the skewed operands, so the write is
+    no array-wide net. A beat accepted
     :attr:`table_latency` or more cycles after a table transfer sees that write; a write while
     a tile is in flight (its beats still in the array) makes that tile's results unspecified:
     a host writes only when the array is idle.
@@ -253,9 +256,10 @@ class SystolicArray(Unit):
     def table_latency(self) -> int:
         """Cycles from a ``table`` transfer to the first beat that sees its write, 2.
 
-        The write reaches the PEs through two registers (one, then one per row) and lands
-        on the clock edge after; a beat accepted two cycles after the transfer is looked up
-        on the edge after that, in PE (0, 0) (later in the others).
+        The write reaches row 0 through two registers and lands on the clock edge after;
+        a beat accepted two cycles after the transfer is looked up on the edge after that in
+        PE (0, 0). Row ``i`` gets the write ``i`` cycles later, through a register per row,
+        and the beat reaches it ``i`` cycles later too.
         """
         return 2
 
@@ -288,7 +292,7 @@ class SystolicArray(Unit):
         return accept, beat, pending
 
     def _table_rows(self, m: Module) -> list:
-        """Register ``table`` once, then once per row; return each row's write (or ``None``).
+        """Register ``table``, then pass it down the rows; return each row's write (or ``None``).
 
         A write is a value of :func:`~palhdl.hdl.providers.table_write_layout`.
         """
@@ -297,10 +301,15 @@ class SystolicArray(Unit):
             return [None] * self._rows
         m.d.comb += self.table.ready.eq(1)
         layout = table_write_layout(arith)
-        shared = (self.table.valid, self.table.payload)
-        shared = self._table_register(m, shared, "table_in")
-        rows = [self._table_register(m, shared, f"table_row{i}") for i in range(self._rows)]
-        return [layout(Cat(valid, payload.as_value())) for valid, payload in rows]
+        write = self._table_register(m, (self.table.valid, self.table.payload), "table_in")
+        rows = []
+        for i in range(self._rows):
+            # A chain down the rows: every register has its own input, so synthesis keeps
+            # them apart (identical registers would be merged into one array-wide net), and
+            # row i's write is i cycles later, as row i's operands are.
+            write = self._table_register(m, write, f"table_row{i}")
+            rows.append(layout(Cat(write[0], write[1].as_value())))
+        return rows
 
     def _table_register(self, m: Module, write, name: str):
         """Register a write ``(valid, payload)``: valid with a reset, the payload without."""

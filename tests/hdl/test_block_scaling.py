@@ -134,7 +134,8 @@ def test_table_term_every_pal8_pair_with_offsets(config, signed, registered):
     )
     got = lowered_terms(unit, a, b, offset_a, offset_b, "term" if signed else "term_sm")
     check_terms(got, a, b, offset_a, offset_b, config)
-    assert got[2].any(), "the top products must overflow the window"
+    # Narrow windows overflow on the top products (reached); the exact one never does.
+    assert got[2].any() == golden.term_table(config)[1].any()
 
 
 @pytest.mark.parametrize(
