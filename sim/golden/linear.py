@@ -81,7 +81,7 @@ MAX_PLANE_BITS = 8
 
 _FLOAT_EXACT = (1 << 53) - 1  # every integer up to here is a float64; the next bound is 2**53
 _EXPONENT_LIMIT = 900  # |log2| of anchors, factors and products: far from float64 over/underflow
-_FAR = 1 << 40  # beyond any live log field: the field of a dead operand, "no operand" bounds
+_FAR = 1 << 20  # beyond any live field (|E| <= 2**MAX_MAG_BITS): dead operands, empty bounds
 _CHUNK = 1 << 21  # elements per block of in-order (and special) term lookups
 _STACK = 1 << 22  # float64 elements of a stacked matmul operand
 _SCATTER_COST = 8  # a one-hot element written and cleared, in gathered elements' time
@@ -217,8 +217,8 @@ def linear_matmul(a, b, lin: Linearisation, *, a_offsets=None, b_offsets=None) -
             "a and b must be 2-D with shapes (M, K) and (K, N), K >= 1; "
             f"got {a.shape} and {b.shape}"
         )
-    ea, sa, nan_a = _fields(a, _offsets("a_offsets", a_offsets, a.shape), fmt)
-    eb, sb, nan_b = _fields(b, _offsets("b_offsets", b_offsets, b.shape), fmt)
+    ea, sa, nan_a = _fields("a_offsets", a, a_offsets, fmt)
+    eb, sb, nan_b = _fields("b_offsets", b, b_offsets, fmt)
     nan = nan_a.any(axis=1)[:, None] | nan_b.any(axis=0)[None, :]
     shape = (a.shape[0], b.shape[1])
     acc = np.zeros(shape, dtype=np.int64)
@@ -237,27 +237,25 @@ def linear_matmul(a, b, lin: Linearisation, *, a_offsets=None, b_offsets=None) -
     return LinearMatmul(acc, nan, overflow, path)
 
 
-def _offsets(name: str, offsets, shape: tuple[int, ...]) -> np.ndarray:
-    if offsets is None:
-        return np.zeros(shape, dtype=np.int64)
-    array = check_offsets(name, offsets)
-    if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, not {array.shape}")
-    return array
-
-
-def _fields(codes: np.ndarray, offsets: np.ndarray, fmt) -> tuple[np.ndarray, ...]:
-    """Lowered magnitude fields ``E - offset``, signs and NaN marks.
+def _fields(name: str, codes: np.ndarray, offsets, fmt) -> tuple[np.ndarray, ...]:
+    """Lowered magnitude fields ``E - offset`` (int32), signs and NaN marks.
 
     An operand all of whose products are flushed or zero (zero, NaN, or lowered below
-    ``-mag_mask``: its partner's field is at most ``mag_mask``) gets the field ``-_FAR``, so
-    every live field is in ``[-mag_mask, mag_mask]``.
+    ``-mag_mask``: its partner's field is at most ``mag_mask``) is *dead*: its field is
+    ``-_FAR`` and its sign clear, so every live field is in ``[-mag_mask, mag_mask]``.
     """
     magnitude = codes & fmt.mag_mask
     sign = (codes >> fmt.mag_bits) & 1 == 1
-    lowered = magnitude - offsets
-    live = (magnitude != 0) & (lowered >= -fmt.mag_mask)
-    return np.where(live, lowered, -_FAR), sign & live, sign & (magnitude == 0)
+    live = magnitude != 0
+    nan = sign & ~live
+    if offsets is not None:
+        offsets = check_offsets(name, offsets)
+        if offsets.shape != codes.shape:
+            raise ValueError(f"{name} must have shape {codes.shape}, not {offsets.shape}")
+        magnitude = magnitude - offsets
+        live &= magnitude >= -fmt.mag_mask
+    field = np.where(live, magnitude, -_FAR).astype(np.int32)
+    return field, sign & live, nan
 
 
 def _terms(lin: Linearisation, ea, sa, eb, sb) -> tuple[np.ndarray, np.ndarray]:
@@ -283,8 +281,8 @@ def _blas(lin, ea, sa, eb, sb, acc, overflow) -> np.ndarray:
     total = _planes(lin, ea, sa, plane_a, eb, sb, plane_b, signed=True)
     if total is None:
         return np.zeros(acc.shape, dtype=bool)
-    top = np.where(plane_a, ea, -_FAR).max(axis=1)[:, None] + np.where(plane_b, eb, -_FAR).max(
-        axis=0
+    top = np.max(ea, axis=1, where=plane_a, initial=-_FAR)[:, None] + np.max(
+        eb, axis=0, where=plane_b, initial=-_FAR
     )
     pairs = np.minimum(plane_a.sum(axis=1)[:, None], plane_b.sum(axis=0)[None, :])
     peak = lin.peak[np.clip(top, lin.low - 1, lin.high) - (lin.low - 1)]
@@ -316,9 +314,9 @@ def _limit(config: MacConfig) -> int:
 
 def _special(lin, ea, valid_a, eb, valid_b) -> np.ndarray:
     """Elements of ``a`` that can form a pair outside the linear interval at their ``k``."""
-    lowest = np.where(valid_b, eb, _FAR).min(axis=1)[None, :]
-    highest = np.where(valid_b, eb, -_FAR).max(axis=1)[None, :]
-    return valid_a & ((ea + lowest < lin.low) | (ea + highest > lin.high))
+    lowest = np.min(eb, axis=1, where=valid_b, initial=_FAR)
+    highest = eb.max(axis=1)  # dead fields are the smallest
+    return valid_a & ((ea < lin.low - lowest) | (ea > lin.high - highest))
 
 
 def _exact_rows(lin, ea, sa, eb, sb, mask, acc, overflow, magnitude) -> None:
@@ -356,8 +354,9 @@ def _planes(lin, ea, sa, va, eb, sb, vb, *, signed: bool) -> np.ndarray | None:
     residue = field & (units - 1)
     octave = field >> lin.config.fmt.frac_bits
     centre = (int(octave.min()) + int(octave.max())) // 2
-    first_sum = int(eb[vb].min()) + centre * units
-    sums = np.arange(first_sum, int(eb[vb].max()) + centre * units + units, dtype=np.int64)
+    first_sum = int(np.min(eb, where=vb, initial=_FAR)) + centre * units
+    last_sum = int(np.max(eb, where=vb, initial=-_FAR)) + centre * units + units - 1
+    sums = np.arange(first_sum, last_sum + 1, dtype=np.int64)
     shift = _shift(lin.config, sums)
     spread = max(centre - int(octave.min()), int(octave.max()) - centre)
     low = int(shift[0]) - spread

@@ -274,9 +274,8 @@ def matmul(
             a[:, None, :], b.T[None, :, :], a_offsets[:, None, :], b_offsets.T[None, :, :], config
         )
     else:
-        fast = linear.linear_matmul(
-            a, b, _linearisation(config), a_offsets=a_offsets, b_offsets=b_offsets
-        )
+        blocks = {} if block_size is None else {"a_offsets": a_offsets, "b_offsets": b_offsets}
+        fast = linear.linear_matmul(a, b, _linearisation(config), **blocks)
         acc, nan, overflow = fast.acc, fast.nan, fast.overflow
         rows, cols = np.nonzero(fast.path == linear.LOOP)
         if rows.size:
