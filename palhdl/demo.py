@@ -106,10 +106,15 @@ def run_random_matmul(
     output: str,
     pipelined: bool,
     seed: int,
+    block_size: int | None = None,
     vcd_path=None,
     out=None,
 ) -> bool:
-    """``palhdl sim``: a Gaussian matmul through the simulated array; True if bit-exact."""
+    """``palhdl sim``: a Gaussian matmul through the simulated array; True if bit-exact.
+
+    ``block_size`` selects block scaling (a block-scaled array, ``docs/format.md`` section 11)
+    instead of per-row/column scales.
+    """
     out = out if out is not None else sys.stdout
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, k))
@@ -119,7 +124,8 @@ def run_random_matmul(
         f"{m}x{k} @ {k}x{n} Gaussian matmul on a simulated {rows}x{cols} {fmt} array "
         f"(output {output}, {'pipelined' if pipelined else 'combinational'} PEs, "
         f"W={config.mantissa_bits}, accumulator {config.acc_bits} bits / "
-        f"{config.acc_frac_bits} fraction bits)",
+        f"{config.acc_frac_bits} fraction bits, "
+        f"{'per-row/column scales' if block_size is None else f'blocks of {block_size}'})",
         file=out,
     )
     result, stats = matmul(
@@ -130,10 +136,11 @@ def run_random_matmul(
         cols=cols,
         output=output,
         pipelined=pipelined,
+        block_size=block_size,
         vcd_path=vcd_path,
         progress=ProgressBar("  simulating"),
     )
-    expected = golden.matmul_values(a, b, config)
+    expected = golden.matmul_values(a, b, config, block_size=block_size)
     if output == "raw":
         exact = np.array_equal(result["acc"], expected.acc)
         print(

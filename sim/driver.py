@@ -20,7 +20,7 @@ from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import SystolicArray
 from palhdl.sim import golden
 from palhdl.sim.pysim import pack_payloads, simulate_streams, unpack_payloads
-from palhdl.validate import check_choice
+from palhdl.validate import check_choice, check_int
 
 __all__ = [
     "MatmulStats",
@@ -38,6 +38,9 @@ class Tile:
     """One array-sized block of ``A @ B``: ``a`` is ``(rows, K)``, ``b`` is ``(K, cols)``.
 
     ``row0``/``col0`` place it in the result; padding rows/columns hold zero operands.
+    ``a_scales``/``b_scales`` are the per-row/column output scales. For block-scaled operands
+    (``docs/format.md`` section 11) ``a_offsets``/``b_offsets`` hold each element's log offset
+    (shapes of ``a``/``b``, from :func:`palhdl.sim.golden.block_offsets`); ``None`` otherwise.
     """
 
     row0: int
@@ -46,6 +49,8 @@ class Tile:
     b: np.ndarray
     a_scales: np.ndarray
     b_scales: np.ndarray
+    a_offsets: np.ndarray | None = None
+    b_offsets: np.ndarray | None = None
 
 
 @dataclass
@@ -84,24 +89,33 @@ class MatmulStats:
         return self.cycles / self.seconds if self.seconds else 0.0
 
 
-def split_tiles(a, b, a_scales, b_scales, *, rows: int, cols: int) -> list[Tile]:
-    """Cut ``a (M, K)`` and ``b (K, N)`` into tiles of ``rows x cols`` outputs, zero-padded."""
+def split_tiles(
+    a, b, a_scales, b_scales, *, rows: int, cols: int, a_offsets=None, b_offsets=None
+) -> list[Tile]:
+    """Cut ``a (M, K)`` and ``b (K, N)`` into tiles of ``rows x cols`` outputs, zero-padded.
+
+    ``a_offsets``/``b_offsets`` (per-element log offsets of block-scaled operands, shapes of
+    ``a``/``b``) are cut with them; padding gets offset 0.
+    """
     m, k = a.shape
     n = b.shape[1]
+    blocks = a_offsets is not None
     tiles = []
     for row0 in range(0, m, rows):
         for col0 in range(0, n, cols):
-            a_tile = np.zeros((rows, k), dtype=a.dtype)
-            b_tile = np.zeros((k, cols), dtype=b.dtype)
-            sa = np.zeros(rows, dtype=np.int64)
-            sb = np.zeros(cols, dtype=np.int64)
-            a_part = a[row0 : row0 + rows]
-            b_part = b[:, col0 : col0 + cols]
-            a_tile[: len(a_part)] = a_part
-            b_tile[:, : b_part.shape[1]] = b_part
-            sa[: len(a_part)] = a_scales[row0 : row0 + rows]
-            sb[: b_part.shape[1]] = b_scales[col0 : col0 + cols]
-            tiles.append(Tile(row0, col0, a_tile, b_tile, sa, sb))
+            rows_in = slice(row0, row0 + rows)
+            cols_in = slice(col0, col0 + cols)
+            height = len(a[rows_in])
+            width = b[:, cols_in].shape[1]
+            a_tile, sa = np.zeros((rows, k), dtype=a.dtype), np.zeros(rows, dtype=np.int64)
+            b_tile, sb = np.zeros((k, cols), dtype=b.dtype), np.zeros(cols, dtype=np.int64)
+            a_tile[:height], sa[:height] = a[rows_in], a_scales[rows_in]
+            b_tile[:, :width], sb[:width] = b[:, cols_in], b_scales[cols_in]
+            oa = ob = None
+            if blocks:
+                oa, ob = np.zeros((rows, k), np.int64), np.zeros((k, cols), np.int64)
+                oa[:height], ob[:, :width] = a_offsets[rows_in], b_offsets[:, cols_in]
+            tiles.append(Tile(row0, col0, a_tile, b_tile, sa, sb, oa, ob))
     return tiles
 
 
@@ -140,6 +154,11 @@ class PysimTransport:
         self.vcd_path = vcd_path
         self.progress = progress
 
+    @property
+    def _block_scaled(self) -> bool:
+        arithmetic = self.array.arithmetic
+        return isinstance(arithmetic, PALArithmetic) and arithmetic.block_scaled
+
     def _beats(self, tiles: list[Tile]):
         """Raw ``a`` and ``b`` payloads of every tile, packed from the array's beat layouts."""
         array = self.array
@@ -148,9 +167,13 @@ class PysimTransport:
             k = tile.a.shape[1]
             last = np.zeros(k, dtype=np.int64)
             last[-1] = 1
-            a_fields = {"data": tile.a.T, "scale": tile.a_scales, "last": last}
+            a_data, b_data = tile.a.T, tile.b
+            if self._block_scaled:
+                a_data = {"word": a_data, "offset": _offsets(tile.a_offsets, tile.a).T}
+                b_data = {"word": b_data, "offset": _offsets(tile.b_offsets, tile.b)}
+            a_fields = {"data": a_data, "scale": tile.a_scales, "last": last}
             a_beats += pack_payloads(array.a_layout, a_fields).tolist()
-            b_fields = {"data": tile.b, "scale": tile.b_scales}
+            b_fields = {"data": b_data, "scale": tile.b_scales}
             b_beats += np.broadcast_to(pack_payloads(array.b_layout, b_fields), (k,)).tolist()
         return a_beats, b_beats
 
@@ -191,6 +214,11 @@ class PysimTransport:
         return per_tile, stats
 
 
+def _offsets(offsets, operand: np.ndarray) -> np.ndarray:
+    """Return a tile's per-element offsets, or zeros when it has none."""
+    return np.zeros(operand.shape, np.int64) if offsets is None else offsets
+
+
 def decode_lanes(lane_shape, raw: np.ndarray):
     """Decode raw lane integers of shape ``lane_shape`` (:attr:`SystolicArray.lane_shape`).
 
@@ -212,6 +240,7 @@ def matmul(
     output: str = "float32",
     readout: str | None = None,
     adaptive: bool = True,
+    block_size: int | None = None,
     pipelined: bool = False,
     backpressure: int | None = None,
     vcd_path=None,
@@ -240,6 +269,13 @@ def matmul(
         :meth:`palhdl.sim.golden.MacResult.to_float32_bits` / ``to_pal``: bit-exact with an
         array that converts itself. No other combination of two different modes exists (a
         rounded readout cannot be turned into the other rounding).
+    block_size : int, optional
+        Block scaling (``docs/format.md`` section 11) of float operands: one scale per block of
+        ``block_size`` elements along ``K`` (:func:`palhdl.sim.golden.quantize_blocks`), each
+        element's offset below its row's (column's) reference carried to the PEs of a
+        block-scaled array (``PALArithmetic(block_scaled=True)``); the result is bit-exact
+        with ``golden.matmul(..., block_size=block_size)``. Default ``None``: per-row/column
+        scales (``adaptive``).
     pipelined : bool
         Pipeline the PE product term (latency 3) and readouts.
     backpressure : int, optional
@@ -269,7 +305,11 @@ def matmul(
         config = MacConfig(fmt if fmt is not None else pal8)
     elif fmt is not None and fmt != config.fmt:
         raise ValueError(f"fmt {fmt} does not match config.fmt {config.fmt}")
-    arithmetic = PALArithmetic(config=config, pipelined=pipelined)
+    if block_size is not None:
+        block_size = check_int("block_size", block_size, 1, 1 << 30)
+    arithmetic = PALArithmetic(
+        config=config, pipelined=pipelined, block_scaled=block_size is not None
+    )
     readout = output if readout is None else readout
     check_choice("output", output, arithmetic.output_modes)
     check_choice("readout", readout, arithmetic.output_modes)
@@ -278,7 +318,17 @@ def matmul(
             f"readout {readout!r} cannot give output {output!r}: the host converts only the "
             f"'raw' readout (to 'float32' or 'pal'); use readout={output!r} or readout='raw'"
         )
-    a_codes, a_scales, b_codes, b_scales = _operands(a, b, config, adaptive)
+    a_codes, a_scales, b_codes, b_scales = _operands(a, b, config, adaptive, block_size)
+    a_offsets = b_offsets = None
+    if block_size is not None:
+        k = a_codes.shape[1]
+        fmt = config.fmt
+        a_offsets, a_scales = golden.block_offsets(
+            a_scales, fmt, per="row", block_size=block_size, k=k
+        )
+        b_offsets, b_scales = golden.block_offsets(
+            b_scales, fmt, per="col", block_size=block_size, k=k
+        )
     m, k = a_codes.shape
     n = b_codes.shape[1]
     if transport is None:
@@ -287,7 +337,16 @@ def matmul(
             array, backpressure=backpressure, vcd_path=vcd_path, progress=progress
         )
     lane_shape = arithmetic.output_shape(readout, scale_bits=SCALE_BITS)
-    tiles = split_tiles(a_codes, b_codes, a_scales, b_scales, rows=rows, cols=cols)
+    tiles = split_tiles(
+        a_codes,
+        b_codes,
+        a_scales,
+        b_scales,
+        rows=rows,
+        cols=cols,
+        a_offsets=a_offsets,
+        b_offsets=b_offsets,
+    )
     raw_tiles, stats = transport.run(tiles)
     result = assemble(tiles, [decode_lanes(lane_shape, t) for t in raw_tiles], (m, n))
     if readout != output:
@@ -307,7 +366,8 @@ def matmul(
     return result, stats
 
 
-def _operands(a, b, config: MacConfig, adaptive: bool):
+def _operands(a, b, config: MacConfig, adaptive: bool, block_size: int | None):
+    """Codes and scales of both operands: per row/column, or per block (``block_size``)."""
     a = np.asarray(a)
     b = np.asarray(b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or a.shape[1] == 0:
@@ -321,17 +381,26 @@ def _operands(a, b, config: MacConfig, adaptive: bool):
             f"{a.dtype} and {b.dtype}"
         )
     if np.issubdtype(a.dtype, np.integer):
+        if block_size is not None:
+            raise ValueError("block_size needs float operands (codes carry no block scales)")
         zeros_a, zeros_b = np.zeros(a.shape[0], np.int64), np.zeros(b.shape[1], np.int64)
         a_codes = golden.check_codes("a", a, config.fmt)
         b_codes = golden.check_codes("b", b, config.fmt)
         return a_codes, zeros_a, b_codes, zeros_b
     target = config.scale_target(a.shape[1])
-    a_codes, a_scales = golden.quantize(
-        a, config.fmt, per="row" if adaptive else None, target=target
-    )
-    b_codes, b_scales = golden.quantize(
-        b, config.fmt, per="col" if adaptive else None, target=target
-    )
+    fmt = config.fmt
+    if block_size is not None:
+        if not adaptive:
+            raise ValueError("block_size needs adaptive=True: block scales are adaptive scales")
+        a_codes, a_scales = golden.quantize_blocks(
+            a, fmt, per="row", block_size=block_size, target=target
+        )
+        b_codes, b_scales = golden.quantize_blocks(
+            b, fmt, per="col", block_size=block_size, target=target
+        )
+        return a_codes.astype(np.int64), a_scales, b_codes.astype(np.int64), b_scales
+    a_codes, a_scales = golden.quantize(a, fmt, per="row" if adaptive else None, target=target)
+    b_codes, b_scales = golden.quantize(b, fmt, per="col" if adaptive else None, target=target)
     if not adaptive:
         a_scales = np.zeros(a.shape[0], np.int64)
         b_scales = np.zeros(b.shape[1], np.int64)

@@ -60,6 +60,7 @@ BAD_ARGUMENTS = [
     (["sim", "--format", "pal9"], "argument --format: format must be one of"),
     (["sim", "--format", "1.3"], "argument --format: int_bits must be in [2, inf], not 1"),
     (["sim", "--output", "hex"], "argument --output: invalid choice: 'hex'"),
+    (["sim", "--block-size", "0"], "argument --block-size: block_size must be in [1, inf], not 0"),
     (["demo", "--batch", "0"], "argument --batch: batch must be in [1, inf], not 0"),
     (["demo", "--rows", "many"], "argument --rows: invalid int value: 'many'"),
     (["build", "--board", "icebreaker", "--freq", "fast"], "argument --freq: invalid float"),
@@ -187,3 +188,11 @@ def test_sim_runs_a_tiny_matmul(capsys):
     out = capsys.readouterr().out
     assert out.startswith("1x2 @ 2x2 Gaussian matmul on a simulated 1x2 pal8 array")
     assert "bit-exact with golden.matmul:  yes" in out
+
+
+def test_sim_runs_a_block_scaled_matmul(capsys):
+    argv = ["sim", "--rows", "2", "--cols", "2", "-m", "2", "-k", "9", "-n", "3"]
+    assert main([*argv, "--block-size", "4", "--format", "3.4", "--output", "raw"]) == 0
+    out = capsys.readouterr().out
+    assert "pal8_i3f4 array" in out and "blocks of 4)" in out
+    assert "raw accumulators bit-exact with golden.matmul: yes" in out

@@ -4,7 +4,7 @@ results converted on the host, checked bit for bit against the golden model."""
 import numpy as np
 import pytest
 
-from palhdl.format import MacConfig, pal8
+from palhdl.format import MacConfig, PALFormat, pal8
 from palhdl.sim import golden
 from palhdl.sim.driver import matmul
 
@@ -41,3 +41,41 @@ def test_raw_readout_converted_on_the_host():
     result, _ = matmul(codes, codes.T, config=CHEAP, rows=2, cols=2, output="pal", readout="raw")
     assert result.dtype == np.uint8
     np.testing.assert_array_equal(result, expected.to_pal())
+
+
+@pytest.mark.parametrize(
+    ("config", "block_size", "shape"),
+    [
+        (MacConfig(pal8), 1, (3, 5, 2)),
+        (CHEAP, 4, (5, 10, 3)),
+        (MacConfig(pal8).retarget(PALFormat(int_bits=3, frac_bits=4)), 32, (3, 70, 5)),
+    ],
+)
+def test_block_scaled_matmul_through_tiles(config, block_size, shape):
+    """Tiles (with padding) of block-scaled operands carry each element's offset to the PEs."""
+    m, k, n = shape
+    rng = np.random.default_rng(block_size)
+    a = rng.standard_t(3, (m, k)) * np.exp2(rng.integers(-12, 12, (m, k)))
+    b = rng.laplace(size=(k, n)) * np.exp2(rng.integers(-12, 12, (k, 1)))
+    a[0, 1] = np.nan
+    b[2, :] = 0.0
+    expected = golden.matmul_values(a, b, config, block_size=block_size)
+    result, stats = matmul(
+        a, b, config=config, rows=2, cols=2, output="raw", block_size=block_size, backpressure=3
+    )
+    np.testing.assert_array_equal(result["acc"], expected.acc)
+    np.testing.assert_array_equal(result["nan"].astype(bool), expected.nan)
+    np.testing.assert_array_equal(result["overflow"].astype(bool), expected.overflow)
+    np.testing.assert_array_equal(result["scale"], expected.scale_exp)
+    assert stats.macs == m * k * n
+    assert expected.nan[0].all() and not expected.nan[1:].any()
+
+
+def test_block_scaling_needs_float_operands():
+    codes = np.ones((2, 2), np.int64)
+    with pytest.raises(ValueError, match="block_size needs float operands"):
+        matmul(codes, codes, config=CHEAP, block_size=2)
+    with pytest.raises(ValueError, match="block_size needs adaptive=True"):
+        matmul(np.ones((2, 2)), np.ones((2, 2)), config=CHEAP, block_size=2, adaptive=False)
+    with pytest.raises(ValueError, match="block_size must be"):
+        matmul(np.ones((2, 2)), np.ones((2, 2)), config=CHEAP, block_size=0)
