@@ -115,8 +115,8 @@ class PALTableProductTerm(Unit):
     write per clock edge on ``w_en``, ``w_addr``, ``w_data``: loaded with
     ``term_table_words(other)`` for a configuration ``other`` of the same geometry
     (``config.retarget(fmt)``), the unit computes ``mac_terms(a, b, other)``. A lookup whose
-    operands are sampled on the edge of a write, or later while the write's entry is still in
-    the table's pipeline, may return an unspecified term.
+    operands are sampled on the clock edge of a write returns an unspecified term (with
+    ``ports > 1``, whatever entry it looks up); every later lookup sees the write.
 
     Parameters
     ----------
@@ -403,8 +403,8 @@ class PALTableMac(RestartMac):
         The dot product's accumulator record.
     table : In(stream.Signature(table_load_layout(config, signed=signed)))
         Present when ``loadable``: always ready; each transfer writes entry ``data`` at
-        ``addr`` on its clock edge. Pairs accepted during or before a write that are still in
-        the table's pipeline may get an unspecified term.
+        ``addr`` on its clock edge. A pair accepted on that edge gets an unspecified term;
+        later pairs see the write.
 
     Raises
     ------
