@@ -83,8 +83,9 @@ _FLOAT_EXACT = (1 << 53) - 1  # every integer up to here is a float64; the next 
 _EXPONENT_LIMIT = 900  # |log2| of anchors, factors and products: far from float64 over/underflow
 _FAR = 1 << 20  # beyond any live field (|E| <= 2**MAX_MAG_BITS): dead operands, empty bounds
 _CHUNK = 1 << 21  # elements per block of in-order (and special) term lookups
+_SEARCH = 1 << 23  # apart from each other, the rows of fields searched at once
 _STACK = 1 << 22  # float64 elements of a stacked matmul operand
-_SCATTER_COST = 8  # a one-hot element written and cleared, in gathered elements' time
+_SCATTER_COST = 32  # a one-hot element, in gathered elements (measured: 8 to 128 planes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,21 +96,29 @@ class Linearisation:
     ----------
     config : MacConfig
         The configuration.
-    term, overflow : ndarray
-        The term table and its flags, prefixed by a zero entry: entry ``S + 1`` is ``S``'s,
-        entry 0 serves every flushed (``S < 0``) or zero/NaN product.
     low, high : int
         The linear interval of log sums (empty when ``low > high``).
     peak : ndarray of float64
         ``peak[1 + S - low]`` is the largest term over ``[low, S]``; ``peak[0] = 0``.
+    base, span : int
+        The keyed lookup tables' layout: a product of lowered fields ``E``, ``E'`` and signs
+        ``s``, ``s'`` reads entry ``E + E' + base + (s + s') * span`` (a negative index, which
+        only a dead operand makes, reads entry 0, a zero term).
+    term, overflow, magnitude : ndarray
+        Keyed tables: the signed term (int64), its overflow flag and ``|term|`` (float64).
+        Each of the three segments (positive, negative, positive product) holds ``base`` zero
+        terms (flushed sums ``-base < S < 0``) and then the term table.
     """
 
     config: MacConfig
-    term: np.ndarray
-    overflow: np.ndarray
     low: int
     high: int
     peak: np.ndarray
+    base: int
+    span: int
+    term: np.ndarray
+    overflow: np.ndarray
+    magnitude: np.ndarray
 
 
 def _shift(config: MacConfig, sums: np.ndarray) -> np.ndarray:
@@ -144,21 +153,31 @@ def linearise(config: MacConfig, term, overflow) -> Linearisation:
             f"{term.shape} and {overflow.shape}"
         )
     term = term.astype(np.int64)
+    overflow = overflow.astype(bool)
     sums = np.arange(size - 1, dtype=np.int64)  # the last entry is the zero operands' one
     exact = term[:-1] < (1 << 53)
     with np.errstate(over="ignore"):  # far-out L(S) become inf and simply do not match
         value = _unrounded(config, sums, _shift(config, sums))
-    linear = (term[:-1] >= 1) & exact & ~overflow[:-1].astype(bool)
+    linear = (term[:-1] >= 1) & exact & ~overflow[:-1]
     linear &= value == np.where(exact, term[:-1], 0).astype(np.float64)
     low, high = _longest_run(linear)
     peak = np.maximum.accumulate(term[low : high + 1].astype(np.float64))
+    base = 2 * fmt.mag_mask + 1  # live fields are in [-mag_mask, mag_mask]
+
+    def keyed(positive, negative):
+        flushed = np.zeros(base, dtype=positive.dtype)
+        return np.concatenate((flushed, positive, flushed, negative, flushed, positive))
+
     return Linearisation(
         config,
-        np.concatenate(([0], term)),
-        np.concatenate(([False], overflow.astype(bool))),
         low,
         high,
         np.concatenate(([0.0], peak)),
+        base,
+        base + size,
+        keyed(term, -term),
+        keyed(overflow, overflow),
+        keyed(np.abs(term).astype(np.float64), np.abs(term).astype(np.float64)),
     )
 
 
@@ -230,7 +249,9 @@ def linear_matmul(a, b, lin: Linearisation, *, a_offsets=None, b_offsets=None) -
         proved = np.zeros(shape, dtype=bool)
     rows, cols = np.nonzero(~proved)
     if rows.size:
-        exact, flags, loop = _ordered(lin, ea, sa, eb, sb, rows, cols)
+        exact, flags, loop = _ordered(
+            lin, _key(lin, ea, sa, lin.base), _key(lin, eb, sb, 0), rows, cols
+        )
         acc[rows, cols] = exact
         overflow[rows, cols] = flags
         path[rows, cols] = np.where(loop, LOOP, ORDERED)
@@ -258,26 +279,23 @@ def _fields(name: str, codes: np.ndarray, offsets, fmt) -> tuple[np.ndarray, ...
     return field, sign & live, nan
 
 
-def _terms(lin: Linearisation, ea, sa, eb, sb) -> tuple[np.ndarray, np.ndarray]:
-    """Signed terms and overflow flags of broadcast operand fields, looked up in the table."""
-    index = np.clip(ea + eb, -1, lin.term.size - 2) + 1
-    term = lin.term[index]
-    return np.where(sa ^ sb, -term, term), lin.overflow[index]
+def _key(lin: Linearisation, field, sign, base: int) -> np.ndarray:
+    """Keyed fields: the table index of a product is the sum of its operands' keys."""
+    return field + np.where(sign, lin.span + base, base).astype(np.int32)
 
 
 def _blas(lin, ea, sa, eb, sb, acc, overflow) -> np.ndarray:
     """Fill ``acc``/``overflow`` where the matmuls prove them; return the mask of those outputs."""
-    m, n = acc.shape
     valid_a, valid_b = ea > -_FAR, eb > -_FAR
-    special_a = _special(lin, ea, valid_a, eb, valid_b)
-    special_b = _special(lin, eb.T, valid_b.T, ea.T, valid_a.T).T
-    by_a = special_a.sum(axis=0) * n <= special_b.sum(axis=1) * m
-    exact_a = special_a & by_a[None, :]
-    exact_b = special_b & ~by_a[:, None]
-    magnitude = np.zeros(acc.shape)
-    _exact_rows(lin, ea, sa, eb, sb, exact_a, acc, overflow, magnitude)
-    _exact_rows(lin, eb.T, sb.T, ea.T, sa.T, exact_b.T, acc.T, overflow.T, magnitude.T)
-    plane_a, plane_b = valid_a & ~exact_a, valid_b & ~exact_b
+    special_a, special_b = _specials(lin, ea, valid_a, eb, valid_b)
+    exact, magnitude = np.zeros(acc.shape), np.zeros(acc.shape)
+    if special_a.any() or special_b.any():
+        key_a, key_b = _key(lin, ea, sa, lin.base), _key(lin, eb, sb, 0)
+        _exact_rows(lin, key_a, key_b, special_a, exact, overflow, magnitude)
+        # b's special elements meet the other elements of a (the special ones are done).
+        partner = np.where(special_a, -_FAR, key_a)
+        _exact_rows(lin, key_b.T, partner.T, special_b.T, exact.T, overflow.T, magnitude.T)
+    plane_a, plane_b = valid_a & ~special_a, valid_b & ~special_b
     total = _planes(lin, ea, sa, plane_a, eb, sb, plane_b, signed=True)
     if total is None:
         return np.zeros(acc.shape, dtype=bool)
@@ -304,7 +322,7 @@ def _blas(lin, ea, sa, eb, sb, acc, overflow) -> np.ndarray:
         if tight is not None:  # None: these outputs' exponents differ too much; stay loose
             bound[sub] = np.where(loose[sub], tight + magnitude[sub], bound[sub])
     proved = bound <= _limit(lin.config)
-    acc += np.where(proved, total, 0.0).astype(np.int64)
+    acc[...] = np.where(proved, total + exact, 0.0).astype(np.int64)
     return proved
 
 
@@ -312,24 +330,65 @@ def _limit(config: MacConfig) -> int:
     return min(config.acc_max, _FLOAT_EXACT)
 
 
-def _special(lin, ea, valid_a, eb, valid_b) -> np.ndarray:
-    """Elements of ``a`` that can form a pair outside the linear interval at their ``k``."""
-    lowest = np.min(eb, axis=1, where=valid_b, initial=_FAR)
-    highest = eb.max(axis=1)  # dead fields are the smallest
-    return valid_a & ((ea < lin.low - lowest) | (ea > lin.high - highest))
+def _specials(lin, ea, valid_a, eb, valid_b) -> tuple[np.ndarray, np.ndarray]:
+    """Split the live elements so that non-special pairs have log sums in ``[low, high]``.
+
+    For the bottom end, each ``k`` gets a threshold ``t``: ``a[i, k]`` is special below ``t``
+    and ``b[k, j]`` below ``low - t``, so a pair of non-special elements sums to ``low`` or
+    more; the top end alike. ``t`` minimises the lookups the special elements cost.
+    """
+    special_a = np.zeros(ea.shape, dtype=bool)
+    special_b = np.zeros(eb.shape, dtype=bool)
+    for sign, bound in ((1, lin.low), (-1, -lin.high)):
+        field_a = np.where(valid_a, sign * ea, _FAR)
+        field_b = np.where(valid_b, sign * eb, _FAR)
+        if (field_a.min(axis=0) + field_b.min(axis=1) >= bound).all():
+            continue  # no pair at any k can pass this end
+        below_a, below_b = _split(bound, field_a, field_b)
+        special_a |= below_a
+        special_b |= below_b
+    return special_a, special_b
 
 
-def _exact_rows(lin, ea, sa, eb, sb, mask, acc, overflow, magnitude) -> None:
-    """Add the looked-up terms of each ``a[i, k]`` in ``mask`` times ``b[k, :]`` to row ``i``."""
-    rows, ks = np.nonzero(mask)  # sorted by row
-    step = max(1, _CHUNK // eb.shape[1])
+def _split(bound: int, field_a, field_b) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds ``t`` per ``k`` for ``field_a + field_b >= bound`` (dead fields ``_FAR``).
+
+    Candidates are a's fields (and ``_FAR``: all of a special): between two of them the count
+    of special a is constant and that of b only falls, so the best ``t`` is one of them.
+    """
+    m, k = field_a.shape
+    n = field_b.shape[1]
+    candidates = np.concatenate((np.sort(field_a, axis=0).T, np.full((k, 1), _FAR)), axis=1)
+    starts = np.ones(candidates.shape, dtype=bool)
+    starts[:, 1:] = candidates[:, 1:] != candidates[:, :-1]
+    below_a = np.maximum.accumulate(np.where(starts, np.arange(m + 1), 0), axis=1)
+    # Count b's fields below bound - t in each sorted row at once: rows apart by _SEARCH.
+    row = (np.arange(k, dtype=np.int64) * _SEARCH)[:, None]
+    rows = (np.sort(field_b, axis=1) + row).ravel()
+    below_b = np.searchsorted(rows, (bound - candidates + row).ravel()).reshape(k, m + 1)
+    below_b -= (np.arange(k) * n)[:, None]
+    best = np.argmin(below_a * n + below_b * m, axis=1)
+    threshold = candidates[np.arange(k), best]
+    return field_a < threshold[None, :], field_b < (bound - threshold)[:, None]
+
+
+def _exact_rows(lin, key_a, key_b, mask, exact, overflow, magnitude) -> None:
+    """Add the looked-up terms of each ``a[i, k]`` in ``mask`` times ``b[k, :]`` to row ``i``.
+
+    The sums are float64: exact for every output that is proved (its magnitudes add up to less
+    than ``2**53``); the others are recomputed in order.
+    """
+    rows, ks = np.nonzero(mask)
+    n = key_b.shape[1]
+    step = max(1, _CHUNK // n)
     for start in range(0, rows.size, step):
         row, k = rows[start : start + step], ks[start : start + step]
-        term, over = _terms(lin, ea[row, k][:, None], sa[row, k][:, None], eb[k], sb[k])
-        targets, first = np.unique(row, return_index=True)
-        acc[targets] += np.add.reduceat(term, first, axis=0)
-        overflow[targets] |= np.logical_or.reduceat(over, first, axis=0)
-        magnitude[targets] += np.add.reduceat(np.abs(term).astype(np.float64), first, axis=0)
+        index = key_a[row, k][:, None] + key_b[k]
+        target = (row[:, None] * n + np.arange(n)).ravel()
+        for table, out in ((lin.term, exact), (lin.magnitude, magnitude)):
+            weights = np.take(table, index, mode="clip").ravel()
+            out += np.bincount(target, weights, minlength=out.size).reshape(out.shape)
+        overflow.flat[target[np.take(lin.overflow, index, mode="clip").ravel()]] = True
 
 
 def _planes(lin, ea, sa, va, eb, sb, vb, *, signed: bool) -> np.ndarray | None:
@@ -394,7 +453,7 @@ def _planes(lin, ea, sa, va, eb, sb, vb, *, signed: bool) -> np.ndarray | None:
     return out
 
 
-def _ordered(lin, ea, sa, eb, sb, rows, cols) -> tuple[np.ndarray, ...]:
+def _ordered(lin, key_a, key_b, rows, cols) -> tuple[np.ndarray, ...]:
     """Sum the terms of outputs ``(rows, cols)`` in order: ``(acc, overflow, needs_loop)``."""
     config = lin.config
     low, high = config.acc_min, config.acc_max
@@ -402,17 +461,17 @@ def _ordered(lin, ea, sa, eb, sb, rows, cols) -> tuple[np.ndarray, ...]:
     acc = np.zeros(count, dtype=np.int64)
     overflow = np.zeros(count, dtype=bool)
     loop = np.zeros(count, dtype=bool)
-    step = max(1, _CHUNK // ea.shape[1])
+    step = max(1, _CHUNK // key_a.shape[1])
     for start in range(0, count, step):
         part = slice(start, start + step)
-        row, col = rows[part], cols[part]
-        term, over = _terms(lin, ea[row], sa[row], eb[:, col].T, sb[:, col].T)
+        index = key_a[rows[part]] + key_b[:, cols[part]].T
+        term = np.take(lin.term, index, mode="clip")
         # Before the first prefix sum leaves the range the loop's accumulator is that exact
         # prefix (no term exceeds 2**61, so int64 holds it and the first exit exactly).
         prefix = np.cumsum(term, axis=1)
         exits = ((prefix < low) | (prefix > high)).any(axis=1)
         total = prefix[:, -1]
-        overflow[part] = over.any(axis=1) | exits
+        overflow[part] = np.take(lin.overflow, index, mode="clip").any(axis=1) | exits
         if config.saturate:
             acc[part] = np.where(exits, 0, total)
             loop[part] = exits
