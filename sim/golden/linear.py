@@ -7,39 +7,41 @@ prove (:data:`LOOP`) for the loop to compute.
 
 The proof
 ---------
-A product of two nonzero, non-NaN operands adds ``+-T[S]`` (``T``, the overflow flags ``V``:
-:func:`~palhdl.sim.golden.term_table`) with ``S = Ea + Eb - oa - ob`` (magnitude fields lowered by
-the block offsets, which are separable: ``oa`` belongs to ``a[i, k]``, ``ob`` to ``b[k, j]``);
-``S < 0`` adds 0. With ``E = Ea - oa`` and ``E' = Eb - ob`` the term is a function of ``E + E'``.
+A product of two nonzero, non-NaN operands adds ``+-T[S]`` (``T`` and its overflow flags:
+:func:`~palhdl.sim.golden.term_table`) with ``S = E + E'``, the magnitude fields lowered by the
+block offsets (``E = Ea - oa`` belongs to ``a[i, k]``, ``E' = Eb - ob`` to ``b[k, j]``);
+``S < 0`` adds 0, so an operand with ``E < -mag_mask`` adds nothing, like a zero.
 
 Let ``L(x) = m[x mod 2**F] * 2**shift(x)``, the unrounded term of any log sum ``x``
-(:meth:`~palhdl.format.MacConfig.shift` of the octave of ``x``), evaluated exactly in float64.
-The *linear interval* ``[low, high]`` of a configuration is the longest run of sums ``S`` with
-``1 <= T[S] < 2**53``, ``T[S] == L(S)`` and no overflow, checked entry by entry on the table.
-Writing ``E' = q * 2**F + r`` (``0 <= r < 2**F``) and any integer ``c``,
-``L(E + E') = L(E + r + c * 2**F) * 2**(q - c)`` exactly (powers of two, normal floats: the
-exponent ranges are checked). So the terms of all pairs with ``E + E'`` in the linear interval
-are the entries of ``sum over r`` of ``A_r @ B_r`` with ``A_r[i, k] = +-L(E + r + c * 2**F)`` and
-``B_r[k, j] = +-2**(q - c)`` where ``r`` is ``b[k, j]``'s residue (0 elsewhere): ``2**F``
-float64 matmuls whose products are the integer terms themselves.
+(:meth:`~palhdl.format.MacConfig.shift` of the octave of ``x``), in float64. The *linear
+interval* ``[low, high]`` of a configuration is the longest run of sums ``S`` with
+``1 <= T[S] < 2**53``, no overflow and ``T[S] == L(S)`` (the float64 value itself), checked entry
+by entry on the table. Writing ``E = q * 2**F + r`` (``0 <= r < 2**F``) and any integer ``c``,
+``L(E + E') = 2**(q - c) * L(E' + r + c * 2**F)``, exactly while the floats are normal (the
+exponent ranges are checked). So the terms of the pairs whose sums lie in the interval are
+the entries of ``sum over r of A_r @ B_r`` with ``A_r[i, k] = +-2**(q - c)`` where ``a[i, k]``
+has residue ``r`` (0 elsewhere) and ``B_r[k, j] = +-L(E' + r + c * 2**F)``: ``2**F`` float64
+matmuls whose products are the integer terms themselves (or the same with ``a`` and ``b``
+exchanged, whichever is cheaper).
 
-Pairs outside the interval (rounded terms, overflowing terms, flushed block-scaled products) are
-found per ``k`` from the smallest and largest ``E'`` of row ``k`` of ``b`` (and ``E`` of column
-``k`` of ``a``): an element of ``a`` that can form such a pair is *special* and its products with
-the whole row ``b[k, :]`` are looked up in the table and summed in int64 (or the same for ``b``'s
-special elements, whichever side costs less at that ``k``); the matmuls skip them.
+The other pairs (rounded, overflowing and flushed terms) are kept out of the matmuls: at each
+``k`` a threshold ``t`` splits the live elements so that ``E >= t`` and ``E' >= low - t`` for
+every pair of ordinary ones (and likewise at the top of the interval); the *special* elements
+below (above) it have their products with ``b[k, :]`` (with the ordinary ``a[:, k]``) looked up
+in the table. ``t`` is chosen per ``k`` to minimise those lookups.
 
 An output is :data:`BLAS` when an upper bound on the sum of its terms' magnitudes is at most
 ``min(acc_max, 2**53 - 1)``: every partial float64 sum is then an exact integer whatever order
 BLAS adds in, and no partial sum of the loop can leave the accumulator's range, so the loop's
 result is that exact sum and its overflow flag is set exactly when some term overflows. The
-bound is ``pairs * max term`` from the rows' and columns' largest fields, else the matmuls of
-the magnitudes. The other outputs are summed in order in int64 (:data:`ORDERED`): a wrapping
-accumulator's value is the sum modulo ``2**acc_bits`` and its flag is set when a term
-overflows or an exact prefix sum leaves the range (before its first exit, the loop's
-accumulator is the exact prefix); a saturating accumulator is exact when no prefix sum leaves
-the range, otherwise the clamps depend on the order and the output is :data:`LOOP`.
-``nan`` is set where row ``i`` of ``a`` or column ``j`` of ``b`` holds a NaN.
+bound is ``pairs * largest term`` from the rows' and columns' largest fields, or else the
+matmuls of the magnitudes, plus the looked-up magnitudes. The other outputs are summed in
+order in int64 (:data:`ORDERED`): a wrapping accumulator's value is the sum modulo
+``2**acc_bits`` and its flag is set when a term overflows or an exact prefix sum leaves the
+range (before its first exit, the loop's accumulator is the exact prefix); a saturating
+accumulator is exact when no prefix sum leaves the range, otherwise the clamps depend on the
+order and the output is :data:`LOOP`. ``nan`` is set where row ``i`` of ``a`` or column ``j``
+of ``b`` holds a NaN.
 """
 
 from __future__ import annotations
@@ -342,7 +344,8 @@ def _specials(lin, ea, valid_a, eb, valid_b) -> tuple[np.ndarray, np.ndarray]:
     for sign, bound in ((1, lin.low), (-1, -lin.high)):
         field_a = np.where(valid_a, sign * ea, _FAR)
         field_b = np.where(valid_b, sign * eb, _FAR)
-        if (field_a.min(axis=0) + field_b.min(axis=1) >= bound).all():
+        lowest_a = field_a.min(axis=0, initial=_FAR)
+        if (lowest_a + field_b.min(axis=1, initial=_FAR) >= bound).all():
             continue  # no pair at any k can pass this end
         below_a, below_b = _split(bound, field_a, field_b)
         special_a |= below_a

@@ -147,6 +147,14 @@ def test_realistic_shapes(name):
     np.testing.assert_array_equal(fast.overflow, loop.overflow)
 
 
+@pytest.mark.parametrize("shapes", [((0, 3), (3, 4)), ((2, 3), (3, 0)), ((0, 1), (1, 0))])
+def test_empty_outputs(shapes):
+    config = CONFIGS["pal8-cost"]
+    a = np.full(shapes[0], config.fmt.max_code)
+    b = np.full(shapes[1], config.fmt.max_code)
+    assert assert_same(a, b, config).acc.shape == (shapes[0][0], shapes[1][1])
+
+
 def test_dot_matches_loop():
     config = CONFIGS["pal8-narrow"]
     rng = np.random.default_rng(3)
