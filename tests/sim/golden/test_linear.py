@@ -130,21 +130,36 @@ def test_long_reductions(name):
         assert_same(a, b, config)
 
 
-@pytest.mark.parametrize("name", ["pal8", "pal8-5.2", "pal16-icebreaker"])
-def test_realistic_shapes(name):
+@pytest.mark.parametrize(
+    "name", ["pal8", "pal8-3.4", "pal8-5.2", "pal8-32-saturating", "pal8-cost", "pal16-icebreaker"]
+)
+@pytest.mark.parametrize("block_size", [None, 32])
+def test_heavy_tailed_values(name, block_size):
+    """``matmul_values`` of heavy-tailed data (rounded and flushed terms among the others)."""
     config = CONFIGS[name]
     rng = np.random.default_rng(7)
-    a = rng.standard_normal((48, 200))
+    a = rng.standard_t(3, (48, 200))
     b = rng.standard_normal((200, 64)) * np.exp(2 * rng.standard_normal((200, 64)))
-    fast = golden.matmul_values(a, b, config)
+    fast = golden.matmul_values(a, b, config, block_size=block_size)
     target = config.scale_target(200)
-    a_codes, a_scales = golden.quantize(a, config.fmt, per="row", target=target)
-    b_codes, b_scales = golden.quantize(b, config.fmt, per="col", target=target)
+    if block_size is None:
+        a_codes, a_scales = golden.quantize(a, config.fmt, per="row", target=target)
+        b_codes, b_scales = golden.quantize(b, config.fmt, per="col", target=target)
+    else:
+        quantize = golden.quantize_blocks
+        a_codes, a_scales = quantize(a, config.fmt, per="row", block_size=32, target=target)
+        b_codes, b_scales = quantize(b, config.fmt, per="col", block_size=32, target=target)
     loop = golden.matmul(
-        a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales, method="loop"
+        a_codes,
+        b_codes,
+        config,
+        a_scales=a_scales,
+        b_scales=b_scales,
+        block_size=block_size,
+        method="loop",
     )
-    np.testing.assert_array_equal(fast.acc, loop.acc)
-    np.testing.assert_array_equal(fast.overflow, loop.overflow)
+    for field in ("acc", "nan", "overflow", "scale_exp"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(loop, field), err_msg=field)
 
 
 @pytest.mark.parametrize("shapes", [((0, 3), (3, 4)), ((2, 3), (3, 0)), ((0, 1), (1, 0))])
