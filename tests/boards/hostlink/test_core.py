@@ -59,6 +59,18 @@ def test_core_properties():
     assert raw.lane_bytes == 9
     assert elaborated(core(output="float32")).lane_bytes == 4
     assert elaborated(core(config=MacConfig(PALFormat(int_bits=5, frac_bits=6)))).word_bytes == 2
+    plain = elaborated(core())
+    assert (plain.loadable, plain.block_scaled, plain.operand_width) == (False, False, 8)
+    assert (plain.table_entries, plain.table_width) == (0, 0)
+    # pal8 with the exact 51-bit window: 51-bit table entries (50 + overflow); offsets 8 bits.
+    both = elaborated(core(loadable=True, block_scaled=True, term="signed_table"))
+    assert (both.loadable, both.block_scaled, both.operand_width, both.word_bytes) == (
+        True,
+        True,
+        16,
+        2,
+    )
+    assert (both.table_entries, both.table_width) == (512, 52)
 
 
 @pytest.mark.parametrize(
@@ -80,6 +92,13 @@ def test_core_properties():
         ({"k_max": 0}, ValueError, r"k_max must be in \[1, 4096\], not 0"),
         ({"timeout_cycles": 79}, ValueError, r"timeout_cycles must be in \[80, "),
         ({"pipelined": 1}, TypeError, "pipelined must be a bool"),
+        ({"loadable": 1}, TypeError, "loadable must be a bool"),
+        ({"block_scaled": 1}, TypeError, "block_scaled must be a bool"),
+        (
+            {"config": MacConfig(pal16), "loadable": True},
+            ValueError,
+            "loadable: the pal16 product term is computed in logic",
+        ),
     ],
 )
 def test_core_rejects_bad_parameters(overrides, error, message):
@@ -90,6 +109,11 @@ def test_core_rejects_bad_parameters(overrides, error, message):
 def test_core_rejects_packets_too_long_for_the_length_field():
     with pytest.raises(ValueError, match="k_max 4096 is too large for a 64 x 64 array"):
         core(rows=64, cols=64, config=MacConfig(pal16), k_max=4096)
+    # Block offsets double a pal8 word: 2 + 64 * 511 * 2 + 128 bytes is too long.
+    shapes = dict(rows=64, cols=64, config=MacConfig(pal8), clk_freq=CLK, baud=BAUD, k_max=511)
+    assert HostLinkCore.check_parameters(**shapes)["k_max"] == 511
+    with pytest.raises(ValueError, match=r"k_max 511 is too large .* of 16-bit operands"):
+        core(**shapes, block_scaled=True)
 
 
 def test_core_exports_to_verilog():

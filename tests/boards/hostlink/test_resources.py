@@ -82,21 +82,22 @@ def test_result_memory_uses_the_spram_on_ultraplus_only():
     assert not ResultMemory.uses_spram(None, 16)
 
 
-def icebreaker_counts(platform) -> dict:
-    """Yosys' cell counts of the iCEBreaker 5 x 5 pal8 core: the link's share and the array's.
+def icebreaker_counts(platform, *, rows=5, cols=5, **options) -> dict:
+    """Yosys' cell counts of an iCEBreaker pal8 core: the link's share and the array's.
 
     The core is synthesized as the board build does (``synth_ice40 -dsp``); the array is the
     core's submodule ``array``, so after flattening its cells are named ``array.*``.
+    ``options`` go to :class:`HostLinkCore` (default: a 5 x 5 array, pipelined).
     """
     board = get_board("icebreaker")
     core = HostLinkCore(
-        rows=5,
-        cols=5,
+        rows=rows,
+        cols=cols,
         config=board.default_config(),
         output="raw",
         clk_freq=48_000_000,
         k_max=64,
-        pipelined=True,
+        **({"pipelined": True} | options),
     )
     design = rtlil.convert(core, name="top", platform=platform, emit_src=False)
     script = (
@@ -128,3 +129,22 @@ def test_icebreaker_link_fits_five_block_rams(board_platform):
         assert link.get(BLOCK_RAM, 0) <= 5
         assert SPRAM not in link
     assert SPRAM not in counts["array"]
+
+
+@pytest.mark.slow
+def test_icebreaker_loadable_block_scaled_core_keeps_one_block_ram_per_pe():
+    # The default 4 x 5 board core with a loadable table and block offsets: each PE's table is
+    # still one EBR (the write shares its block RAM's second port); the operands' offsets make
+    # the operand memory 80 bits x 128 rows, five EBRs instead of three.
+    counts = icebreaker_counts(
+        get_board("icebreaker").platform(),
+        rows=4,
+        cols=5,
+        pipelined=False,
+        term="table",
+        loadable=True,
+        block_scaled=True,
+    )
+    assert counts["array"].get(BLOCK_RAM, 0) == 20
+    assert counts["link"].get(BLOCK_RAM, 0) == 5 + 1  # operands, receive FIFO
+    assert counts["link"].get(SPRAM, 0) == 1
