@@ -154,6 +154,8 @@ def _build(args: argparse.Namespace) -> int:
             clk_freq=None if args.freq is None else args.freq * 1e6,
             out_dir=args.out or f"build-{args.board}",
             output=args.output,
+            loadable=args.loadable or None,
+            block_scaled=args.block_scaled or None,
             k_max=args.k_max,
             baud=args.baud,
             seed=args.seed,
@@ -330,6 +332,16 @@ def _add_build(commands) -> None:
         "--output",
         choices=("pal", "float32", "raw"),
         help="readout (default: the board's, raw: converted on the host)",
+    )
+    build.add_argument(
+        "--loadable",
+        action="store_true",
+        help="PE term tables loadable at run time: palhdl run --split I.F changes the split",
+    )
+    build.add_argument(
+        "--block-scaled",
+        action="store_true",
+        help="operands carry block offsets: palhdl run --block-size N (block scaling)",
     )
     accumulator = build.add_argument_group(
         "accumulator",

@@ -31,7 +31,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable
@@ -134,6 +134,8 @@ def build(
     out_dir: str | os.PathLike,
     output: str | None = None,
     pipelined: bool | None = None,
+    loadable: bool | None = None,
+    block_scaled: bool | None = None,
     k_max: int = 64,
     baud: int = 115200,
     seed: int = 1,
@@ -163,6 +165,10 @@ def build(
     pipelined : bool, optional
         Register the PE product terms and the readout converters; default the board's
         (:attr:`Board.pipelined`).
+    loadable, block_scaled : bool, optional
+        A term table loadable at run time (``LOAD_TABLE``, ``palhdl run --split``) and
+        block-scaled operands (``palhdl run --block-size``); default the board's
+        (:attr:`Board.loadable`, :attr:`Board.block_scaled`).
     k_max, baud : int
         Passed to :class:`~palhdl.boards.hostlink.core.HostLinkCore`.
     seed : int
@@ -193,6 +199,11 @@ def build(
     output = board.output if output is None else output
     clk_freq = board.clk_freq if clk_freq is None else clk_freq
     pipelined = board.pipelined if pipelined is None else check_bool("pipelined", pipelined)
+    options = {
+        name: getattr(board, name) if value is None else check_bool(name, value)
+        for name, value in (("loadable", loadable), ("block_scaled", block_scaled))
+    }
+    board = replace(board, **options)
     check_bool("allow_timing_fail", allow_timing_fail)
     check_int("seed", seed)
     check_bool("progress", progress)
@@ -216,6 +227,7 @@ def build(
         requested_mhz=float(clk_freq) / 1e6,
         sync_mhz=(board.osc_freq if pll is None else pll.f_out) / 1e6,
         pll=None if pll is None else pll_dividers(pll),
+        **options,
     )
 
     def make_top() -> BoardTop:
@@ -231,6 +243,8 @@ def build(
             pipelined=pipelined,
             term=pe.term,
             table_ports=pe.table_ports,
+            loadable=pe.loadable,
+            block_scaled=pe.block_scaled,
         )
         return BoardTop(board=board, core=core, clk_freq=clk_freq)
 

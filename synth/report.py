@@ -118,6 +118,9 @@ class BuildReport:
         File name of the bitstream in ``out_dir`` (``None`` if none was packed).
     failure : str or None
         Why the build failed (``None``: it succeeded).
+    loadable, block_scaled : bool
+        The PEs' term tables are loadable at run time (a run-time split); the operands carry
+        block offsets (block scaling).
     """
 
     board: str
@@ -143,6 +146,8 @@ class BuildReport:
     stage_seconds: dict = field(default_factory=dict)
     bitstream: str | None = None
     failure: str | None = None
+    loadable: bool = False
+    block_scaled: bool = False
 
     @property
     def fits(self) -> bool:
@@ -208,7 +213,9 @@ class BuildReport:
             f"{'saturating' if self.saturate else 'wrapping'}, terms below 2**{self.term_bits} "
             f"(linear mantissa {self.mantissa_bits} bits)",
             f"- PEs: product term {'pipelined' if self.pipelined else 'combinational'}, "
-            f"{self.output!r} readout",
+            f"{self.output!r} readout"
+            + (", loadable term table (run-time split)" if self.loadable else "")
+            + (", block-scaled operands" if self.block_scaled else ""),
             f"- Host link: K up to {self.k_max}, UART {self.baud} baud",
             f"- Clock: {clock}",
             f"- Peak throughput: {self.pes} MAC/cycle x {self.sync_mhz:g} MHz = "

@@ -42,6 +42,8 @@ from palhdl.synth.toolchain import TOOLS
         ({"allow_timing_fail": 1}, TypeError, "allow_timing_fail must be a bool"),
         ({"seed": "1"}, TypeError, "seed must be an integer"),
         ({"progress": "yes"}, TypeError, "progress must be a bool"),
+        ({"loadable": 1}, TypeError, "loadable must be a bool"),
+        ({"block_scaled": "no"}, TypeError, "block_scaled must be a bool"),
     ],
 )
 def test_build_rejects_bad_parameters_before_running_tools(tmp_path, kwargs, error, message):
@@ -89,6 +91,31 @@ def test_cli_build_passes_the_accumulator_options(monkeypatch, tmp_path):
     )
     assert main(["build", "--board", "icebreaker", "--acc-bits", "24", "--out", out]) == 1
     assert calls[-1][1]["config"] == MacConfig(pal8, acc_bits=24)
+    assert calls[-1][1]["loadable"] is None and calls[-1][1]["block_scaled"] is None
+    assert (
+        main(["build", "--board", "icebreaker", "--loadable", "--block-scaled", "--out", out]) == 1
+    )
+    assert calls[-1][1]["loadable"] is True and calls[-1][1]["block_scaled"] is True
+
+
+@pytest.mark.parametrize("options", [{}, {"loadable": True}, {"block_scaled": True}])
+def test_build_passes_the_table_options_to_the_core(monkeypatch, tmp_path, options):
+    """The top ``build`` elaborates carries the options (default: the board's, off)."""
+    seen = {}
+
+    def fake_build_top(make_top, board, report, **_):
+        top = make_top()
+        seen.update(core=top.core, report=report)
+        return report
+
+    monkeypatch.setattr(build_module, "build_top", fake_build_top)
+    build("icebreaker", out_dir=tmp_path / "out", progress=False, **options)
+    for name in ("loadable", "block_scaled"):
+        assert getattr(seen["core"], name) == options.get(name, False)
+        assert getattr(seen["report"], name) == options.get(name, False)
+    text = seen["report"].to_markdown()
+    assert ("loadable term table" in text) == ("loadable" in options)
+    assert ("block-scaled operands" in text) == ("block_scaled" in options)
 
 
 # --- failing builds with real tools (stand-in cores) -------------------------------------------
