@@ -182,6 +182,8 @@ def _run(args: argparse.Namespace) -> int:
             # A PAL readout's float32 output is its codes' values (the device rounded to PAL).
             decode_pal = args.output == "float32" and info.output == "pal"
             split = info.config.fmt if args.split is None else args.split
+            if args.split == "auto":
+                split = _choose_split(a, b, info.config.fmt.width, args.block_size)
             print(
                 f"palhdl run: {args.port}: {info.rows} x {info.cols} {info.config.fmt} array, "
                 f"{info.output} readout, k_max {info.k_max}; {args.output} output, split "
@@ -217,6 +219,20 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _choose_split(a, b, width: int, block_size: int | None):
+    """``--split auto``: the split golden.choose_split picks for the operands (reported)."""
+    if not (np.issubdtype(a.dtype, np.floating) and np.issubdtype(b.dtype, np.floating)):
+        raise ValueError("--split auto needs float operands (codes already have a split)")
+    choice = golden.choose_split(a, b, width=width, block_size=block_size)
+    print(f"palhdl run: {choice.report()}", file=sys.stderr)
+    return choice.fmt
+
+
+def _split_argument(text: str):
+    """``--split``: ``auto`` or a format, as :func:`pal_format` parses it."""
+    return "auto" if text == "auto" else pal_format(text)
 
 
 def _add_demo(commands) -> None:
@@ -407,10 +423,11 @@ def _add_run(commands) -> None:
     )
     run.add_argument(
         "--split",
-        type=pal_format,
+        type=_split_argument,
         metavar="I.F",
-        help="operand format of the same width, for example 3.4 (a board with a loadable "
-        "product-term table; default: the bitstream's format)",
+        help="operand format of the same width, for example 3.4, or auto: the split "
+        "golden.choose_split picks for A and B (a board with a loadable product-term table; "
+        "default: the bitstream's format)",
     )
     run.add_argument(
         "--block-size",

@@ -165,3 +165,16 @@ def test_palhdl_run_with_a_split_and_block_scaling(board_tty, tmp_path, capsys):
     np.testing.assert_array_equal(result.view(np.uint32), expected)
     run_cli(board_tty, tmp_path, a, b, "--split", "5.4", status=2)
     assert "error: split 5.4 is 10 bits wide; the device's words" in capsys.readouterr().err
+    # --split auto: the split golden.choose_split picks for these operands, reported.
+    choice = golden.choose_split(a, b, block_size=2)
+    config = CHEAP.retarget(choice.fmt)
+    result = run_cli(board_tty, tmp_path, a, b, "--split", "auto", "--block-size", "2")
+    expected = golden.matmul_values(a, b, config, block_size=2).to_float32_bits()
+    np.testing.assert_array_equal(result.view(np.uint32), expected)
+    err = capsys.readouterr().err
+    assert "split choice (block 2 scaling)" in err
+    assert f"split {choice.fmt.int_bits}.{choice.fmt.frac_bits}, blocks of 2" in err
+    run_cli(
+        board_tty, tmp_path, a.astype(np.int64), b.astype(np.int64), "--split", "auto", status=2
+    )
+    assert "--split auto needs float operands" in capsys.readouterr().err
