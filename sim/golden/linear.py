@@ -86,8 +86,8 @@ _EXPONENT_LIMIT = 900  # |log2| of anchors, factors and products: far from float
 _FAR = 1 << 20  # beyond any live field (|E| <= 2**MAX_MAG_BITS): dead operands, empty bounds
 _CHUNK = 1 << 21  # elements per block of in-order (and special) term lookups
 _SEARCH = 1 << 23  # apart from each other, the rows of fields searched at once
-_STACK = 1 << 22  # float64 elements of a stacked matmul operand
-_SCATTER_COST = 32  # a one-hot element, in gathered elements (measured: 8 to 128 planes)
+_STACK = 1 << 22  # float64 elements of a stacked matmul operand (a block of it)
+_SCATTER_COST = 40  # a one-hot element, in gathered elements (measured: 8 to 128 planes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,18 +267,19 @@ def _fields(name: str, codes: np.ndarray, offsets, fmt) -> tuple[np.ndarray, ...
     ``-mag_mask``: its partner's field is at most ``mag_mask``) is *dead*: its field is
     ``-_FAR`` and its sign clear, so every live field is in ``[-mag_mask, mag_mask]``.
     """
+    codes = codes.astype(np.int32)  # width <= 1 + MAX_MAG_BITS
     magnitude = codes & fmt.mag_mask
-    sign = (codes >> fmt.mag_bits) & 1 == 1
     live = magnitude != 0
-    nan = sign & ~live
+    nan = codes == fmt.nan_code
     if offsets is not None:
         offsets = check_offsets(name, offsets)
         if offsets.shape != codes.shape:
             raise ValueError(f"{name} must have shape {codes.shape}, not {offsets.shape}")
-        magnitude = magnitude - offsets
-        live &= magnitude >= -fmt.mag_mask
-    field = np.where(live, magnitude, -_FAR).astype(np.int32)
-    return field, sign & live, nan
+        lowered = magnitude - offsets
+        live &= lowered >= -fmt.mag_mask
+        magnitude = np.maximum(lowered, -_FAR).astype(np.int32)
+    field = np.where(live, magnitude, np.int32(-_FAR))
+    return field, (codes > fmt.mag_mask) & live, nan
 
 
 def _key(lin: Linearisation, field, sign, base: int) -> np.ndarray:
@@ -304,8 +305,11 @@ def _blas(lin, ea, sa, eb, sb, acc, overflow) -> np.ndarray:
     top = np.max(ea, axis=1, where=plane_a, initial=-_FAR)[:, None] + np.max(
         eb, axis=0, where=plane_b, initial=-_FAR
     )
-    pairs = np.minimum(plane_a.sum(axis=1)[:, None], plane_b.sum(axis=0)[None, :])
     peak = lin.peak[np.clip(top, lin.low - 1, lin.high) - (lin.low - 1)]
+    if ea.shape[1] * peak.max(initial=0.0) + magnitude.max(initial=0.0) <= _limit(lin.config):
+        acc[...] = (total + exact).astype(np.int64)  # K terms of the largest magnitude fit
+        return np.ones(acc.shape, dtype=bool)
+    pairs = np.minimum(plane_a.sum(axis=1)[:, None], plane_b.sum(axis=0)[None, :])
     bound = pairs * peak + magnitude
     loose = bound > _limit(lin.config)
     if loose.any():
@@ -341,6 +345,11 @@ def _specials(lin, ea, valid_a, eb, valid_b) -> tuple[np.ndarray, np.ndarray]:
     """
     special_a = np.zeros(ea.shape, dtype=bool)
     special_b = np.zeros(eb.shape, dtype=bool)
+    lowest = int(np.min(ea, where=valid_a, initial=_FAR)) + int(
+        np.min(eb, where=valid_b, initial=_FAR)
+    )
+    if lowest >= lin.low and int(ea.max(initial=-_FAR)) + int(eb.max(initial=-_FAR)) <= lin.high:
+        return special_a, special_b  # every pair of the whole matmul is inside
     for sign, bound in ((1, lin.low), (-1, -lin.high)):
         field_a = np.where(valid_a, sign * ea, _FAR)
         field_b = np.where(valid_b, sign * eb, _FAR)
@@ -411,48 +420,59 @@ def _planes(lin, ea, sa, va, eb, sb, vb, *, signed: bool) -> np.ndarray | None:
     if not (va.any() and vb.any()):
         return out
     # a: scattered, E = q * 2**F + r: 2**(q - centre) in plane r. b: gathered, L(E + r + ...).
-    rows, ks = np.nonzero(va)
-    field = ea[rows, ks]
-    residue = field & (units - 1)
+    flat = np.flatnonzero(va)  # i * k + k'
+    field = ea.ravel()[flat]
+    residue = (field & (units - 1)).astype(np.uint8)
     octave = field >> lin.config.fmt.frac_bits
-    centre = (int(octave.min()) + int(octave.max())) // 2
+    lowest, highest = int(octave.min()), int(octave.max())
+    centre = (lowest + highest) // 2
     first_sum = int(np.min(eb, where=vb, initial=_FAR)) + centre * units
     last_sum = int(np.max(eb, where=vb, initial=-_FAR)) + centre * units + units - 1
     sums = np.arange(first_sum, last_sum + 1, dtype=np.int64)
     shift = _shift(lin.config, sums)
-    spread = max(centre - int(octave.min()), int(octave.max()) - centre)
+    spread = max(centre - lowest, highest - centre)
     low = int(shift[0]) - spread
     high = int(shift[-1]) + lin.config.mantissa_bits + 1 + spread
     if low < -_EXPONENT_LIMIT or high > _EXPONENT_LIMIT:  # anchors, factors and products
         return None
     anchor = _unrounded(lin.config, sums, shift)
-    # Signed anchors (negated half) and a zero tail that idle operands read in every plane.
-    table = np.concatenate((anchor, -anchor if signed else anchor, np.zeros(units)))
-    index = np.where(vb, eb + centre * units - first_sum, 2 * sums.size)
+    # Zeros that idle operands (negative indices, clipped to 0) read in every plane, then the
+    # anchors and the negated ones.
+    table = np.concatenate((np.zeros(units), anchor, -anchor if signed else anchor))
+    index = eb + np.int32(units + centre * units - first_sum)
     if signed:
-        index += np.where(sb & vb, sums.size, 0)
-    factor = np.ldexp(1.0, octave - centre)
-    if signed:
-        factor = np.where(sa[rows, ks], -factor, factor)
-    order = np.argsort(residue, kind="stable")
-    place = rows[order] * (units * k) + residue[order] * k + ks[order]
-    factor = factor[order]
-    bounds = np.searchsorted(residue[order], np.arange(units + 1))
-    group = max(1, min(units, _STACK // (k * max(m, n))))
-    left = np.zeros((m, group * k))
-    right = np.empty((group * k, n))
+        index += sb * np.int32(sums.size)
+    if not vb.all():
+        index = np.where(vb, index, np.int32(-1))
+    powers = np.ldexp(1.0, np.arange(lowest - centre, highest - centre + 1))
+    factor = np.concatenate((powers, -powers))[
+        octave - lowest + (sa.ravel()[flat] * powers.size if signed else 0)
+    ]
+    order = np.argsort(residue, kind="stable")  # a radix sort
+    residue, factor, flat = residue[order], factor[order], flat[order]
+    bounds = np.searchsorted(residue, np.arange(units + 1))
+    rows, ks = flat // k, flat % k
+    group = max(1, min(units, _STACK // (k * m)))
+    # Plane r of a group from ``first`` is row block k' * g + r - first of ``onehot`` (a, one
+    # column per i) and of ``gathered`` (b, one row per j: g consecutive anchors per field),
+    # gathered for a block of j at a time into one reused buffer.
+    onehot = np.zeros((k * group, m))
+    index = np.ascontiguousarray(index.T)
+    block = max(1, _STACK // (k * group))
+    buffer = np.empty(min(n, block) * k * group)
     for first in range(0, units, group):
-        last = min(units, first + group)
-        width = (last - first) * k
-        for plane in range(first, last):
-            part = right[(plane - first) * k : (plane - first + 1) * k]
-            np.take(table[plane:], index, out=part, mode="clip")
-        span = slice(bounds[first], bounds[last])
-        # Row i of this group's planes: columns (r - first) * k + k' of ``left``.
-        flat = place[span] - (place[span] // (units * k)) * ((units - group) * k) - first * k
-        left.flat[flat] = factor[span]
-        out += left[:, :width] @ right[:width]
-        left.flat[flat] = 0.0
+        g = min(units, first + group) - first
+        window = np.lib.stride_tricks.sliding_window_view(table[first:], g)
+        span = slice(bounds[first], bounds[first + g])
+        place = (ks[span] * g + residue[span] - first) * m + rows[span]
+        onehot.flat[place] = factor[span]
+        for start in range(0, n, block):
+            j = slice(start, min(n, start + block))
+            count = j.stop - j.start
+            gathered = buffer[: count * k * g].reshape(count, k, g)
+            np.take(window, index[j], axis=0, out=gathered, mode="clip")
+            out[:, j] += onehot[: k * g].T @ gathered.reshape(count, k * g).T
+        onehot.flat[place] = 0.0
     return out
 
 
