@@ -383,7 +383,10 @@ def run_demo(seed: int = 0) -> None:
     schemes = [
         pal8_scheme,
         Scheme("pal", "tensor", pal8),
+        Scheme("pal", "block", pal8, adaptive=True),
         Scheme("pal", "channel", pal16),
+        Scheme("mxint8", "block"),
+        Scheme("mxfp8_e4m3", "block"),
         Scheme("fp8_e4m3", "tensor"),
         Scheme("fp8_e5m2", "tensor"),
         Scheme("int8", "tensor"),
@@ -427,15 +430,20 @@ def run_demo(seed: int = 0) -> None:
     )
     print(format_table(header, rows))
     overflow, nan = int(pal8_result.overflow.sum()), int(pal8_result.nan.sum())
+    split = Scheme("pal", "block", pal8, adaptive=True).split(x, w).fmt
     print(
         f"\npal8 accumulation is exact: every product enters as its {config.mantissa_bits}-bit "
         f"linear mantissa, and the\n{config.acc_bits}-bit accumulator "
         f"({config.acc_frac_bits} fraction bits) adds them without rounding and cannot overflow\n"
         f"for K <= {config.max_exact_k} (here K = {k}; overflow flags set: {overflow}, "
         f"NaN flags set: {nan}).\n"
+        f"pal8 adaptive: block scaling (one E8M0 scale per 32 elements along K) and the split "
+        f"golden.choose_split\npicks for this layer, ({split.int_bits}.{split.frac_bits}), on "
+        "pal8's accumulator (what a loadable, block-scaled bitstream runs).\n"
         "PAL rows: golden model (exact power-of-two scaling, hardware matmul). Other rows: "
         "operands\nquantised, then multiplied in float64 (exact accumulation up to ~1e-16 "
         "relative).\nFP8 scaling: largest 2^s with max|x| * 2^s <= 448 (E4M3) / 57344 (E5M2); "
-        "INT8: max|x| / 127.\nrel.err: over the nonzero entries of x and w; a value flushed to "
+        "INT8: max|x| / 127;\nMX: OCP MX v1.0 (E8M0 block scales, elements rounded to nearest even "
+        "and saturated).\nrel.err: over the nonzero entries of x and w; a value flushed to "
         "zero has rel.err 1."
     )
