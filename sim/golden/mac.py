@@ -237,9 +237,10 @@ def matmul(
     method : {"auto", "loop"}
         How the accumulators are computed; the results are identical. ``"loop"``: the
         reference loop below. ``"auto"`` (default): :func:`~palhdl.sim.golden.linear.linear_matmul`
-        (exact float64 matmuls of the linearised terms, about 30 times faster for pal8) for
-        formats with ``mag_bits <= 16``, and the loop for the outputs it cannot prove
-        (saturating accumulators whose partial sums leave the range) and for wider formats.
+        (exact float64 matmuls of the linearised terms; for pal8 about 100 times faster than
+        the loop on a 128 x 384 x 1536 matmul) for formats with ``mag_bits <= 16``, and the
+        loop for the outputs it cannot prove (saturating accumulators whose partial sums leave
+        the range) and for wider formats.
 
     Returns
     -------
