@@ -51,9 +51,19 @@ def log_round(mag, exp2, fmt: PALFormat) -> np.ndarray:
     """Nearest log (units of 2**-F) of ``mag * 2**exp2``, for int64 ``mag >= 1`` (exact)."""
     mag = np.asarray(mag, dtype=np.int64)
     top = bit_length(mag) - 1
-    normalised = mag << (TABLE_PREC - top)
-    steps = np.searchsorted(log_threshold_table(fmt.frac_bits), normalised, side="left")
-    return (top + exp2) * fmt.units + steps
+    return (top + exp2) * fmt.units + _log_steps(mag << (TABLE_PREC - top), fmt)
+
+
+def _log_steps(normalised: np.ndarray, fmt: PALFormat) -> np.ndarray:
+    """Count the ``2**-F`` steps above the octave of ``normalised`` (top bit at ``TABLE_PREC``)."""
+    thresholds = log_threshold_table(fmt.frac_bits)
+    if len(thresholds) > 16:
+        return np.searchsorted(thresholds, normalised, side="left")
+    # A few thresholds: counting them is faster than a binary search per element.
+    steps = np.zeros(normalised.shape, dtype=np.int64)
+    for threshold in thresholds:
+        steps += normalised > threshold
+    return steps
 
 
 def ieee_bits(negative, mag, exp2, sticky, ieee) -> np.ndarray:
@@ -119,8 +129,9 @@ def _pal_to_ieee(codes, fmt: PALFormat, ieee) -> np.ndarray:
 def float_log(x, fmt: PALFormat, offset) -> np.ndarray:
     """Nearest log (units of 2**-F) of ``|x| * 2**offset`` for finite nonzero float64 ``x``."""
     mantissa, exponent = np.frexp(np.abs(x))
-    mag = (mantissa * 2.0**53).astype(np.int64)
-    return log_round(mag, exponent.astype(np.int64) - 53 + offset, fmt)
+    # The significand as a 53-bit integer: its top bit is bit 52 for every finite nonzero x.
+    normalised = (mantissa * 2.0**53).astype(np.int64) << (TABLE_PREC - 52)
+    return (exponent.astype(np.int64) - 1 + offset) * fmt.units + _log_steps(normalised, fmt)
 
 
 def encode_scaled(x, fmt: PALFormat, offset) -> np.ndarray:
