@@ -105,11 +105,12 @@ def test_build_passes_the_table_options_to_the_core(monkeypatch, tmp_path, optio
 
     def fake_build_top(make_top, board, report, **_):
         top = make_top()
+        board.platform().prepare(top, name="top")  # elaborates it, as the build would
         seen.update(core=top.core, report=report)
         return report
 
     monkeypatch.setattr(build_module, "build_top", fake_build_top)
-    build("icebreaker", out_dir=tmp_path / "out", progress=False, **options)
+    build("icebreaker", rows=1, cols=2, out_dir=tmp_path / "out", progress=False, **options)
     for name in ("loadable", "block_scaled"):
         assert getattr(seen["core"], name) == options.get(name, False)
         assert getattr(seen["report"], name) == options.get(name, False)
