@@ -9,128 +9,29 @@ link) is another transport with the same ``run(tiles)`` method.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.hdl import Shape, unsigned
-from amaranth.lib import data
 
 from palhdl.format import SCALE_BITS, MacConfig, PALFormat, pal8
 from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import SystolicArray
 from palhdl.sim import golden
-from palhdl.sim.pysim import pack_payloads, simulate_streams, unpack_payloads
+from palhdl.sim.pysim import simulate_streams, unpack_payloads
+from palhdl.sim.tiles import MatmulStats, Tile, assemble, split_rows, split_tiles, tile_beats
+from palhdl.sim.verilator import VerilatorTransport
 from palhdl.validate import check_choice, check_int
 
 __all__ = [
+    "BACKENDS",
     "MatmulStats",
     "PysimTransport",
     "Tile",
+    "VerilatorTransport",
     "assemble",
     "decode_lanes",
     "matmul",
     "split_tiles",
 ]
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One array-sized block of ``A @ B``: ``a`` is ``(rows, K)``, ``b`` is ``(K, cols)``.
-
-    ``row0``/``col0`` place it in the result; padding rows/columns hold zero operands.
-    ``a_scales``/``b_scales`` are the per-row/column output scales. For block-scaled operands
-    (``docs/format.md`` section 11) ``a_offsets``/``b_offsets`` hold each element's log offset
-    (shapes of ``a``/``b``, from :func:`palhdl.sim.golden.block_offsets`); ``None`` otherwise.
-    """
-
-    row0: int
-    col0: int
-    a: np.ndarray
-    b: np.ndarray
-    a_scales: np.ndarray
-    b_scales: np.ndarray
-    a_offsets: np.ndarray | None = None
-    b_offsets: np.ndarray | None = None
-
-
-@dataclass
-class MatmulStats:
-    """What a tiled matmul cost.
-
-    Attributes
-    ----------
-    cycles : int
-        Clock cycles the transport took (first beat to last result).
-    macs : int
-        Useful multiply-accumulates, ``M * K * N``.
-    tiles : int
-        Tiles streamed.
-    peak_macs_per_cycle : int
-        ``rows * cols``.
-    seconds : float
-        Wall time of the transport.
-    """
-
-    cycles: int = 0
-    macs: int = 0
-    tiles: int = 0
-    peak_macs_per_cycle: int = 1
-    seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def utilisation(self) -> float:
-        """Useful MACs per cycle as a fraction of ``rows * cols``."""
-        return self.macs / (self.cycles * self.peak_macs_per_cycle) if self.cycles else 0.0
-
-    @property
-    def cycles_per_second(self) -> float:
-        """Simulated (or board) clock cycles per second of wall time."""
-        return self.cycles / self.seconds if self.seconds else 0.0
-
-
-def split_tiles(
-    a, b, a_scales, b_scales, *, rows: int, cols: int, a_offsets=None, b_offsets=None
-) -> list[Tile]:
-    """Cut ``a (M, K)`` and ``b (K, N)`` into tiles of ``rows x cols`` outputs, zero-padded.
-
-    ``a_offsets``/``b_offsets`` (per-element log offsets of block-scaled operands, shapes of
-    ``a``/``b``) are cut with them; padding gets offset 0.
-    """
-    m, k = a.shape
-    n = b.shape[1]
-    blocks = a_offsets is not None
-    tiles = []
-    for row0 in range(0, m, rows):
-        for col0 in range(0, n, cols):
-            rows_in = slice(row0, row0 + rows)
-            cols_in = slice(col0, col0 + cols)
-            height = len(a[rows_in])
-            width = b[:, cols_in].shape[1]
-            a_tile, sa = np.zeros((rows, k), dtype=a.dtype), np.zeros(rows, dtype=np.int64)
-            b_tile, sb = np.zeros((k, cols), dtype=b.dtype), np.zeros(cols, dtype=np.int64)
-            a_tile[:height], sa[:height] = a[rows_in], a_scales[rows_in]
-            b_tile[:, :width], sb[:width] = b[:, cols_in], b_scales[cols_in]
-            oa = ob = None
-            if blocks:
-                oa, ob = np.zeros((rows, k), np.int64), np.zeros((k, cols), np.int64)
-                oa[:height], ob[:, :width] = a_offsets[rows_in], b_offsets[:, cols_in]
-            tiles.append(Tile(row0, col0, a_tile, b_tile, sa, sb, oa, ob))
-    return tiles
-
-
-def assemble(tiles: list[Tile], results: list, shape: tuple[int, int]):
-    """Place per-tile ``(rows, cols)`` results (arrays, or dicts of arrays) into ``shape``."""
-    m, n = shape
-    first = results[0]
-    if isinstance(first, dict):
-        return {name: assemble(tiles, [r[name] for r in results], shape) for name in first}
-    out = np.zeros((m, n), dtype=first.dtype)
-    for tile, result in zip(tiles, results, strict=True):
-        height = min(result.shape[0], m - tile.row0)
-        width = min(result.shape[1], n - tile.col0)
-        out[tile.row0 : tile.row0 + height, tile.col0 : tile.col0 + width] = result[:height, :width]
-    return out
 
 
 class PysimTransport:
@@ -154,33 +55,10 @@ class PysimTransport:
         self.vcd_path = vcd_path
         self.progress = progress
 
-    @property
-    def _block_scaled(self) -> bool:
-        arithmetic = self.array.arithmetic
-        return isinstance(arithmetic, PALArithmetic) and arithmetic.block_scaled
-
-    def _beats(self, tiles: list[Tile]):
-        """Raw ``a`` and ``b`` payloads of every tile, packed from the array's beat layouts."""
-        array = self.array
-        a_beats, b_beats = [], []
-        for tile in tiles:
-            k = tile.a.shape[1]
-            last = np.zeros(k, dtype=np.int64)
-            last[-1] = 1
-            a_data, b_data = tile.a.T, tile.b
-            if self._block_scaled:
-                a_data = {"word": a_data, "offset": _offsets(tile.a_offsets, tile.a).T}
-                b_data = {"word": b_data, "offset": _offsets(tile.b_offsets, tile.b)}
-            a_fields = {"data": a_data, "scale": tile.a_scales, "last": last}
-            a_beats += pack_payloads(array.a_layout, a_fields).tolist()
-            b_fields = {"data": b_data, "scale": tile.b_scales}
-            b_beats += np.broadcast_to(pack_payloads(array.b_layout, b_fields), (k,)).tolist()
-        return a_beats, b_beats
-
     def run(self, tiles: list[Tile]) -> tuple[list[np.ndarray], MatmulStats]:
         """Stream all tiles; return per-tile raw lane values ``(rows, cols)`` (object ints)."""
         array = self.array
-        a_beats, b_beats = self._beats(tiles)
+        a_beats, b_beats = tile_beats(array, tiles)
         total_rows = len(tiles) * array.rows
         on_output = None
         if self.progress is not None:
@@ -199,12 +77,7 @@ class PysimTransport:
             on_output=on_output,
         )
         seconds = time.perf_counter() - started
-        # Raw lanes, as every transport returns them: the lanes' bit patterns, split by column.
-        lane_bits = unsigned(Shape.cast(array.lane_shape).width)
-        rows_out = unpack_payloads(
-            data.ArrayLayout(lane_bits, array.cols), np.array(outputs["c"], dtype=object)
-        ).astype(object)
-        per_tile = [rows_out[t * array.rows : (t + 1) * array.rows] for t in range(len(tiles))]
+        per_tile = split_rows(array, outputs["c"], len(tiles))
         stats = MatmulStats(
             cycles=cycles,
             tiles=len(tiles),
@@ -214,9 +87,8 @@ class PysimTransport:
         return per_tile, stats
 
 
-def _offsets(offsets, operand: np.ndarray) -> np.ndarray:
-    """Return a tile's per-element offsets, or zeros when it has none."""
-    return np.zeros(operand.shape, np.int64) if offsets is None else offsets
+#: The transports :func:`matmul` builds, by ``backend`` name.
+BACKENDS = {"pysim": PysimTransport, "verilator": VerilatorTransport}
 
 
 def decode_lanes(lane_shape, raw: np.ndarray):
@@ -246,6 +118,7 @@ def matmul(
     vcd_path=None,
     progress=None,
     transport=None,
+    backend: str = "pysim",
 ):
     """Multiply ``a (M, K) @ b (K, N)`` on a simulated PAL systolic array.
 
@@ -284,8 +157,12 @@ def matmul(
         Write a waveform of the simulation there.
     progress : callable, optional
         ``progress(done_rows, total_rows)`` while result rows arrive.
+    backend : {"pysim", "verilator"}
+        The simulator of the default transport: Amaranth's (:class:`PysimTransport`) or a
+        compiled Verilator model (:class:`~palhdl.sim.verilator.VerilatorTransport`, compiled
+        once per array and cached). Ignored when ``transport`` is given.
     transport : object with ``run(tiles)``, optional
-        Where tiles run; default a :class:`PysimTransport` of a new array. Another transport
+        Where tiles run; default a ``backend`` transport of a new array. Another transport
         (for example :class:`palhdl.boards.hostlink.driver.SerialTransport`) must run arrays of this
         ``rows``, ``cols``, ``config`` and ``readout`` with :data:`~palhdl.format.SCALE_BITS`-bit
         scales.
@@ -299,7 +176,9 @@ def matmul(
     ------
     ValueError
         If ``output`` or ``readout`` is not a known mode, or ``readout`` cannot give
-        ``output``; the message names both.
+        ``output`` (the message names both), or ``backend`` is unknown.
+    palhdl.sim.simulators.SimulatorNotFound
+        ``backend="verilator"`` without Verilator installed.
     """
     if config is None:
         config = MacConfig(fmt if fmt is not None else pal8)
@@ -307,6 +186,7 @@ def matmul(
         raise ValueError(f"fmt {fmt} does not match config.fmt {config.fmt}")
     if block_size is not None:
         block_size = check_int("block_size", block_size, 1, 1 << 30)
+    check_choice("backend", backend, BACKENDS)
     arithmetic = PALArithmetic(
         config=config, pipelined=pipelined, block_scaled=block_size is not None
     )
@@ -333,7 +213,7 @@ def matmul(
     n = b_codes.shape[1]
     if transport is None:
         array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=readout)
-        transport = PysimTransport(
+        transport = BACKENDS[backend](
             array, backpressure=backpressure, vcd_path=vcd_path, progress=progress
         )
     lane_shape = arithmetic.output_shape(readout, scale_bits=SCALE_BITS)
