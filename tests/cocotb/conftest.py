@@ -1,0 +1,142 @@
+"""Run cocotb testbenches on the Verilog of palhdl units, on Icarus and Verilator.
+
+A *group* is a dict of instance name to unit: :class:`StreamGroup` wraps them in one top (one
+simulator build per group, not per unit) whose ports are the units' ports prefixed with the
+instance name (``mul__i__payload``, ``mul__o__ready``, ...). The ``run_streams`` fixture
+exports that top with :func:`palhdl.sim.simulators.export_verilog`, builds it with
+``cocotb_tools.runner`` in a cache directory (rebuilt only when the Verilog changes), runs the
+generic stream testbench ``tb_streams.py`` with a job file of cases (stimulus and the golden
+model's expected payloads, computed here), and asserts that the results file reports it passed.
+``PALHDL_WAVES=1`` records waveforms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
+
+from palhdl.sim.simulators import export_verilog, iverilog, verilator_env
+
+SIMULATORS = ["icarus", "verilator"]
+HERE = Path(__file__).parent
+#: Amaranth's Verilog trips Verilator's lint and style warnings, which are not errors here.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+
+
+class StreamGroup(wiring.Component):
+    """Several units side by side in one top; member ``name`` carries unit ``name``'s ports."""
+
+    def __init__(self, units: dict):
+        self._units = dict(units)
+        super().__init__({name: Out(unit.signature) for name, unit in self._units.items()})
+
+    def elaborate(self, platform):
+        m = Module()
+        for name, unit in self._units.items():
+            m.submodules[name] = unit
+            wiring.connect(m, wiring.flipped(getattr(self, name)), unit)
+        return m
+
+
+def _case(name, inputs, outputs, *, backpressure=None):
+    """One job case: ``inputs``/``outputs`` map a port prefix to raw payloads (ints)."""
+    return {
+        "name": name,
+        "inputs": {port: [int(p) for p in payloads] for port, payloads in inputs.items()},
+        "outputs": {port: [int(p) for p in payloads] for port, payloads in outputs.items()},
+        "backpressure": None if backpressure is None else int(backpressure),
+    }
+
+
+@pytest.fixture(params=SIMULATORS)
+def simulator(request):
+    """Each simulator in turn: ``"icarus"``, ``"verilator"``."""
+    return request.param
+
+
+@pytest.fixture
+def case():
+    """``case(name, inputs, outputs, backpressure=None)``: one job case for ``run_streams``.
+
+    ``inputs`` and ``outputs`` map a stream's port prefix (``mul__i``) to its raw payloads
+    (the outputs' being the golden model's); ``backpressure`` seeds random stalls.
+    """
+    return _case
+
+
+def _simulator_env(simulator, monkeypatch):
+    if simulator == "verilator":
+        env = verilator_env()
+        for key in ("PATH", "VERILATOR_ROOT"):
+            monkeypatch.setenv(key, env[key])
+    else:
+        iverilog()  # a clear error if Icarus is missing
+
+
+@pytest.fixture
+def run_streams(request, monkeypatch, tmp_path):
+    """``run_streams(simulator, top, units, cases)``: build and run, assert all cases pass.
+
+    Returns the seconds the build and the test took (printed with ``-s``).
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    def run(simulator, top, units, cases):
+        _simulator_env(simulator, monkeypatch)
+        monkeypatch.syspath_prepend(str(HERE))  # the runner passes sys.path to the simulator
+        build_dir = Path(request.config.cache.mkdir(f"cocotb-{top}-{simulator}"))
+        source = build_dir / f"{top}.v"
+        fresh = tmp_path / f"{top}.v"
+        export_verilog(StreamGroup(units), name=top, path=fresh)
+        waves = os.environ.get("PALHDL_WAVES") == "1"
+        runner = get_runner(simulator)
+        start = time.perf_counter()
+        with open(build_dir / "lock", "w") as lock:  # xdist workers share the build
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not source.exists() or source.read_text() != fresh.read_text():
+                source.write_text(fresh.read_text())  # unchanged Verilog: no rebuild
+            runner.build(
+                sources=[source],
+                hdl_toplevel=top,
+                build_dir=build_dir,
+                build_args=VERILATOR_ARGS if simulator == "verilator" else [],
+                waves=waves,
+                timescale=("1ns", "1ps"),
+                log_file=tmp_path / "build.log",
+            )
+        built = time.perf_counter()
+        job = tmp_path / "job.json"
+        job.write_text(json.dumps({"cases": cases}))
+        results = tmp_path / "results.xml"
+        # The runner exits when a cocotb test fails; the results file says why.
+        with contextlib.suppress(SystemExit):
+            runner.test(
+                test_module="tb_streams",
+                hdl_toplevel=top,
+                build_dir=build_dir,
+                test_dir=tmp_path,
+                extra_env={"PALHDL_COCOTB_JOB": str(job)},
+                waves=waves,
+                results_xml=str(results),
+                log_file=tmp_path / "test.log",
+            )
+        done = time.perf_counter()
+        assert results.exists(), f"{top} on {simulator}: no results, see {tmp_path / 'test.log'}"
+        failures = [
+            failure.get("message", "") for failure in ElementTree.parse(results).iter("failure")
+        ]
+        assert get_results(results) == (1, 0), f"{top} on {simulator}: " + "; ".join(failures)
+        print(f"{top} on {simulator}: build {built - start:.1f} s, test {done - built:.1f} s")
+        return built - start, done - built
+
+    return run
