@@ -123,10 +123,11 @@ def _sim(args: argparse.Namespace) -> int:
             seed=args.seed,
             block_size=args.block_size,
             vcd_path=args.vcd,
+            backend=args.backend,
         )
     except (TypeError, ValueError) as error:
         return _error("sim", error, 2)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # RuntimeError: simulator missing or build failed
         return _error("sim", error, 1)
     return 0 if exact else 1
 
@@ -174,10 +175,14 @@ def _build(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from palhdl.boards.hostlink.driver import HostLink, HostLinkError  # late, start-up time
+    from palhdl.boards.simulated import is_simulated, open_simulated_board  # late (Amaranth)
 
     try:
         a, b = np.load(args.a), np.load(args.b)
-        with HostLink(args.port, baud=args.baud, timeout=args.timeout) as link:
+        port = args.port
+        if is_simulated(port):
+            port = open_simulated_board(port, baud=args.baud, timeout=args.timeout)
+        with HostLink(port, baud=args.baud, timeout=args.timeout) as link:
             info = link.identify()
             # A PAL readout's float32 output is its codes' values (the device rounded to PAL).
             decode_pal = args.output == "float32" and info.output == "pal"
@@ -202,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
             )
     except (TypeError, ValueError) as error:
         return _error("run", error, 2)
-    except (HostLinkError, OSError) as error:
+    except (HostLinkError, OSError, RuntimeError) as error:  # RuntimeError: no Verilator
         print(f"palhdl run: {error}", file=sys.stderr)
         return 1
     if decode_pal:
@@ -315,7 +320,18 @@ def _add_sim(commands) -> None:
         "per-row/column scales)",
     )
     sim.add_argument("--seed", type=integer("seed", 0), default=0, help="random seed (default 0)")
-    sim.add_argument("--vcd", metavar="FILE", help="write a VCD waveform of the simulation")
+    sim.add_argument(
+        "--backend",
+        choices=("pysim", "verilator"),
+        default="pysim",
+        help="simulator: Amaranth's Python simulator (default) or a compiled Verilator model "
+        "(compiled once per array, cached in $PALHDL_CACHE or ~/.cache/palhdl)",
+    )
+    sim.add_argument(
+        "--vcd",
+        metavar="FILE",
+        help="write a waveform of the simulation (VCD; FST if FILE ends in .fst on verilator)",
+    )
     sim.set_defaults(handler=_sim)
 
 
@@ -395,10 +411,16 @@ def _add_run(commands) -> None:
             "with a loadable product-term table --split I.F loads the table of that split "
             "(default: the bitstream's own), so operands and results are in that format; on a "
             "block-scaled board --block-size N quantises floats with one scale per N elements "
-            "along K."
+            "along K. --port sim:BOARD runs the core `palhdl build --board BOARD` would build "
+            "on Verilator instead (compiled once and cached), behind the same driver."
         ),
     )
-    run.add_argument("--port", required=True, help="serial device, for example /dev/ttyUSB1")
+    run.add_argument(
+        "--port",
+        required=True,
+        help="serial device, for example /dev/ttyUSB1, or sim:BOARD (sim:icebreaker, "
+        "sim:ulx3s-85f): the board's default core on Verilator (--timeout in simulated seconds)",
+    )
     run.add_argument("a", help="A as a .npy file")
     run.add_argument("b", help="B as a .npy file")
     run.add_argument("--out", metavar="FILE", help="save the result there (default: print)")

@@ -108,12 +108,15 @@ def run_random_matmul(
     seed: int,
     block_size: int | None = None,
     vcd_path=None,
+    backend: str = "pysim",
     out=None,
 ) -> bool:
     """``palhdl sim``: a Gaussian matmul through the simulated array; True if bit-exact.
 
     ``block_size`` selects block scaling (a block-scaled array, ``docs/format.md`` section 11)
-    instead of per-row/column scales.
+    instead of per-row/column scales. ``backend`` is the simulator
+    (:data:`palhdl.sim.driver.BACKENDS`); the report gives its simulated cycles/s and, for a
+    compiled backend, the one-time compile separately.
     """
     out = out if out is not None else sys.stdout
     rng = np.random.default_rng(seed)
@@ -139,7 +142,9 @@ def run_random_matmul(
         block_size=block_size,
         vcd_path=vcd_path,
         progress=ProgressBar("  simulating"),
+        backend=backend,
     )
+    _report_backend(backend, stats, out)
     expected = golden.matmul_values(a, b, config, block_size=block_size)
     if output == "raw":
         exact = np.array_equal(result["acc"], expected.acc)
@@ -161,3 +166,16 @@ def run_random_matmul(
     if vcd_path is not None:
         print(f"  waveform written to {vcd_path}", file=out)
     return exact
+
+
+def _report_backend(backend: str, stats: MatmulStats, out) -> None:
+    """Print the simulator's speed, and its one-time compile (cached) apart from it."""
+    if "compile_seconds" in stats.extra:
+        seconds = stats.extra["compile_seconds"]
+        note = f"compiled in {seconds:.1f} s, cached for later runs" if seconds else "cached"
+        print(f"  {backend} model: {note} (not counted below)", file=out)
+    print(
+        f"  {backend}: {stats.cycles} cycles in {stats.seconds:.3f} s, "
+        f"{stats.cycles_per_second:,.0f} simulated cycles/s",
+        file=out,
+    )
