@@ -98,12 +98,14 @@ def run_streams(request, monkeypatch, tmp_path):
     def run(simulator, top, units, cases):
         _simulator_env(simulator, monkeypatch)
         monkeypatch.syspath_prepend(str(HERE))  # the runner passes sys.path to the simulator
-        cache = Path(request.config.cache.mkdir(f"cocotb-{top}-{simulator}"))
+        waves = os.environ.get("PALHDL_WAVES") == "1"
+        # A waveform build differs (Icarus: a dump module; Verilator: --trace): its own cache.
+        flavour = f"{simulator}-waves" if waves else simulator
+        cache = Path(request.config.cache.mkdir(f"cocotb-{top}-{flavour}"))
         build_dir = cache / "build"
         source = cache / f"{top}.v"
         fresh = tmp_path / f"{top}.v"
         export_verilog(StreamGroup(units), name=top, path=fresh)
-        waves = os.environ.get("PALHDL_WAVES") == "1"
         runner = get_runner(simulator)
         start = time.perf_counter()
         with open(cache / "lock", "w") as lock:  # xdist workers share the build
@@ -145,6 +147,9 @@ def run_streams(request, monkeypatch, tmp_path):
         ]
         assert get_results(results) == (1, 0), f"{top} on {simulator}: " + "; ".join(failures)
         print(f"{top} on {simulator}: build {built - start:.1f} s, test {done - built:.1f} s")
+        if waves:
+            wave = build_dir / f"{top}.fst" if simulator == "icarus" else tmp_path / "dump.vcd"
+            print(f"waveform of {top} on {simulator}: {wave}")
         return built - start, done - built
 
     return run
