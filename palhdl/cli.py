@@ -322,10 +322,10 @@ def _add_sim(commands) -> None:
     sim.add_argument("--seed", type=integer("seed", 0), default=0, help="random seed (default 0)")
     sim.add_argument(
         "--backend",
-        choices=("pysim", "verilator"),
+        choices=("pysim", "verilator", "icarus"),
         default="pysim",
-        help="simulator: Amaranth's Python simulator (default) or a compiled Verilator model "
-        "(compiled once per array, cached in $PALHDL_CACHE or ~/.cache/palhdl)",
+        help="simulator: Amaranth's Python simulator (default), a compiled Verilator model "
+        "(compiled once per array, cached in $PALHDL_CACHE or ~/.cache/palhdl) or Icarus Verilog",
     )
     sim.add_argument(
         "--vcd",

@@ -172,7 +172,9 @@ def _report_backend(backend: str, stats: MatmulStats, out) -> None:
     """Print the simulator's speed, and its one-time compile (cached) apart from it."""
     if "compile_seconds" in stats.extra:
         seconds = stats.extra["compile_seconds"]
-        note = f"compiled in {seconds:.1f} s, cached for later runs" if seconds else "cached"
+        note = f"compiled in {seconds:.1f} s"
+        if "compiled" in stats.extra:  # a cached model
+            note = f"{note}, cached for later runs" if stats.extra["compiled"] else "cached"
         print(f"  {backend} model: {note} (not counted below)", file=out)
     print(
         f"  {backend}: {stats.cycles} cycles in {stats.seconds:.3f} s, "

@@ -16,6 +16,7 @@ from palhdl.format import SCALE_BITS, MacConfig, PALFormat, pal8
 from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import SystolicArray
 from palhdl.sim import golden
+from palhdl.sim.icarus import IcarusTransport
 from palhdl.sim.pysim import simulate_streams, unpack_payloads
 from palhdl.sim.tiles import MatmulStats, Tile, assemble, split_rows, split_tiles, tile_beats
 from palhdl.sim.verilator import VerilatorTransport
@@ -23,6 +24,7 @@ from palhdl.validate import check_choice, check_int
 
 __all__ = [
     "BACKENDS",
+    "IcarusTransport",
     "MatmulStats",
     "PysimTransport",
     "Tile",
@@ -88,7 +90,7 @@ class PysimTransport:
 
 
 #: The transports :func:`matmul` builds, by ``backend`` name.
-BACKENDS = {"pysim": PysimTransport, "verilator": VerilatorTransport}
+BACKENDS = {"pysim": PysimTransport, "verilator": VerilatorTransport, "icarus": IcarusTransport}
 
 
 def decode_lanes(lane_shape, raw: np.ndarray):
@@ -157,10 +159,11 @@ def matmul(
         Write a waveform of the simulation there.
     progress : callable, optional
         ``progress(done_rows, total_rows)`` while result rows arrive.
-    backend : {"pysim", "verilator"}
-        The simulator of the default transport: Amaranth's (:class:`PysimTransport`) or a
+    backend : {"pysim", "verilator", "icarus"}
+        The simulator of the default transport: Amaranth's (:class:`PysimTransport`), a
         compiled Verilator model (:class:`~palhdl.sim.verilator.VerilatorTransport`, compiled
-        once per array and cached). Ignored when ``transport`` is given.
+        once per array and cached) or Icarus Verilog
+        (:class:`~palhdl.sim.icarus.IcarusTransport`). Ignored when ``transport`` is given.
     transport : object with ``run(tiles)``, optional
         Where tiles run; default a ``backend`` transport of a new array. Another transport
         (for example :class:`palhdl.boards.hostlink.driver.SerialTransport`) must run arrays of this
@@ -178,7 +181,7 @@ def matmul(
         If ``output`` or ``readout`` is not a known mode, or ``readout`` cannot give
         ``output`` (the message names both), or ``backend`` is unknown.
     palhdl.sim.simulators.SimulatorNotFound
-        ``backend="verilator"`` without Verilator installed.
+        ``backend="verilator"`` (``"icarus"``) without Verilator (Icarus) installed.
     """
     if config is None:
         config = MacConfig(fmt if fmt is not None else pal8)
