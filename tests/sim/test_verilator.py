@@ -155,7 +155,7 @@ def test_missing_verilator_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_unknown_backend_is_refused():
     codes = np.ones((2, 2), np.int64)
-    with pytest.raises(ValueError, match="backend must be one of 'pysim', 'verilator', not 'x'"):
+    with pytest.raises(ValueError, match="backend must be one of 'pysim', 'verilator', 'icarus', not 'x'"):
         matmul(codes, codes, config=CHEAP, backend="x")
 
 
