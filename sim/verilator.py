@@ -100,6 +100,11 @@ def compile_harness(verilog: str, *, trace: str | None = None) -> tuple[Path, fl
         result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             lines = (result.stdout + result.stderr).strip().splitlines()
+            if trace == "fst" and any("lz4.h" in line for line in lines):
+                raise RuntimeError(
+                    "FST waveforms need the lz4 headers (apt-get install liblz4-dev); "
+                    "name the waveform .vcd instead"
+                )
             errors = [line for line in lines if "error" in line.lower()] or lines
             tail = " | ".join(errors[:3])
             raise RuntimeError(f"verilator build failed (exit {result.returncode}): {tail}")
@@ -134,8 +139,9 @@ class VerilatorTransport:
     backpressure : int, optional
         Seed for random stalls on all three streams (``None``: full rate).
     vcd_path : path, optional
-        Write a waveform there: FST if the name ends in ``.fst``, else VCD (a model built
-        with tracing, cached separately).
+        Write a waveform there: FST if the name ends in ``.fst`` (Verilator's FST writer
+        needs the lz4 headers, Debian's ``liblz4-dev``), else VCD (a model built with
+        tracing, cached separately).
     progress : callable, optional
         Called once as ``progress(total_rows, total_rows)`` when the results are in.
 

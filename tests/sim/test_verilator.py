@@ -134,7 +134,7 @@ def test_waveform_on_request(tmp_path):
     )  # fmt: skip
     assert_raw_equal(result, golden.matmul(codes, codes, CHEAP))
     text = path.read_text()
-    assert "$enddefinitions" in text and "c__valid" in text
+    assert "$enddefinitions" in text and " c__valid " in text
 
 
 def test_words_are_little_endian_32_bit():
@@ -155,7 +155,8 @@ def test_missing_verilator_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_unknown_backend_is_refused():
     codes = np.ones((2, 2), np.int64)
-    with pytest.raises(ValueError, match="backend must be one of 'pysim', 'verilator', 'icarus', not 'x'"):
+    message = "backend must be one of 'pysim', 'verilator', 'icarus', not 'x'"
+    with pytest.raises(ValueError, match=message):
         matmul(codes, codes, config=CHEAP, backend="x")
 
 
