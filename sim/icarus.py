@@ -32,10 +32,16 @@ class IcarusTransport:
     The same ``run(tiles)`` contract and parameters as
     :class:`palhdl.sim.verilator.VerilatorTransport` (``vcd_path`` writes a VCD). After
     :meth:`run`, ``stats.extra`` holds ``backend`` (``"icarus"``) and ``compile_seconds``
-    (``iverilog``, every run); ``stats.seconds`` is the ``vvp`` run.
+    (``iverilog``, every run); ``stats.seconds`` is the ``vvp`` run. Arrays with a ``table``
+    stream (run-time loadable providers) are refused: the testbench leaves no port floating.
     """
 
     def __init__(self, array, *, backpressure: int | None = None, vcd_path=None, progress=None):
+        if "table" in array.signature.members:
+            raise ValueError(
+                "array: the Icarus testbench drives no table stream; use a provider without "
+                "run-time loadable tables, or backend 'verilator'"
+            )
         self.array = array
         self.backpressure = backpressure
         self.vcd_path = vcd_path

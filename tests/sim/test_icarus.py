@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from palhdl.cli import main
 from palhdl.format import MacConfig, pal8
@@ -72,3 +73,11 @@ def test_cli_reports_bit_exactness_and_speed(capsys):
     out = capsys.readouterr().out
     assert "PAL results bit-exact with golden.matmul: yes" in out
     assert "icarus model: compiled in" in out and "simulated cycles/s" in out
+
+
+def test_loadable_arrays_are_refused():
+    arithmetic = PALArithmetic(config=MacConfig(pal8), loadable=True)
+    array = SystolicArray(arithmetic=arithmetic, rows=1, cols=1)
+    Fragment.get(array, None)  # built (and no unused-elaboratable warning)
+    with pytest.raises(ValueError, match="array: the Icarus testbench drives no table stream"):
+        IcarusTransport(array)
