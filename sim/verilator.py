@@ -5,7 +5,8 @@ The array's Verilog (:func:`palhdl.sim.simulators.export_verilog`) is verilated 
 full rate (or with seeded random stalls) honouring valid/ready, and writes every ``c`` result
 row to a file: no Python runs per cycle. The executable is cached under
 ``$PALHDL_CACHE/verilator/<hash>`` (default ``~/.cache/palhdl``), keyed by the Verilog, the
-harness source, the Verilator version and the waveform kind, so each array compiles once.
+harness source, the Verilator version and its options (waveforms included), so each array
+compiles once.
 """
 
 from __future__ import annotations
