@@ -28,7 +28,6 @@ from amaranth.lib.wiring import Out
 
 from palhdl.sim.simulators import export_verilog, iverilog, verilator_env
 
-SIMULATORS = ["icarus", "verilator"]
 HERE = Path(__file__).parent
 #: Amaranth's Verilog trips Verilator's lint and style warnings, which are not errors here.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
@@ -59,9 +58,13 @@ def _case(name, inputs, outputs, *, backpressure=None):
     }
 
 
-@pytest.fixture(params=SIMULATORS)
+@pytest.fixture(params=["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
 def simulator(request):
-    """Each simulator in turn: ``"icarus"``, ``"verilator"``."""
+    """Each simulator in turn: ``"icarus"``, ``"verilator"``.
+
+    The Verilator runs are marked slow: their first build takes about a minute per top (cached
+    afterwards), too long for the fast loop; Icarus builds in seconds.
+    """
     return request.param
 
 
