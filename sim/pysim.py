@@ -2,9 +2,11 @@
 
 A whole batch of vectors goes through one simulation, so tests compare ``f(inputs)`` against the
 golden model directly. Payloads are packed and unpacked from the units' stream layouts
-(:func:`pack_payloads`, :func:`unpack_payloads`). The backend is Amaranth's Python simulator;
-the functions here are the single place where a faster backend (cocotb on Verilator) plugs in
-later.
+(:func:`pack_payloads`, :func:`unpack_payloads`). The backend is Amaranth's Python simulator,
+the reference every other backend is compared with: the array also runs compiled on Verilator
+(:mod:`palhdl.sim.verilator`) or on Icarus (:mod:`palhdl.sim.icarus`) as transports of the
+tiling driver (``driver.matmul(backend=)``), and the units and the array under cocotb on both
+(``tests/cocotb``, ``docs/verification.md``).
 """
 
 from __future__ import annotations
