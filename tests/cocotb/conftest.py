@@ -91,7 +91,7 @@ def _simulator_env(simulator, monkeypatch):
 
 
 @pytest.fixture
-def run_streams(request, monkeypatch, tmp_path):
+def run_streams(request, monkeypatch, tmp_path, tmp_path_factory):
     """``run_streams(simulator, top, units, cases)``: build and run, assert all cases pass.
 
     Returns the seconds the build and the test took (printed with ``-s``).
@@ -104,7 +104,12 @@ def run_streams(request, monkeypatch, tmp_path):
         waves = os.environ.get("PALHDL_WAVES") == "1"
         # A waveform build differs (Icarus: a dump module; Verilator: --trace): its own cache.
         flavour = f"{simulator}-waves" if waves else simulator
-        cache = Path(request.config.cache.mkdir(f"cocotb-{top}-{flavour}"))
+        name = f"cocotb-{top}-{flavour}"
+        if getattr(request.config, "cache", None) is None:  # -p no:cacheprovider: this run's tmp
+            cache = tmp_path_factory.getbasetemp() / name
+            cache.mkdir(exist_ok=True)
+        else:
+            cache = Path(request.config.cache.mkdir(name))
         build_dir = cache / "build"
         source = cache / f"{top}.v"
         fresh = tmp_path / f"{top}.v"
