@@ -2,8 +2,11 @@
 
 A whole batch of vectors goes through one simulation, so tests compare ``f(inputs)`` against the
 golden model directly. Payloads are packed and unpacked from the units' stream layouts
-(:func:`pack_payloads`, :func:`unpack_payloads`). The backend is Amaranth's Python simulator,
-the reference every other backend is compared with: the array also runs compiled on Verilator
+(:func:`pack_payloads`, :func:`unpack_payloads`). The default backend is Amaranth's Python
+simulator, the reference every other backend is compared with; ``backend="verilator"`` runs the
+same streams through a compiled Verilator harness (:func:`palhdl.sim.compiled.run_streams`),
+and the environment variable ``PALHDL_BACKEND=verilator`` makes that the default of
+:func:`simulate_streams` and :func:`simulate_stream`. The array also runs compiled on Verilator
 (:mod:`palhdl.sim.verilator`) or on Icarus (:mod:`palhdl.sim.icarus`) as transports of the
 tiling driver (``driver.matmul(backend=)``), and the units and the array under cocotb on both
 (``tests/cocotb``, ``docs/verification.md``).
@@ -22,14 +25,21 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from palhdl.hdl.layout import WordLayout
+from palhdl.sim.compiled import run_streams
+from palhdl.validate import check_choice
 
 __all__ = [
+    "STREAM_BACKENDS",
     "pack_payloads",
     "simulate_stream",
     "simulate_streams",
     "unpack_payloads",
     "vcd_context",
 ]
+
+
+#: The backends of :func:`simulate_streams`.
+STREAM_BACKENDS = ("pysim", "verilator")
 
 
 def pack_payloads(shape, values) -> np.ndarray:
@@ -138,6 +148,7 @@ def simulate_streams(
     inputs: dict[str, list[int]],
     outputs: dict[str, int],
     *,
+    backend: str | None = None,
     backpressure: int | None = None,
     name: str = "stream",
     max_cycles: int | None = None,
@@ -154,9 +165,16 @@ def simulate_streams(
         Raw payloads to send on each input stream, in order.
     outputs : dict of port name -> int
         How many payloads to collect from each output stream.
+    backend : {"pysim", "verilator"}, optional
+        Amaranth's Python simulator (the reference) or the component's Verilog on a compiled
+        Verilator harness (``dut`` must be a ``wiring.Component``; one build per distinct
+        Verilog, cached under ``$PALHDL_CACHE``). Both return the same payloads in the same
+        order and, at full rate, the same cycle count. Default: ``$PALHDL_BACKEND``, else
+        ``"pysim"``.
     backpressure : int, optional
         Seed for random stalls: each producer idles and each consumer drops ``ready`` on about a
-        third of the cycles. ``None`` streams at full rate.
+        third of the cycles. ``None`` streams at full rate. The backends draw different stall
+        sequences from a seed.
     name : str
         VCD file name stem (VCDs are written only if ``PALHDL_VCD`` is set).
     max_cycles : int, optional
@@ -166,15 +184,42 @@ def simulate_streams(
         Write a VCD there (overrides ``PALHDL_VCD``).
     on_output : callable, optional
         Called as ``on_output(port_name, count)`` after each collected output payload
-        (for progress displays).
+        (for progress displays; on Verilator all calls come after the run, port by port).
 
     Returns
     -------
     (dict of port name -> list of int, int)
         The collected raw payloads and the number of clock cycles until the last one arrived.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``backend`` (or ``PALHDL_BACKEND``).
+    TypeError
+        ``backend="verilator"`` with a ``dut`` that is not a ``wiring.Component``.
+    TimeoutError
+        The outputs have not all arrived after ``max_cycles``.
     """
     total = sum(len(v) for v in inputs.values()) + sum(outputs.values())
     limit = max_cycles if max_cycles is not None else 4 * total + 1000
+    if _backend(backend) == "verilator":
+        if vcd_path is None and os.environ.get("PALHDL_VCD"):
+            vcd_path = Path(os.environ["PALHDL_VCD"]) / f"{name}.vcd"
+            vcd_path.parent.mkdir(parents=True, exist_ok=True)
+        results, cycles, _ = run_streams(
+            dut,
+            inputs,
+            outputs,
+            backpressure=backpressure,
+            name=name,
+            max_cycles=limit,
+            vcd_path=vcd_path,
+        )
+        if on_output is not None:
+            for port_name, collected in results.items():
+                for count in range(1, len(collected) + 1):
+                    on_output(port_name, count)
+        return results, cycles
     rng = np.random.default_rng(backpressure) if backpressure is not None else None
     results: dict[str, list[int]] = {port: [] for port in outputs}
     cycles = 0
@@ -235,12 +280,22 @@ def simulate_streams(
     return results, cycles
 
 
+def _backend(backend: str | None) -> str:
+    """Return the chosen backend, ``$PALHDL_BACKEND`` or ``"pysim"`` when ``None``."""
+    if backend is None:
+        backend = os.environ.get("PALHDL_BACKEND") or "pysim"
+        check_choice("PALHDL_BACKEND", backend, STREAM_BACKENDS)
+    check_choice("backend", backend, STREAM_BACKENDS)
+    return backend
+
+
 def simulate_stream(
     dut,
     payloads,
     *,
     input_port: str = "i",
     output_port: str = "o",
+    backend: str | None = None,
     backpressure: int | None = None,
     name: str = "stream",
     max_cycles: int | None = None,
@@ -260,6 +315,7 @@ def simulate_stream(
         dut,
         {input_port: payloads},
         {output_port: len(payloads)},
+        backend=backend,
         backpressure=backpressure,
         name=name,
         max_cycles=max_cycles,
