@@ -6,28 +6,24 @@ The core's Verilog (:func:`palhdl.sim.simulators.export_verilog`) is verilated t
 :class:`VerilatedSerial` runs that process behind the interface of
 :class:`~palhdl.boards.hostlink.simserial.SimulatedSerial`, so the unmodified host driver
 talks to the RTL at Verilator's speed. The executable is cached under
-``$PALHDL_CACHE/verilator/<hash>`` (default ``~/.cache/palhdl``;
-:func:`palhdl.sim.verilator.cache_root`), keyed by the Verilog, the harness source and the
-Verilator version (:func:`build_model`).
+``$PALHDL_CACHE/verilator/<hash>`` (default ``~/.cache/palhdl``) by
+:func:`palhdl.sim.compiled.build_model`, keyed by the Verilog, the harness source, the
+Verilator version and its options.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
-import os
-import shutil
 import struct
 import subprocess
 import tempfile
 from pathlib import Path
 
 from palhdl.boards.hostlink.core import HostLinkCore
-from palhdl.sim.simulators import export_verilog, verilator_env
-from palhdl.sim.verilator import cache_root
+from palhdl.sim.compiled import build_model
+from palhdl.sim.simulators import export_verilog
 
-__all__ = ["HARNESS", "TOP", "HarnessError", "VerilatedSerial", "build_model"]
+__all__ = ["HARNESS", "TOP", "HarnessError", "VerilatedSerial"]
 
 #: The C++ main of the verilated core, shipped with the package.
 HARNESS = Path(__file__).parent / "harness" / "uart_harness.cpp"
@@ -42,80 +38,6 @@ _REPLY_HEAD = struct.Struct("<QBI")  # cycles so far, status, bytes that follow
 
 class HarnessError(OSError):
     """The verilated core's process failed (its message quotes the process's error output)."""
-
-
-@functools.cache
-def _verilator_version(root: str) -> str:
-    """``verilator --version`` of the Verilator under ``root`` (once per process)."""
-    result = subprocess.run(
-        ["verilator", "--version"], env=verilator_env(), capture_output=True, text=True, check=True
-    )
-    return result.stdout.strip()
-
-
-def build_model(verilog: str, *, top: str, harness: Path) -> Path:
-    """Return the executable of ``verilog`` verilated with the C++ main ``harness``, built once.
-
-    ``verilator --cc --exe --build -O3`` (C++ at ``-O2``) in a scratch folder next to the cache
-    entry, moved into place when complete, so concurrent builds of the same model never see a
-    partial one.
-
-    Parameters
-    ----------
-    verilog : str
-        Verilog text whose top module is ``top``.
-    top : str
-        The top module; the model class is ``V<top>``.
-    harness : Path
-        The C++ source with ``main``.
-
-    Raises
-    ------
-    palhdl.sim.simulators.SimulatorNotFound
-        Verilator is not installed.
-    HarnessError
-        The build failed; the message quotes its first error lines.
-    """
-    env = verilator_env()
-    options = [
-        "--cc", "--exe", "--build", "-O3", "--build-jobs", "2", "--top-module", top,
-        "--prefix", f"V{top}", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
-        # The pip package's verilated.mk leaves the precompiled header's -include out;
-        # -O2 instead of its -Os runs the 16 x 16 core about 20 % faster.
-        "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2 OPT_GLOBAL=-O2",
-    ]  # fmt: skip
-    key = hashlib.sha256()
-    version = _verilator_version(env["VERILATOR_ROOT"])
-    for part in (verilog, harness.read_text(), version, *options):
-        key.update(part.encode())
-        key.update(b"\0")
-    target = cache_root() / key.hexdigest()[:24]
-    executable = target / f"V{top}"
-    if executable.exists():
-        return executable
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
-    try:
-        (work / f"{top}.v").write_text(verilog)
-        command = ["verilator", *options, "-Mdir", str(work / "obj"), "-o", str(work / f"V{top}")]
-        command += [f"{top}.v", str(harness)]
-        result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            lines = (result.stdout + result.stderr).strip().splitlines()
-            errors = [line for line in lines if "error" in line.lower()] or lines
-            raise HarnessError(
-                f"verilator build failed (exit {result.returncode}): {' | '.join(errors[:3])}"
-            )
-        (work / "final").mkdir()
-        shutil.move(work / f"V{top}", work / "final" / f"V{top}")
-        try:
-            os.rename(work / "final", target)
-        except OSError:  # built meanwhile by another process: use that one
-            if not executable.exists():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return executable
 
 
 class VerilatedSerial:
@@ -142,9 +64,11 @@ class VerilatedSerial:
         ``core`` is not a HostLinkCore.
     palhdl.sim.simulators.SimulatorNotFound
         Verilator is not installed.
+    RuntimeError
+        The model does not build (the message quotes the build's first errors).
     HarnessError
-        The model does not build, or its process fails (for example a framing error on
-        ``tx``); also raised by :meth:`read` and :meth:`write`.
+        Its process fails (for example a framing error on ``tx``); raised by :meth:`read` and
+        :meth:`write`.
     """
 
     def __init__(self, core: HostLinkCore, *, timeout: float | None = 1.0):
@@ -156,7 +80,7 @@ class VerilatedSerial:
         self._cycles = self._status = 0
         with tempfile.TemporaryDirectory(prefix="palhdl-hostlink-") as scratch:
             verilog = export_verilog(core, name=TOP, path=Path(scratch) / f"{TOP}.v")
-            self._executable = build_model(verilog.read_text(), top=TOP, harness=HARNESS)
+            self._executable, _ = build_model(verilog.read_text(), top=TOP, main=HARNESS)
         self._process = subprocess.Popen(
             [str(self._executable), str(core.divisor)],
             stdin=subprocess.PIPE,
