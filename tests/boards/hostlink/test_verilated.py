@@ -18,7 +18,7 @@ from palhdl.boards.simulated import open_simulated_board, simulated_core
 from palhdl.cli import main
 from palhdl.format import pal8
 from palhdl.sim import golden
-from palhdl.sim.verilator import cache_root
+from palhdl.sim.compiled import cache_root
 
 ICEBREAKER = get_board("icebreaker")
 ULX3S = get_board("ulx3s-85f")
