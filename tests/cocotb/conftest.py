@@ -7,7 +7,9 @@ exports that top with :func:`palhdl.sim.simulators.export_verilog`, builds it wi
 ``cocotb_tools.runner`` in a cache directory (rebuilt only when the Verilog changes), runs the
 generic stream testbench ``tb_streams.py`` with a job file of cases (stimulus and the golden
 model's expected payloads, computed here), and asserts that the results file reports it passed.
-``PALHDL_WAVES=1`` records waveforms.
+``PALHDL_WAVES=1`` records waveforms. Units without streams use ``run_ports`` with a
+:class:`PortJob` (``port_job`` fixture): the same build path, the generic per-cycle port
+testbench ``tb_ports.py``.
 """
 
 from __future__ import annotations
@@ -91,11 +93,13 @@ def _simulator_env(simulator, monkeypatch):
 def run_streams(request, monkeypatch, tmp_path, tmp_path_factory):
     """``run_streams(simulator, top, units, cases)``: build and run, assert all cases pass.
 
-    Returns the seconds the build and the test took (printed with ``-s``).
+    ``test_module`` and ``job`` (a dict written as the job file instead of ``{"cases": cases}``)
+    run another testbench on the same cached build path (see ``run_ports``). Returns the
+    seconds the build and the test took (printed with ``-s``).
     """
     from cocotb_tools.runner import get_results, get_runner
 
-    def run(simulator, top, units, cases):
+    def run(simulator, top, units, cases, *, test_module="tb_streams", job=None):
         _simulator_env(simulator, monkeypatch)
         monkeypatch.syspath_prepend(str(HERE))  # the runner passes sys.path to the simulator
         waves = os.environ.get("PALHDL_WAVES") == "1"
@@ -130,17 +134,17 @@ def run_streams(request, monkeypatch, tmp_path, tmp_path_factory):
                 log_file=tmp_path / "build.log",
             )
         built = time.perf_counter()
-        job = tmp_path / "job.json"
-        job.write_text(json.dumps({"cases": cases}))
+        job_file = tmp_path / "job.json"
+        job_file.write_text(json.dumps({"cases": cases} if job is None else job))
         results = tmp_path / "results.xml"
         # The runner exits when a cocotb test fails; the results file says why.
         with contextlib.suppress(SystemExit):
             runner.test(
-                test_module="tb_streams",
+                test_module=test_module,
                 hdl_toplevel=top,
                 build_dir=build_dir,
                 test_dir=tmp_path,
-                extra_env={"PALHDL_COCOTB_JOB": str(job)},
+                extra_env={"PALHDL_COCOTB_JOB": str(job_file)},
                 waves=waves,
                 results_xml=str(results),
                 log_file=tmp_path / "test.log",
@@ -158,3 +162,64 @@ def run_streams(request, monkeypatch, tmp_path, tmp_path_factory):
         return built - start, done - built
 
     return run
+
+
+@pytest.fixture
+def port_job():
+    """``port_job(cycles)``: a new :class:`PortJob` for ``run_ports``."""
+    return PortJob
+
+
+@pytest.fixture
+def run_ports(run_streams):
+    """``run_ports(simulator, top, units, job)``: run ``tb_ports.py`` on ``units``' top.
+
+    ``job`` is a :class:`PortJob`'s :meth:`~PortJob.job`: per-cycle input values and the
+    expected output values at given cycles. Returns the build and test seconds.
+    """
+
+    def run(simulator, top, units, job):
+        return run_streams(simulator, top, units, None, test_module="tb_ports", job=job)
+
+    return run
+
+
+class PortJob:
+    """Build a ``tb_ports.py`` job: a table of input values per cycle and output checks.
+
+    Parameters
+    ----------
+    cycles : int
+        Cycles the job runs (cycle 0 is the first after reset).
+    """
+
+    def __init__(self, cycles: int):
+        self.cycles = int(cycles)
+        self.inputs = {}
+        self.checks = []
+
+    def drive(self, port, values, *, start=0, fill=0):
+        """Drive input ``port`` with ``values`` from cycle ``start`` on, ``fill`` elsewhere."""
+        values = [int(v) for v in values]
+        if port in self.inputs or start < 0 or start + len(values) > self.cycles:
+            raise ValueError(
+                f"{port}: driven twice or {len(values)} values from cycle {start} "
+                f"exceed {self.cycles} cycles"
+            )
+        row = [int(fill)] * self.cycles
+        row[start : start + len(values)] = values
+        self.inputs[port] = row
+
+    def expect(self, case, port, cycles, values, *, mask=None):
+        """Expect ``values[i]`` on output ``port`` in cycle ``cycles[i]`` (bits of ``mask``)."""
+        cycles, values = [int(c) for c in cycles], [int(v) for v in values]
+        if len(cycles) != len(values):
+            raise ValueError(f"{case}/{port}: {len(cycles)} cycles for {len(values)} values")
+        check = {"case": case, "port": port, "cycles": cycles, "values": values}
+        if mask is not None:
+            check["mask"] = int(mask)
+        self.checks.append(check)
+
+    def job(self):
+        """The job file's contents."""
+        return {"cycles": self.cycles, "inputs": self.inputs, "checks": self.checks}
