@@ -194,7 +194,8 @@ class TableROM(Unit):
     after the address (``latency == 1``), or two when ``registered`` (the second register
     is the block RAM's own output register where the implementation has one). An address of
     ``depth`` or more reads an unspecified word. Every implementation behaves the same, edge
-    for edge: ``data`` is zero until the first enabled edges fill the pipeline, and a clock
+    for edge once the first enabled edges have filled the pipeline (before that ``data`` is
+    unspecified: zero in Amaranth's simulator, unknown in the exported Verilog), and a clock
     edge with ``en`` low changes no register.
 
     The words start as ``init``. When ``loadable``, a clock edge with ``w_en`` high (whatever
