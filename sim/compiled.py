@@ -234,8 +234,8 @@ def run_streams(
 
     The contract of :func:`palhdl.sim.pysim.simulate_streams` (the same payloads, in order;
     the same cycle count at full rate; the stalls under ``backpressure`` follow another
-    random sequence), plus a dict of run details: ``compile_seconds`` and ``loop_seconds``
-    (the harness's own simulation time).
+    random sequence), plus a dict of run details: ``compile_seconds``, ``seconds`` (the
+    harness process) and ``loop_seconds`` (the harness's own simulation loop).
 
     Raises
     ------
@@ -280,7 +280,9 @@ def run_streams(
         command += [str(len(p)) for p in inputs.values()] + [str(c) for c in outputs.values()]
         if vcd_path is not None:
             command.append(str(Path(vcd_path).resolve()))
+        started = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
         if result.returncode == 3:
             raise TimeoutError(f"{name}: {result.stderr.strip().removeprefix('palhdl harness: ')}")
         if result.returncode != 0:
@@ -298,5 +300,9 @@ def run_streams(
         ]
         offset += count * size
     fields = result.stdout.split()
-    details = {"compile_seconds": compile_seconds, "loop_seconds": float(fields[3])}
+    details = {
+        "compile_seconds": compile_seconds,
+        "seconds": seconds,
+        "loop_seconds": float(fields[3]),
+    }
     return results, int(fields[1]), details

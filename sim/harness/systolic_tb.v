@@ -1,5 +1,5 @@
 // palhdl: the Icarus Verilog testbench of the systolic array (the stimulus/response harness of
-// systolic_main.cpp in Verilog).
+// stream_main.cpp, in Verilog).
 //
 // Parameters (iverilog -P): AW, BW, CW, the payload widths of streams a, b, c; BEATS, the
 // a/b beats; RESULTS, the c payloads to collect.

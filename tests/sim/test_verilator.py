@@ -112,7 +112,7 @@ def test_compile_cache_is_reused(tmp_path, monkeypatch):
     first, first_stats = matmul(
         codes, codes.T, config=CHEAP, rows=1, cols=1, output="raw", backend="verilator"
     )
-    (executable,) = tmp_path.glob("verilator/*/Vsystolic")
+    (executable,) = tmp_path.glob("verilator/*/Vstream")
     built = executable.stat().st_mtime_ns
     second, second_stats = matmul(
         codes, codes.T, config=CHEAP, rows=1, cols=1, output="raw", backend="verilator"
