@@ -8,6 +8,7 @@ link) is another transport with the same ``run(tiles)`` method.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -73,6 +74,7 @@ class PysimTransport:
             array,
             {"a": a_beats, "b": b_beats},
             {"c": total_rows},
+            backend="pysim",
             backpressure=self.backpressure,
             name="systolic",
             vcd_path=self.vcd_path,
@@ -120,7 +122,7 @@ def matmul(
     vcd_path=None,
     progress=None,
     transport=None,
-    backend: str = "pysim",
+    backend: str | None = None,
 ):
     """Multiply ``a (M, K) @ b (K, N)`` on a simulated PAL systolic array.
 
@@ -159,11 +161,14 @@ def matmul(
         Write a waveform of the simulation there.
     progress : callable, optional
         ``progress(done_rows, total_rows)`` while result rows arrive.
-    backend : {"pysim", "verilator", "icarus"}
+    backend : {"pysim", "verilator", "icarus"}, optional
         The simulator of the default transport: Amaranth's (:class:`PysimTransport`), a
         compiled Verilator model (:class:`~palhdl.sim.verilator.VerilatorTransport`, compiled
         once per array and cached) or Icarus Verilog
-        (:class:`~palhdl.sim.icarus.IcarusTransport`). Ignored when ``transport`` is given.
+        (:class:`~palhdl.sim.icarus.IcarusTransport`). Default: ``$PALHDL_BACKEND``, else
+        ``"pysim"`` (so ``PALHDL_BACKEND=verilator`` moves the array suites to Verilator, as it
+        moves the unit suites of :func:`palhdl.sim.pysim.simulate_streams`). Ignored when
+        ``transport`` is given.
     transport : object with ``run(tiles)``, optional
         Where tiles run; default a ``backend`` transport of a new array. Another transport
         (for example :class:`palhdl.boards.hostlink.driver.SerialTransport`) must run arrays of this
@@ -189,6 +194,9 @@ def matmul(
         raise ValueError(f"fmt {fmt} does not match config.fmt {config.fmt}")
     if block_size is not None:
         block_size = check_int("block_size", block_size, 1, 1 << 30)
+    if backend is None:
+        backend = os.environ.get("PALHDL_BACKEND") or "pysim"
+        check_choice("PALHDL_BACKEND", backend, BACKENDS)
     check_choice("backend", backend, BACKENDS)
     arithmetic = PALArithmetic(
         config=config, pipelined=pipelined, block_scaled=block_size is not None

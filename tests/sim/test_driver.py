@@ -79,3 +79,13 @@ def test_block_scaling_needs_float_operands():
         matmul(np.ones((2, 2)), np.ones((2, 2)), config=CHEAP, block_size=2, adaptive=False)
     with pytest.raises(ValueError, match="block_size must be"):
         matmul(np.ones((2, 2)), np.ones((2, 2)), config=CHEAP, block_size=0)
+
+
+def test_backend_default_comes_from_the_environment(monkeypatch):
+    """``PALHDL_BACKEND`` picks the default transport (checked before anything runs)."""
+    codes = np.ones((2, 2), np.int64)
+    monkeypatch.setenv("PALHDL_BACKEND", "spice")
+    with pytest.raises(ValueError, match="PALHDL_BACKEND must be one of"):
+        matmul(codes, codes, config=CHEAP)
+    result, _ = matmul(codes, codes, config=CHEAP, backend="pysim", output="raw")
+    np.testing.assert_array_equal(result["acc"], golden.matmul(codes, codes, CHEAP).acc)
