@@ -278,21 +278,10 @@ def _operands(a, b, config: MacConfig, adaptive: bool, block_size: int | None):
         a_codes = golden.check_codes("a", a, config.fmt)
         b_codes = golden.check_codes("b", b, config.fmt)
         return a_codes, zeros_a, b_codes, zeros_b
-    target = config.scale_target(a.shape[1])
-    fmt = config.fmt
-    if block_size is not None:
-        if not adaptive:
-            raise ValueError("block_size needs adaptive=True: block scales are adaptive scales")
-        a_codes, a_scales = golden.quantize_blocks(
-            a, fmt, per="row", block_size=block_size, target=target
-        )
-        b_codes, b_scales = golden.quantize_blocks(
-            b, fmt, per="col", block_size=block_size, target=target
-        )
-        return a_codes.astype(np.int64), a_scales, b_codes.astype(np.int64), b_scales
-    a_codes, a_scales = golden.quantize(a, fmt, per="row" if adaptive else None, target=target)
-    b_codes, b_scales = golden.quantize(b, fmt, per="col" if adaptive else None, target=target)
-    if not adaptive:
+    a_codes, a_scales, b_codes, b_scales = golden.quantize_operands(
+        a, b, config, adaptive=adaptive, block_size=block_size
+    )
+    if not adaptive:  # one (zero) scale per tile row and column
         a_scales = np.zeros(a.shape[0], np.int64)
         b_scales = np.zeros(b.shape[1], np.int64)
     return a_codes.astype(np.int64), a_scales, b_codes.astype(np.int64), b_scales

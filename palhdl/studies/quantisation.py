@@ -378,20 +378,17 @@ def pal_matmul(
     b = _matrix("b", b)
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"a and b must have shapes (M, K) and (K, N), not {a.shape} and {b.shape}")
-    target = config.scale_target(a.shape[1])
-    fmt = config.fmt
-    if scaling == "block":
-        a_codes, a_scales = golden.quantize_blocks(
-            a, fmt, per="row", block_size=block_size, target=target
-        )
-        b_codes, b_scales = golden.quantize_blocks(
-            b, fmt, per="col", block_size=block_size, target=target
+    if scaling != "tensor":
+        blocks = block_size if scaling == "block" else None
+        a_codes, a_scales, b_codes, b_scales = golden.quantize_operands(
+            a, b, config, adaptive=scaling != "none", block_size=blocks
         )
         return golden.matmul(
-            a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales, block_size=block_size
+            a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales, block_size=blocks
         )
-    a_codes, a_scales = golden.quantize(a, fmt, per=_operand_per(scaling, "row"), target=target)
-    b_codes, b_scales = golden.quantize(b, fmt, per=_operand_per(scaling, "col"), target=target)
+    target = config.scale_target(a.shape[1])
+    a_codes, a_scales = golden.quantize(a, config.fmt, per="tensor", target=target)
+    b_codes, b_scales = golden.quantize(b, config.fmt, per="tensor", target=target)
     return golden.matmul(a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales)
 
 

@@ -46,6 +46,7 @@ from palhdl.sim.golden.mac import (
     mac_terms,
     matmul,
     matmul_values,
+    quantize_operands,
     term_table,
 )
 from palhdl.sim.golden.ops import UNORDERED, abs_, add, compare, div, mul, neg, sub
@@ -85,6 +86,7 @@ __all__ = [
     "neg",
     "quantize",
     "quantize_blocks",
+    "quantize_operands",
     "split_candidates",
     "sub",
     "term_table",

@@ -35,6 +35,7 @@ __all__ = [
     "mac_terms",
     "matmul",
     "matmul_values",
+    "quantize_operands",
     "term_table",
 ]
 
@@ -332,17 +333,16 @@ def dot(a, b, config: MacConfig) -> MacResult:
     )
 
 
-def matmul_values(
-    a, b, config: MacConfig, *, adaptive: bool = True, block_size: int | None = None
-) -> MacResult:
-    """Quantise float matrices and multiply them with :func:`matmul`.
+def quantize_operands(a, b, config: MacConfig, *, adaptive: bool = True, block_size=None):
+    """Quantise float matrices ``a (M, K)`` and ``b (K, N)`` for :func:`matmul`.
 
     With ``block_size`` (block scaling, ``docs/format.md`` section 11), ``a`` and ``b`` get one
     scale per block of ``block_size`` elements along ``K`` (:func:`quantize_blocks`); otherwise
     ``a`` gets per-row scales and ``b`` per-column scales when ``adaptive`` (none when not).
-    Targets come from :meth:`~palhdl.format.MacConfig.scale_target` for this ``K``. Infinite
-    entries encode as ``+-max`` whatever the scale, so they can still overflow a narrow
-    accumulator window (pal16's default).
+    Targets come from :meth:`~palhdl.format.MacConfig.scale_target` for this ``K``.
+
+    Returns ``(a_codes, a_scales, b_codes, b_scales)``, the arguments :func:`matmul` takes
+    (with the same ``block_size``).
     """
     config = check_mac_config(config)
     adaptive = check_bool("adaptive", adaptive)
@@ -363,6 +363,20 @@ def matmul_values(
     else:
         a_codes, a_scales = quantize(a, config.fmt, per="row" if adaptive else None, target=target)
         b_codes, b_scales = quantize(b, config.fmt, per="col" if adaptive else None, target=target)
+    return a_codes, a_scales, b_codes, b_scales
+
+
+def matmul_values(
+    a, b, config: MacConfig, *, adaptive: bool = True, block_size: int | None = None
+) -> MacResult:
+    """Quantise float matrices with :func:`quantize_operands` and multiply them with :func:`matmul`.
+
+    Infinite entries encode as ``+-max`` whatever the scale, so they can still overflow a narrow
+    accumulator window (pal16's default).
+    """
+    a_codes, a_scales, b_codes, b_scales = quantize_operands(
+        a, b, config, adaptive=adaptive, block_size=block_size
+    )
     return matmul(
         a_codes, b_codes, config, a_scales=a_scales, b_scales=b_scales, block_size=block_size
     )
