@@ -16,6 +16,8 @@ from palhdl.format import MacConfig
 __all__ = [
     "ERROR_LENGTH",
     "ERROR_REPLY",
+    "FRAME_OVERHEAD",
+    "HEADER_LENGTH",
     "IDENTIFY_BLOCK_SCALED",
     "IDENTIFY_LENGTH",
     "IDENTIFY_LOADABLE",
@@ -23,6 +25,7 @@ __all__ = [
     "MAGIC",
     "MAX_K",
     "OUTPUT_MODES",
+    "READ_FLAGS_LENGTH",
     "REPLY_FLAG",
     "RUN_LENGTH",
     "STATUS_LENGTH",
@@ -33,6 +36,7 @@ __all__ = [
     "ErrorCode",
     "IdentifyFields",
     "LedBit",
+    "ReadFlag",
     "StatusFlag",
     "crc8",
     "decode_identify",
@@ -45,8 +49,9 @@ __all__ = [
 
 SYNC = 0xA5
 #: Protocol version in the IDENTIFY reply; 2 added ``term_bits`` and the flags byte, 3 the
-#: loadable term table (LOAD_TABLE, its IDENTIFY and STATUS fields) and block-scaled operands.
-VERSION = 3
+#: loadable term table (LOAD_TABLE, its IDENTIFY and STATUS fields) and block-scaled operands,
+#: 4 the header checksum, the HEADER error, one reply per overrun and READ's flags byte.
+VERSION = 4
 MAGIC = b"PALH"
 #: A successful reply carries the command code with this bit set.
 REPLY_FLAG = 0x80
@@ -63,6 +68,12 @@ IDENTIFY_LOADABLE = 0x02
 IDENTIFY_BLOCK_SCALED = 0x04
 _IDENTIFY_FLAGS = IDENTIFY_WRAPPING | IDENTIFY_LOADABLE | IDENTIFY_BLOCK_SCALED
 STATUS_LENGTH = 7
+#: Bytes of a frame before its payload: ``SYNC``, code, ``LEN`` (2), header CRC.
+HEADER_LENGTH = 5
+#: Bytes of a frame around its payload: the header and the closing CRC.
+FRAME_OVERHEAD = HEADER_LENGTH + 1
+#: Bytes of the READ reply before its lanes (the :class:`ReadFlag` byte).
+READ_FLAGS_LENGTH = 1
 RUN_LENGTH = 2
 ERROR_LENGTH = 2
 #: Deepest K a device may announce (a LOAD's K is a 16-bit field; the core allows 1..MAX_K).
@@ -97,6 +108,7 @@ class ErrorCode(enum.IntEnum):
     LINE = 9
     NOT_LOADABLE = 10
     TABLE_INVALID = 11
+    HEADER = 12
 
 
 class StatusFlag(enum.IntFlag):
@@ -110,6 +122,14 @@ class StatusFlag(enum.IntFlag):
     SATURATED = 0x20
     LINE_ERROR = 0x40
     TABLE_VALID = 0x80
+
+
+class ReadFlag(enum.IntFlag):
+    """Bits of the first byte of a READ reply."""
+
+    #: A LOAD_A, LOAD_B or LOAD_TABLE header was accepted since the RUN that computed the
+    #: result: it is not the product of what the buffers hold now.
+    STALE = 0x01
 
 
 class LedBit(enum.IntEnum):
@@ -135,9 +155,11 @@ def crc8(data: bytes | bytearray) -> int:
 
 
 def frame(code: int, payload: bytes = b"") -> bytes:
-    """Frame a packet or reply: ``SYNC | code | LEN (2 bytes LE) | payload | CRC-8``.
+    """Frame a packet or reply: ``SYNC | code | LEN (2 bytes LE) | HCRC | payload | CRC``.
 
-    The CRC covers ``code``, ``LEN`` and ``payload``.
+    ``HCRC`` is the CRC-8 of ``code`` and ``LEN``; ``CRC`` the CRC-8 of everything after
+    ``SYNC`` before it (``code``, ``LEN``, ``HCRC``, ``payload``), which equals the CRC-8 of
+    ``payload`` alone, since a message followed by its own CRC-8 leaves the CRC register at 0.
 
     Raises
     ------
@@ -148,7 +170,8 @@ def frame(code: int, payload: bytes = b"") -> bytes:
         raise ValueError(f"code must be a byte (0..255), not {code}")
     if len(payload) > 0xFFFF:
         raise ValueError(f"payload must be at most 65535 bytes, not {len(payload)}")
-    body = bytes([code]) + len(payload).to_bytes(2, "little") + bytes(payload)
+    header = bytes([code]) + len(payload).to_bytes(2, "little")
+    body = header + bytes([crc8(header)]) + bytes(payload)
     return bytes([SYNC]) + body + bytes([crc8(body)])
 
 
