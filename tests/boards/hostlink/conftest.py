@@ -23,7 +23,9 @@ class Wire:
 
     @classmethod
     def packet(cls, code: int, payload: bytes = b"") -> bytes:
-        body = bytes([code]) + len(payload).to_bytes(2, "little") + payload
+        """SYNC, code, LEN, the header's CRC, payload, the CRC of all after SYNC (version 4)."""
+        header = bytes([code]) + len(payload).to_bytes(2, "little")
+        body = header + bytes([cls.crc8(header)]) + payload
         return b"\xa5" + body + bytes([cls.crc8(body)])
 
     @classmethod
@@ -48,8 +50,9 @@ class Wire:
 
     @classmethod
     def read_reply(cls, port) -> bytes:
-        head = port.read(4)
-        assert len(head) == 4 and head[0] == 0xA5, head
+        head = port.read(5)
+        assert len(head) == 5 and head[0] == 0xA5, head
+        assert cls.crc8(head[1:4]) == head[4], head
         rest = port.read(int.from_bytes(head[2:4], "little") + 1)
         reply = head + rest
         assert cls.crc8(reply[1:-1]) == reply[-1]
@@ -58,7 +61,7 @@ class Wire:
     @staticmethod
     def identify(
         *,
-        version=3,
+        version=4,
         rows,
         cols,
         fmt,
