@@ -16,23 +16,31 @@ import time
 import numpy as np
 import serial
 
+from palhdl.boards.hostlink.framing import (
+    BITS_PER_CHARACTER,
+    DEFAULT_TIMEOUT,
+    MIN_INTER_BYTE_TIMEOUT,
+    ChecksumError,
+    DeviceError,
+    HostLinkError,
+    LinkTimeout,
+    ProtocolError,
+    ReplyReader,
+    StaleResult,
+)
 from palhdl.boards.hostlink.info import DeviceInfo, decode_device_info, split_name
 from palhdl.boards.hostlink.protocol import (
-    ERROR_LENGTH,
-    ERROR_REPLY,
-    REPLY_FLAG,
+    READ_FLAGS_LENGTH,
     RUN_LENGTH,
     STATUS_LENGTH,
-    SYNC,
     Command,
     DeviceStatus,
-    ErrorCode,
-    crc8,
+    ReadFlag,
     decode_status,
-    frame,
 )
 from palhdl.format import SCALE_BITS, MacConfig, PALFormat
 from palhdl.sim.driver import MatmulStats, Tile, matmul
+from palhdl.validate import check_int, check_positive_float
 
 __all__ = [
     "ChecksumError",
@@ -42,56 +50,8 @@ __all__ = [
     "LinkTimeout",
     "ProtocolError",
     "SerialTransport",
+    "StaleResult",
 ]
-
-DEFAULT_TIMEOUT = 1.0
-
-
-class HostLinkError(Exception):
-    """Base class of every host-link failure."""
-
-
-class LinkTimeout(HostLinkError, TimeoutError):
-    """The device did not send the expected bytes within the port's timeout."""
-
-
-class ChecksumError(HostLinkError):
-    """A reply arrived with a wrong CRC-8."""
-
-
-class ProtocolError(HostLinkError):
-    """A reply was malformed: wrong SYNC byte, unexpected code or length, bad IDENTIFY."""
-
-
-class DeviceError(HostLinkError):
-    """The device answered with an ERROR reply.
-
-    Attributes
-    ----------
-    code : ErrorCode or int
-        The device's error code (an int if this driver does not know it).
-    command : int
-        The command byte the device received (0 if the packet ended before it).
-    """
-
-    def __init__(self, code: int, command: int, sent: int):
-        try:
-            self.code = ErrorCode(code)
-            name = self.code.name
-        except ValueError:
-            self.code = code
-            name = f"unknown error code {code}"
-        self.command = command
-        super().__init__(
-            f"device rejected {_command_name(sent)}: {name} (received command byte 0x{command:02x})"
-        )
-
-
-def _command_name(command: int) -> str:
-    try:
-        return Command(command).name
-    except ValueError:
-        return f"command 0x{command:02x}"
 
 
 class HostLink:
@@ -101,40 +61,67 @@ class HostLink:
     ----------
     port : str, os.PathLike or serial-like object
         A device path (opened with ``serial.Serial(port, baudrate=baud)``) or an open object
-        with pyserial's ``read(size)``, ``write(data)`` and ``timeout`` attribute (optionally
-        ``reset_input_buffer()``, called before each packet to drop stale bytes).
+        with pyserial's ``read(size)``, ``write(data)`` and a settable ``timeout``
+        (optionally ``reset_input_buffer()``, called before each packet to drop stale bytes,
+        and ``baudrate``). The link sets ``port.timeout`` before each read; a simulated port
+        counts it in simulated seconds.
     baud : int
-        Baud rate when opening a path (ignored for objects).
+        Baud rate when opening a path, and the line's rate for the timeouts of an object
+        without a ``baudrate``.
     timeout : float, optional
-        Read timeout in seconds, set on the port; default 1 s for a path, else the object's
-        own, which must not be ``None`` (a lost reply must not hang the host).
+        Seconds to wait for the first byte of a reply (default 2).
+    inter_byte_timeout : float, optional
+        Longest silence inside a reply (default the larger of 0.05 s and 20 character
+        times). A reply must also arrive whole within ``timeout + 2 * its length in
+        character times + 4 * inter_byte_timeout``. After a reply fails to read
+        (:class:`LinkTimeout`, :class:`ChecksumError`, :class:`ProtocolError`) the next
+        packet is sent once the line has been quiet that long, so a late reply is not taken
+        for the next one.
 
     Raises
     ------
     TypeError, ValueError
-        If ``port`` lacks the API or has no timeout; the message names the parameter.
+        If ``port`` lacks the API, or ``baud``, ``timeout`` or ``inter_byte_timeout`` is not
+        a positive finite number; the message names the parameter.
     """
 
-    def __init__(self, port, *, baud: int = 115200, timeout: float | None = None):
+    def __init__(
+        self,
+        port,
+        *,
+        baud: int = 115200,
+        timeout: float | None = None,
+        inter_byte_timeout: float | None = None,
+    ):
+        check_int("baud", baud, 1)
+        timeout = check_positive_float("timeout", DEFAULT_TIMEOUT if timeout is None else timeout)
+        if inter_byte_timeout is not None:
+            check_positive_float("inter_byte_timeout", inter_byte_timeout)
         if isinstance(port, str | os.PathLike):
-            port = serial.Serial(
-                os.fspath(port),
-                baudrate=baud,
-                timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
-            )
+            port = serial.Serial(os.fspath(port), baudrate=baud, timeout=timeout)
         elif not all(callable(getattr(port, name, None)) for name in ("read", "write")):
             raise TypeError(
                 f"port must be a device path or an object with read() and write(), not {port!r}"
             )
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-                raise ValueError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
-            port.timeout = timeout
-        if getattr(port, "timeout", None) is None:
-            raise ValueError("port must have a read timeout (port.timeout is None); pass timeout=")
+        rate = check_positive_float("port.baudrate", getattr(port, "baudrate", baud))
+        if inter_byte_timeout is None:
+            inter_byte_timeout = max(MIN_INTER_BYTE_TIMEOUT, 20 * BITS_PER_CHARACTER / rate)
         self._port = port
+        self._reader = ReplyReader(
+            port, timeout=timeout, inter_byte_timeout=inter_byte_timeout, baud=rate
+        )
         self._info: DeviceInfo | None = None
         self._split: PALFormat | None = None  # the table's split, once known
+
+    @property
+    def timeout(self) -> float:
+        """Seconds (of the port's time) to wait for the first byte of a reply."""
+        return self._reader.timeout
+
+    @property
+    def inter_byte_timeout(self) -> float:
+        """Longest silence inside a reply; the quiet time of a resynchronisation."""
+        return self._reader.inter_byte_timeout
 
     @property
     def port(self):
@@ -168,55 +155,18 @@ class HostLink:
         """Send one packet and return the payload of its successful reply.
 
         ``reply_length`` is the payload length a successful reply must announce (``None``:
-        any; the caller checks it).
+        any; the caller checks it). If the previous reply failed to read, the line is first
+        drained until quiet (:attr:`inter_byte_timeout`).
 
         Raises
         ------
         DeviceError
             The device sent an ERROR reply.
         LinkTimeout, ChecksumError, ProtocolError
-            No complete reply, a corrupted one, or an unexpected one.
+            No complete reply in time, a corrupted one (header CRC or CRC), or an unexpected
+            one; a device of an older protocol version (IDENTIFY) is a ProtocolError.
         """
-        port = self._port
-        if hasattr(port, "reset_input_buffer"):
-            port.reset_input_buffer()
-        port.write(frame(command, payload))
-        head = self._read_exactly(4, command)
-        if head[0] != SYNC:
-            raise ProtocolError(
-                f"reply to {_command_name(command)} starts with 0x{head[0]:02x}, not SYNC "
-                f"0x{SYNC:02x}"
-            )
-        code, length = head[1], int.from_bytes(head[2:4], "little")
-        if code == ERROR_REPLY:
-            expected = ERROR_LENGTH
-        elif code == command | REPLY_FLAG:
-            expected = reply_length
-        else:
-            raise ProtocolError(
-                f"reply to {_command_name(command)} has code 0x{code:02x}, expected "
-                f"0x{command | REPLY_FLAG:02x} or ERROR 0x{ERROR_REPLY:02x}"
-            )
-        if expected is not None and length != expected:
-            raise ProtocolError(
-                f"reply to {_command_name(command)} announces {length} payload bytes, "
-                f"expected {expected}"
-            )
-        rest = self._read_exactly(length + 1, command)
-        if crc8(head[1:] + rest[:-1]) != rest[-1]:
-            raise ChecksumError(f"reply to {_command_name(command)} has a wrong CRC-8")
-        if code == ERROR_REPLY:
-            raise DeviceError(rest[0], rest[1], command)
-        return rest[:-1]
-
-    def _read_exactly(self, size: int, command: int) -> bytes:
-        data = self._port.read(size)
-        if len(data) < size:
-            raise LinkTimeout(
-                f"no complete reply to {_command_name(command)}: got {len(data)} of {size} "
-                f"bytes within the {self._port.timeout} s timeout"
-            )
-        return bytes(data)
+        return self._reader.transact(command, payload, reply_length)
 
     # --- commands -------------------------------------------------------------------------
 
@@ -431,16 +381,36 @@ class HostLink:
         reply = self.transact(Command.RUN, reply_length=RUN_LENGTH)
         return int.from_bytes(reply, "little")
 
-    def read(self) -> np.ndarray:
-        """Return the last result tile: ``(rows, cols)`` raw lane integers (object array)."""
+    def read(self, *, allow_stale: bool = False) -> np.ndarray:
+        """Return the last result tile: ``(rows, cols)`` raw lane integers (object array).
+
+        Raises
+        ------
+        StaleResult
+            The device flags the result stale (a LOAD_A, LOAD_B or LOAD_TABLE was accepted
+            since the RUN that computed it), unless ``allow_stale``; its ``lanes`` hold the
+            result.
+        ProtocolError
+            The READ flags byte has bits this driver does not know.
+        """
         info = self.info
         lane_bytes = info.lane_bytes
-        reply = self.transact(Command.READ, reply_length=info.rows * info.cols * lane_bytes)
+        length = READ_FLAGS_LENGTH + info.rows * info.cols * lane_bytes
+        reply = self.transact(Command.READ, reply_length=length)
+        flags, data = reply[0], reply[READ_FLAGS_LENGTH:]
+        unknown = flags & ~int(ReadFlag.STALE) & 0xFF
+        if unknown:
+            raise ProtocolError(
+                f"READ flags 0x{flags:02x} have unknown bits 0x{unknown:02x} (bit 0 stale)"
+            )
         lanes = [
-            int.from_bytes(reply[i : i + lane_bytes], "little")
-            for i in range(0, len(reply), lane_bytes)
+            int.from_bytes(data[i : i + lane_bytes], "little")
+            for i in range(0, len(data), lane_bytes)
         ]
-        return np.array(lanes, dtype=object).reshape(info.rows, info.cols)
+        result = np.array(lanes, dtype=object).reshape(info.rows, info.cols)
+        if flags & ReadFlag.STALE and not allow_stale:
+            raise StaleResult(result)
+        return result
 
     def matmul(
         self,

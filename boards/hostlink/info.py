@@ -113,7 +113,7 @@ class DeviceInfo:
 
 
 def decode_device_info(payload: bytes) -> DeviceInfo:
-    """Decode and check an IDENTIFY payload (protocol version 3).
+    """Decode and check an IDENTIFY payload (protocol version 4, ``protocol.VERSION``).
 
     Raises
     ------

@@ -61,7 +61,7 @@ def test_driver_decodes_identify_and_encodes_loads(wire):
     port = ScriptedPort(packet(0x81, identify_pal16(wire)), packet(0x90), packet(0x91))
     link = HostLink(port)
     assert link.info == DeviceInfo(
-        version=3, rows=2, cols=2, config=CONFIG_PAL16, output="pal", k_max=4
+        version=4, rows=2, cols=2, config=CONFIG_PAL16, output="pal", k_max=4
     )
     link.load_a(np.array([[0x1234], [0xABCD]]), [-2, 300])
     link.load_b(np.array([[0x0001, 0xFFFF]]), [0, -32768])
@@ -76,9 +76,10 @@ def test_driver_decodes_identify_and_encodes_loads(wire):
 @pytest.mark.parametrize(
     ("reply", "error", "message"),
     [
-        (lambda w, i: b"", LinkTimeout, "no complete reply to IDENTIFY: got 0 of 4 bytes"),
-        (lambda w, i: w.packet(0x81, i)[:10], LinkTimeout, "got 6 of 22 bytes"),
-        (lambda w, i: b"\x5a" + w.packet(0x81, i)[1:], ProtocolError, "not SYNC 0xa5"),
+        (lambda w, i: b"", LinkTimeout, "no reply to IDENTIFY within the 2.0 s timeout"),
+        (lambda w, i: w.packet(0x81, i)[:10], LinkTimeout, "stopped: got 10 bytes, then nothing"),
+        # No SYNC: every byte is skipped while hunting for one.
+        (lambda w, i: b"\x5a" + w.packet(0x81, i)[1:], LinkTimeout, "stopped: got 0 bytes"),
         (lambda w, i: w.packet(0x82, i), ProtocolError, "has code 0x82, expected 0x81"),
         (
             lambda w, i: w.packet(0x81, i[:20]),
@@ -89,8 +90,8 @@ def test_driver_decodes_identify_and_encodes_loads(wire):
         (lambda w, i: w.packet(0x81, i[:4]), ProtocolError, "has 4 payload bytes, expected 21"),
         (lambda w, i: w.packet(0x81, b"PALX" + i[4:]), ProtocolError, "magic"),
         # A version-1 device: 16 bytes, no term_bits nor flags; version 2: 18, no table.
-        (lambda w, i: w.packet(0x81, b"PALH\x01" + i[5:16]), ProtocolError, "version 1, not 3"),
-        (lambda w, i: w.packet(0x81, b"PALH\x02" + i[5:18]), ProtocolError, "version 2, not 3"),
+        (lambda w, i: w.packet(0x81, b"PALH\x01" + i[5:16]), ProtocolError, "version 1, not 4"),
+        (lambda w, i: w.packet(0x81, b"PALH\x02" + i[5:18]), ProtocolError, "version 2, not 4"),
         (
             lambda w, i: w.packet(0x81, i[:17] + b"\x09" + i[18:]),
             ProtocolError,
@@ -130,6 +131,17 @@ def test_driver_decodes_identify_and_encodes_loads(wire):
             r"impossible device: rows",
         ),
         (lambda w, i: w.packet(0x81, i)[:-1] + b"\x00", ChecksumError, "wrong CRC-8"),
+        (
+            lambda w, i: w.packet(0x81, i)[:4] + b"\x00" + w.packet(0x81, i)[5:],
+            ChecksumError,
+            "wrong header CRC",
+        ),
+        # A version-3 device: no header CRC, the magic follows LEN.
+        (
+            lambda w, i: b"\xa5\x81\x15\x00" + b"PALH\x03" + i[5:] + b"\x00",
+            ProtocolError,
+            "older host-link protocol .* rebuild its bitstream",
+        ),
         (lambda w, i: w.error_reply(3, 0x01), DeviceError, "IDENTIFY: UNKNOWN_COMMAND"),
         (lambda w, i: w.error_reply(0x42, 0x01), DeviceError, "unknown error code 66"),
     ],
@@ -151,11 +163,6 @@ def test_driver_rejects_bad_ports_and_operands(wire):
     with pytest.raises(TypeError, match="port must be a device path or an object with read"):
         HostLink(object())
     port = ScriptedPort()
-    port.timeout = None
-    with pytest.raises(ValueError, match="port must have a read timeout"):
-        HostLink(port)
-    with pytest.raises(ValueError, match="timeout must be a number of seconds"):
-        HostLink(ScriptedPort(), timeout=-1)
     with pytest.raises(TypeError, match="link must be a HostLink"):
         SerialTransport(port)
     link = HostLink(ScriptedPort(wire.packet(0x81, identify_pal16(wire))))
