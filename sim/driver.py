@@ -15,7 +15,7 @@ import numpy as np
 
 from palhdl.format import SCALE_BITS, MacConfig, PALFormat, pal8
 from palhdl.hdl.providers import PALArithmetic
-from palhdl.hdl.systolic import SystolicArray
+from palhdl.hdl.systolic import MAX_DIM, SystolicArray
 from palhdl.sim import golden
 from palhdl.sim.icarus import IcarusTransport
 from palhdl.sim.pysim import simulate_streams, unpack_payloads
@@ -179,12 +179,17 @@ def matmul(
     -------
     (result, MatmulStats)
         ``result`` is bit-exact with :func:`palhdl.sim.golden.matmul` read out as ``output``.
+        An ``a`` without rows or a ``b`` without columns gives the empty result of shape
+        ``(M, N)`` without running anything (no array is built, zero cycles).
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         If ``output`` or ``readout`` is not a known mode, or ``readout`` cannot give
-        ``output`` (the message names both), or ``backend`` is unknown.
+        ``output`` (the message names both), or ``backend`` is unknown; for operands that are
+        not 2-D matrices ``(M, K)`` and ``(K, N)`` with ``K >= 1``, of two float dtypes or two
+        integer dtypes (codes; a float operand's NaN and infinities follow
+        :func:`palhdl.sim.golden.encode`), and for ``rows``/``cols`` outside ``1..64``.
     palhdl.sim.simulators.SimulatorNotFound
         ``backend="verilator"`` (``"icarus"``) without Verilator (Icarus) installed.
     """
@@ -222,24 +227,30 @@ def matmul(
         )
     m, k = a_codes.shape
     n = b_codes.shape[1]
-    if transport is None:
-        array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=readout)
-        transport = BACKENDS[backend](
-            array, backpressure=backpressure, vcd_path=vcd_path, progress=progress
-        )
+    rows = check_int("rows", rows, 1, MAX_DIM)
+    cols = check_int("cols", cols, 1, MAX_DIM)
     lane_shape = arithmetic.output_shape(readout, scale_bits=SCALE_BITS)
-    tiles = split_tiles(
-        a_codes,
-        b_codes,
-        a_scales,
-        b_scales,
-        rows=rows,
-        cols=cols,
-        a_offsets=a_offsets,
-        b_offsets=b_offsets,
-    )
-    raw_tiles, stats = transport.run(tiles)
-    result = assemble(tiles, [decode_lanes(lane_shape, t) for t in raw_tiles], (m, n))
+    if m == 0 or n == 0:  # nothing to multiply: the empty result, as golden.matmul's
+        result = decode_lanes(lane_shape, np.zeros((m, n), dtype=object))
+        stats = MatmulStats(peak_macs_per_cycle=rows * cols)
+    else:
+        if transport is None:
+            array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=readout)
+            transport = BACKENDS[backend](
+                array, backpressure=backpressure, vcd_path=vcd_path, progress=progress
+            )
+        tiles = split_tiles(
+            a_codes,
+            b_codes,
+            a_scales,
+            b_scales,
+            rows=rows,
+            cols=cols,
+            a_offsets=a_offsets,
+            b_offsets=b_offsets,
+        )
+        raw_tiles, stats = transport.run(tiles)
+        result = assemble(tiles, [decode_lanes(lane_shape, t) for t in raw_tiles], (m, n))
     if readout != output:
         record = golden.MacResult(
             acc=result["acc"],

@@ -100,18 +100,20 @@ def check_floats(name: str, values) -> np.ndarray:
     """Validate an array of real numbers and convert it to float64 exactly.
 
     Floating-point dtypes (``ml_dtypes`` bfloat16 and float8 included) and integer dtypes are
-    accepted; anything else raises ``TypeError`` naming ``name``.
+    accepted; anything else (booleans, bytes and strings, which numpy would read as numbers,
+    complex numbers, objects) raises ``TypeError`` naming ``name``.
     """
     array = np.asarray(values)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-    ):
-        # ml_dtypes floats (bfloat16, float8_*) report kind "V"; they cast to float64 exactly.
+    kind = array.dtype.kind
+    if kind in "fiu":
+        return array.astype(np.float64)
+    # ml_dtypes floats (bfloat16, float8_*) report kind "V"; they cast to float64 exactly.
+    if kind == "V" and array.dtype.itemsize <= 2:
         try:
-            return array.astype(np.float64) if array.dtype.itemsize <= 2 else _reject(name, array)
+            return array.astype(np.float64)
         except (TypeError, ValueError):
-            _reject(name, array)
-    return array.astype(np.float64)
+            pass
+    return _reject(name, array)
 
 
 def _reject(name: str, array: np.ndarray):

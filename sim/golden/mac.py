@@ -29,6 +29,7 @@ from palhdl.tables import mantissa_table
 from palhdl.validate import check_bool, check_choice, check_instance, check_int
 
 __all__ = [
+    "MAX_SCALE",
     "MacResult",
     "check_mac_config",
     "dot",
@@ -41,6 +42,12 @@ __all__ = [
 
 
 _METHODS = ("auto", "loop")
+
+#: Largest magnitude of a scale :func:`matmul` takes (``a_scales``, ``b_scales``): ``2**31 - 1``
+#: octaves, far beyond any scale :func:`~palhdl.sim.golden.quantize` chooses, and small enough
+#: that a row's and a column's scale add and read out (:class:`MacResult`) without overflowing
+#: int64.
+MAX_SCALE = (1 << 31) - 1
 
 
 def check_mac_config(config) -> MacConfig:
@@ -188,10 +195,14 @@ def _scales(name: str, scales, shape: tuple[int, ...]) -> np.ndarray:
     if scales is None:
         return np.zeros(shape, dtype=np.int64)
     array = np.asarray(scales)
-    if not np.issubdtype(array.dtype, np.integer) or array.shape not in ((), shape):
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must be integers, not dtype {array.dtype}")
+    if array.shape not in ((), shape):
+        raise ValueError(f"{name} must be a scalar or an array of shape {shape}, not {array.shape}")
+    if array.size and (array.min() < -MAX_SCALE or array.max() > MAX_SCALE):
         raise ValueError(
-            f"{name} must be an integer scalar or array of shape {shape}, not "
-            f"{array.dtype} {array.shape}"
+            f"{name} must be in [-{MAX_SCALE}, {MAX_SCALE}] (so that sums and readouts stay "
+            f"exact in int64), not [{array.min()}, {array.max()}]"
         )
     return np.broadcast_to(array.astype(np.int64), shape)
 
@@ -224,7 +235,8 @@ def matmul(
         Operand format, mantissa table width and accumulator geometry.
     a_scales, b_scales : array_like of int, optional
         Octave offsets already applied to the operands (from
-        :func:`~palhdl.sim.golden.quantize` or :func:`~palhdl.sim.golden.quantize_blocks`).
+        :func:`~palhdl.sim.golden.quantize` or :func:`~palhdl.sim.golden.quantize_blocks`),
+        each within ``+-``:data:`MAX_SCALE`.
         Without ``block_size``: shapes ``(M,)`` / ``(N,)``; they only set
         :attr:`MacResult.scale_exp`. With ``block_size``: shapes ``(M, nb)`` / ``(nb, N)``,
         ``nb = ceil(K / block_size)``, one E8M0 scale (``-127 .. 127``) per block.

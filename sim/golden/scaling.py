@@ -16,6 +16,7 @@ from palhdl.validate import check_choice, check_int
 
 __all__ = [
     "BLOCK_SIDES",
+    "MAX_TARGET_OCTAVES",
     "SCALE_MODES",
     "block_count",
     "block_offsets",
@@ -31,6 +32,20 @@ SCALE_MODES = (None, "tensor", "row", "col")
 #: Accepted values of ``per`` for block scaling: a left operand A (blocks along its rows, shape
 #: ``(M, K)``) or a right operand B (blocks down its columns, shape ``(K, N)``).
 BLOCK_SIDES = ("row", "col")
+
+
+#: Largest ``|target|`` of :func:`choose_scales` and :func:`choose_block_scales`, in octaves:
+#: ``2**20``, far beyond any format's range (every maximum saturates or flushes long before), and
+#: small enough that scales and scaled logs stay exact in int64.
+MAX_TARGET_OCTAVES = 1 << 20
+
+
+def _check_target(target, fmt: PALFormat) -> int:
+    """Validate a scaling ``target`` (default ``fmt.log_max``) in ``+-2**20`` octaves of ``fmt``."""
+    if target is None:
+        return fmt.log_max
+    limit = MAX_TARGET_OCTAVES * fmt.units
+    return check_int("target", target, -limit, limit)
 
 
 def block_count(k: int, block_size: int) -> int:
@@ -65,7 +80,8 @@ def choose_scales(values, fmt: PALFormat, *, per: str | None, target: int | None
         right operand B); ``None`` means no scaling (all scales 0).
     target : int, optional
         Log magnitude, in units of ``2**-F``, the maximum is moved to; default ``fmt.log_max``
-        (see :meth:`~palhdl.format.MacConfig.scale_target` for accumulator-aware targets).
+        (see :meth:`~palhdl.format.MacConfig.scale_target` for accumulator-aware targets);
+        at most :data:`MAX_TARGET_OCTAVES` octaves (``2**20 * fmt.units``) either way.
 
     Returns
     -------
@@ -79,7 +95,7 @@ def choose_scales(values, fmt: PALFormat, *, per: str | None, target: int | None
     check_fmt(fmt).require_tables("choose_scales")
     x = _check_matrix(values)
     check_choice("per", per, SCALE_MODES)
-    target = check_int("target", fmt.log_max if target is None else target)
+    target = _check_target(target, fmt)
     shape = {None: (), "tensor": (), "row": (x.shape[0],), "col": (x.shape[1],)}[per]
     if per is None:
         return np.zeros(shape, dtype=np.int64)
@@ -134,7 +150,7 @@ def choose_block_scales(values, fmt: PALFormat, *, per: str, block_size: int, ta
     x = _check_matrix(values)
     check_choice("per", per, BLOCK_SIDES)
     block_size = check_int("block_size", block_size, 1, 1 << 30)
-    target = check_int("target", fmt.log_max if target is None else target)
+    target = _check_target(target, fmt)
     rows = x if per == "row" else x.T
     m, k = rows.shape
     blocks = block_count(max(k, 1), block_size)

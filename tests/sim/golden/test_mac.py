@@ -527,7 +527,7 @@ NO_TABLES = PALFormat(int_bits=2, frac_bits=13)
         (np.full(2, 64), SQUARE, {}, ValueError, "a and b must be 2-D"),
         (np.zeros((2, 0), int), np.zeros((0, 2), int), {}, ValueError, "K >= 1"),
         (SQUARE, SQUARE, {"a_scales": [1, 2, 3]}, ValueError, r"a_scales must be .* \(2,\)"),
-        (SQUARE, SQUARE, {"b_scales": [0.5, 1.0]}, ValueError, "b_scales must be an integer"),
+        (SQUARE, SQUARE, {"b_scales": [0.5, 1.0]}, TypeError, "b_scales must be integers"),
         (SQUARE, SQUARE, {"b_scales": np.zeros((2, 1), int)}, ValueError, "b_scales must be"),
         (SQUARE * 4, SQUARE, {}, ValueError, "a holds 256"),
         (SQUARE.astype(float), SQUARE, {}, TypeError, "a must be an integer array"),
