@@ -39,7 +39,9 @@ class SimulatedSerial:
         A freshly constructed core (elaborated here).
     timeout : float or None
         pyserial semantics, in *simulated* seconds of the core's clock: :meth:`read` returns
-        early after that long; ``None`` waits for ever, ``0`` does not advance time.
+        early after that long (as soon as ``size`` bytes have come, otherwise); ``None``
+        waits for ever, ``0`` does not advance time. An attribute: a driver may set it before
+        each read (:class:`~palhdl.boards.hostlink.driver.HostLink` does).
     vcd_path : path, optional
         Write a waveform there (else only when ``PALHDL_VCD`` is set); call :meth:`close`.
     """
@@ -69,6 +71,14 @@ class SimulatedSerial:
     def core(self) -> HostLinkCore:
         """The simulated core."""
         return self._core
+
+    @property
+    def baudrate(self) -> float:
+        """The line's rate in simulated bits per second: the core's clock over its divisor.
+
+        :class:`~palhdl.boards.hostlink.driver.HostLink` times replies with it.
+        """
+        return self._core.clk_freq / self._core.divisor
 
     @property
     def cycles(self) -> int:

@@ -56,7 +56,9 @@ class VerilatedSerial:
         A freshly constructed core (its Verilog is exported here).
     timeout : float or None
         pyserial semantics, in *simulated* seconds of the core's clock: :meth:`read` returns
-        early after that long; ``None`` waits for ever, ``0`` does not advance time.
+        early after that long (as soon as ``size`` bytes have come, otherwise); ``None``
+        waits for ever, ``0`` does not advance time. An attribute: a driver may set it before
+        each read (:class:`~palhdl.boards.hostlink.driver.HostLink` does).
 
     Raises
     ------
@@ -98,6 +100,14 @@ class VerilatedSerial:
     def executable(self) -> Path:
         """The verilated model's executable (in the cache)."""
         return self._executable
+
+    @property
+    def baudrate(self) -> float:
+        """The line's rate in simulated bits per second: the core's clock over its divisor.
+
+        :class:`~palhdl.boards.hostlink.driver.HostLink` times replies with it.
+        """
+        return self._core.clk_freq / self._core.divisor
 
     @property
     def cycles(self) -> int:
