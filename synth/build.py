@@ -59,9 +59,24 @@ from palhdl.synth.toolchain import (
     tool_command,
 )
 from palhdl.synth.yosys import synth_command
-from palhdl.validate import check_bool, check_choice, check_instance, check_int
+from palhdl.validate import (
+    check_bool,
+    check_choice,
+    check_instance,
+    check_int,
+    check_output_dir,
+)
 
-__all__ = ["STAGES", "BuildError", "build", "build_top", "pll_dividers"]
+__all__ = [
+    "BLOCK_RAMS",
+    "FLIP_FLOPS",
+    "STAGES",
+    "BuildError",
+    "build",
+    "build_top",
+    "check_fit",
+    "pll_dividers",
+]
 
 #: Stages of a build, in order; :attr:`BuildReport.stage_seconds` has one entry for each.
 STAGES = ("elaborate", "synth", "place", "route", "pack")
@@ -99,6 +114,50 @@ _FLOWS = {
         bitstream=f"{_NAME}.bit",
     ),
 }
+
+
+#: Block RAMs of each device (by :attr:`Device.name <palhdl.boards.devices.Device.name>`):
+#: the UP5K's 30 4-kbit EBRs, the ECP5-85F's 208 18-kbit ``DP16KD``; each holds one PE
+#: product-term table (pal8: 256 x 16, or the ECP5's signed 512 x 13).
+BLOCK_RAMS = {"ice40": 30, "ecp5": 208}
+
+#: Flip-flops of each device (one per logic cell / LUT4): 5280 on the UP5K, 83640 on the
+#: ECP5-85F. Every PE keeps its ``acc_bits``-wide accumulator in flip-flops.
+FLIP_FLOPS = {"ice40": 5280, "ecp5": 83640}
+
+
+def check_fit(board: Board, *, rows: int, cols: int, term: str, table_ports: int, config) -> None:
+    """Reject at once an array that cannot fit ``board``'s device, whatever the tools do.
+
+    Two lower bounds of what ``rows x cols`` PEs need: a product-term table (``term`` other
+    than ``"logic"``) takes a block RAM per ``table_ports`` PEs (:data:`BLOCK_RAMS`), and every
+    PE's accumulator takes ``config.acc_bits`` flip-flops (:data:`FLIP_FLOPS`). An array that
+    passes may still not fit (the host link, the adders); place and route decides that.
+
+    Raises
+    ------
+    ValueError
+        Naming ``rows``/``cols``, the need and the device's count.
+    """
+    device = board.device
+    pes = rows * cols
+    tables = -(-pes // table_ports) if term != "logic" else 0
+    if tables > BLOCK_RAMS[device.name]:
+        largest = BLOCK_RAMS[device.name] * table_ports
+        raise ValueError(
+            f"rows x cols = {rows} x {cols} cannot fit the {device.title}: {pes} PEs need "
+            f"{tables} block RAMs for their product-term tables (one per {table_ports} PE"
+            f"{'s' if table_ports > 1 else ''}), the device has {BLOCK_RAMS[device.name]} "
+            f"(at most {largest} PEs)"
+        )
+    flops = pes * config.acc_bits
+    if flops > FLIP_FLOPS[device.name]:
+        largest = FLIP_FLOPS[device.name] // config.acc_bits
+        raise ValueError(
+            f"rows x cols = {rows} x {cols} cannot fit the {device.title}: {pes} accumulators of "
+            f"{config.acc_bits} bits need {flops} flip-flops, the device has "
+            f"{FLIP_FLOPS[device.name]} (at most {largest} PEs)"
+        )
 
 
 def _resolve_config(board: Board, fmt, config) -> MacConfig:
@@ -186,7 +245,10 @@ def build(
     Raises
     ------
     TypeError, ValueError
-        For bad parameters (including a frequency the PLL cannot make).
+        For bad parameters (including a frequency the PLL cannot make, and an array that
+        cannot fit the device, :func:`check_fit`), before the build directory is created.
+    OSError
+        ``out_dir`` cannot be created or written (:func:`palhdl.validate.check_output_dir`).
     BuildError
         If a tool fails, the design does not fit the device, or (unless ``allow_timing_fail``)
         a clock misses its constraint; the message has the numbers, and ``report.json`` /
@@ -230,23 +292,26 @@ def build(
         **options,
     )
 
+    pe = board.arithmetic(config, pipelined=pipelined)
+    core_parameters = dict(
+        rows=rows,
+        cols=cols,
+        config=config,
+        output=output,
+        clk_freq=round(report.sync_mhz * 1e6),
+        baud=baud,
+        k_max=k_max,
+        pipelined=pipelined,
+        term=pe.term,
+        table_ports=pe.table_ports,
+        loadable=pe.loadable,
+        block_scaled=pe.block_scaled,
+    )
+    HostLinkCore.check_parameters(**core_parameters)  # before the build directory exists
+    check_fit(board, rows=rows, cols=cols, term=pe.term, table_ports=pe.table_ports, config=config)
+
     def make_top() -> BoardTop:
-        pe = board.arithmetic(config, pipelined=pipelined)
-        core = HostLinkCore(
-            rows=rows,
-            cols=cols,
-            config=config,
-            output=output,
-            clk_freq=round(report.sync_mhz * 1e6),
-            baud=baud,
-            k_max=k_max,
-            pipelined=pipelined,
-            term=pe.term,
-            table_ports=pe.table_ports,
-            loadable=pe.loadable,
-            block_scaled=pe.block_scaled,
-        )
-        return BoardTop(board=board, core=core, clk_freq=clk_freq)
+        return BoardTop(board=board, core=HostLinkCore(**core_parameters), clk_freq=clk_freq)
 
     return build_top(
         make_top,
@@ -322,8 +387,8 @@ def build_top(
     check_bool("allow_timing_fail", allow_timing_fail)
     check_bool("pack", pack)
     check_bool("progress", progress)
+    out = check_output_dir("out_dir", out_dir)
     _check_tools(board.family)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = StageProgress(title, stream=sys.stderr, enabled=progress)
     failure = None
