@@ -1,4 +1,4 @@
-"""The host link's packet parser: framing, CRC-8, length and K checks, LOAD writes."""
+"""The host link's packet parser: framing, header and packet CRC-8, length and K checks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from palhdl.boards.hostlink.buffers import load_signature
 from palhdl.boards.hostlink.gates import crc8_next, one_hot
+from palhdl.boards.hostlink.loadwrite import LoadWriteStage
 from palhdl.boards.hostlink.protocol import MAX_K, Command, ErrorCode
 from palhdl.boards.hostlink.receiver import RX_ENTRY
 from palhdl.boards.hostlink.table import table_load_signature
@@ -38,12 +39,24 @@ class Parser(Unit):
     and ``resume`` sets again. An entry is taken into a register and acted on in the next
     cycle, during which no entry is taken (at most one entry every two cycles; a UART
     character lasts at least 40), so every decision starts from registers. ``done`` pulses
-    for one cycle when a packet has ended (CRC byte or timeout) with ``cmd``, its decoded
-    flags (registered with ``cmd``) and ``error`` (0 = good). LOAD words and scales leave on
-    ``load`` through two register stages; the target buffer is invalidated when the LOAD
-    header arrives. A LOAD_TABLE's length is checked against ``table_length`` as soon as it
-    arrives (a wrong one writes nothing); then the table is invalidated and the payload bytes
+    for one cycle when a packet has ended (CRC byte, timeout or discard) with ``cmd``, its
+    decoded flags (registered with ``cmd``) and ``error`` (0 = good).
+
+    Nothing in a packet is acted upon before its header checksum (HCRC, after ``LEN``) has
+    matched: in the cycle after the HCRC byte is acted on (state ACCEPT, in which no entry is
+    taken) ``accepted`` pulses, the LOAD's target buffer is invalidated, LEN and the command
+    are checked. A LOAD's words and scales then leave on ``load`` through the two register
+    stages of a :class:`~palhdl.boards.hostlink.loadwrite.LoadWriteStage`. A LOAD_TABLE's
+    length is checked against ``table_length`` in the next cycle, before any payload byte is
+    acted on (a wrong one writes nothing); then the table is invalidated and the payload bytes
     leave on ``table`` through one register stage.
+
+    A header whose HCRC does not match (its LEN cannot be trusted), or a drop marker of the
+    receiver (input was lost) anywhere, sends the parser to DISCARD: it takes and ignores
+    every entry until none has come for ``timeout_cycles`` (the line is quiet), then ends the
+    packet with HEADER (``cmd``: the CODE byte as received) or LINE (``cmd``: the packet in
+    progress, 0 between packets). So a payload is never parsed as packets, and an overrun
+    gets exactly one reply.
 
     Every decision on a byte uses registers only: comparisons of counters with their limits
     are registered one step ahead, and the error is kept as separate flags merged by priority
@@ -58,7 +71,8 @@ class Parser(Unit):
     width : int
         Bits of an operand word (``word_bytes = ceil(width / 8)`` on the wire).
     timeout_cycles : int
-        Inter-byte timeout inside a packet, in clock cycles, at least 2.
+        Inter-byte timeout inside a packet, and the quiet time that ends a discard, in clock
+        cycles, at least 2.
     table_length : int or None
         Payload length of a LOAD_TABLE (:func:`~palhdl.boards.hostlink.protocol.table_length`),
         2..65535; ``None`` (default): the table is not loadable and a LOAD_TABLE is answered
@@ -72,6 +86,8 @@ class Parser(Unit):
         Read the next packet (after ``done``).
     done : Out(1)
         The packet has ended (one cycle).
+    accepted : Out(1)
+        The packet's header checksum has matched (one cycle, with ``cmd`` and its flags).
     cmd : Out(8)
         The command byte of the packet (0 if it ended before it).
     is_identify, is_status, is_load_a, is_load_b, is_load_table, is_run, is_read : Out(1)
@@ -134,6 +150,7 @@ class Parser(Unit):
             "i": In(stream.Signature(RX_ENTRY)),
             "resume": In(1),
             "done": Out(1),
+            "accepted": Out(1),
             "cmd": Out(8),
             "error": Out(4),
             "idle": Out(1),
@@ -171,7 +188,7 @@ class Parser(Unit):
 
     @property
     def timeout_cycles(self) -> int:
-        """Inter-byte timeout inside a packet."""
+        """Inter-byte timeout inside a packet; the quiet time that ends a discard."""
         return self._timeout_cycles
 
     @property
@@ -190,31 +207,32 @@ class Parser(Unit):
         s = self._signals()
         self._merge_errors(m, s)
         self._write_stage(m, s)
-        # Outside PAYLOAD / LEN_HI / CHECK:
+        # Outside PAYLOAD / CHECK / ACCEPT:
         m.d.sync += [
             s.walk.eq(0),
             s.word_end.eq(0),
-            s.length_due_plain.eq(0),
             s.length_due_load.eq(0),
             s.table_check.eq(0),
             s.table_step.eq(0),
         ]
         with m.FSM(name="parser") as fsm:
             self._header(m, s)
+            self._accept(m, s)
             self._payload(m, s)
             with m.State("CHECK"):
                 m.d.sync += s.length_due_load.eq(s.is_load & ~s.k_bad & ~s.phase[4])
-                with m.If(s.got):
+                with m.If(s.got & ~s.entry.drop):
                     m.d.sync += [s.crc_bad.eq(s.entry.byte != s.crc), s.enable.eq(0)]
                     m.next = "DONE"
-                with m.If(s.timed_out):
-                    m.next = "DONE"
+                self._end_on_drop_or_timeout(m, s)
+            # Take and ignore everything until the line has been quiet for timeout_cycles.
+            with m.State("DISCARD"), m.If(s.timed_out):
+                m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
         one_hot(fsm)
-        empty = s.length_low_zero & s.entry.is_zero
-        with m.If(s.got & (s.length_due_load | (s.length_due_plain & ~empty))):
+        with m.If(s.got & s.length_due_load):
             m.d.sync += s.length_bad.eq(1)
         self._walk(m, s)
         if self._table_length is not None:
@@ -230,9 +248,9 @@ class Parser(Unit):
         lanes = range(max(k_max, rows, cols))
         shapes = {
             "got": 1,  # an entry was taken in the previous cycle: act on it now
-            "length_low": 8,
             "length_low_zero": 1,
             "length_low_one": 1,
+            "length_high_zero": 1,
             "remaining": 16,
             "final": 1,  # remaining == 1: the next byte is the last of the payload
             "crc": 8,
@@ -242,6 +260,7 @@ class Parser(Unit):
             "expired": 1,
             "timed_out": 1,
             "timeout_hit": 1,
+            "header_bad": 1,  # the HCRC byte did not match
             "line_bad": 1,
             "crc_bad": 1,
             "unknown_command": 1,
@@ -270,12 +289,11 @@ class Parser(Unit):
             # once an error is found the bytes are no longer written and no error is looked for.
             "walk": 4,
             "word_end": 1,  # the entry ends a LOAD word
-            # Acting on the entry finds LENGTH (a plain command: if its LEN is not 0).
-            "length_due_plain": 1,
+            # Acting on the entry finds LENGTH (a LOAD's payload ends too early or too late).
             "length_due_load": 1,
             "not_loadable": 1,  # a LOAD_TABLE without a loadable table
             # LOAD_TABLE: LEN's bytes equal those of table_length (registered as they arrive),
-            # check them now (the cycle after LEN_HI), the split byte is next, and what the
+            # check them now (the cycle after ACCEPT), the split byte is next, and what the
             # entry taken will be (split byte, entry byte; registered like walk).
             "table_low_ok": 1,
             "table_high_ok": 1,
@@ -294,12 +312,13 @@ class Parser(Unit):
     def _merge_errors(self, m: Module, s: SimpleNamespace) -> None:
         """``error``: one flag per error, merged by priority.
 
-        TIMEOUT, LINE, CHECKSUM, then the first of UNKNOWN_COMMAND / NOT_LOADABLE / K_RANGE /
-        LENGTH found (at most one of these is set: finding one stops the checks). In a LOAD
-        the command is known and LENGTH is only found at the end of the payload, so while the
-        payload is walked K_RANGE alone stops the checks and the writes.
+        HEADER, TIMEOUT, LINE, CHECKSUM, then the first of UNKNOWN_COMMAND / NOT_LOADABLE /
+        K_RANGE / LENGTH found (at most one of these is set: finding one stops the checks). In
+        a LOAD the command is known and LENGTH is only found at the end of the payload, so
+        while the payload is walked K_RANGE alone stops the checks and the writes.
         """
         s.by_priority = [
+            (s.header_bad, ErrorCode.HEADER),
             (s.timeout_hit, ErrorCode.TIMEOUT),
             (s.line_bad, ErrorCode.LINE),
             (s.crc_bad, ErrorCode.CHECKSUM),
@@ -311,71 +330,48 @@ class Parser(Unit):
         merged = Const(0, 4)
         for flag, code in reversed(s.by_priority):
             merged = Mux(flag, code, merged)
-        m.d.comb += [
-            self.error.eq(merged),
-            self.i.ready.eq(s.enable & ~s.got),
-        ]
+        m.d.comb += self.error.eq(merged)
         m.d.sync += [s.got.eq(self.i.valid & self.i.ready), s.entry.eq(self.i.payload)]
 
     def _write_stage(self, m: Module, s: SimpleNamespace) -> None:
-        """Register the LOAD writes in two steps: what a byte writes, then the strobes.
-
-        The first step registers the word, its address and lane, the scale byte and index and
-        whether the byte completes a word or is a scale byte; the second decodes the lane into
-        the per-lane enables. A payload is K (2 bytes LE), the words (A: lane-major, k inner;
-        B: k-major, lane inner), then one 2-byte scale per lane; ``inner`` / ``outer`` walk the
-        words.
-        """
-        rows, cols, load, is_a = self._rows, self._cols, self.load, self.is_load_a
-        lanes = max(rows, cols)
-        step = SimpleNamespace(
-            word=Signal(self._width, name="step_word"),
-            address=Signal(range(self._k_max), name="step_address"),
-            lane=Signal(range(lanes), name="step_lane"),
-            scale_byte=Signal(8, name="step_scale_byte"),
-            scale_index=Signal(range(2 * lanes), name="step_scale_index"),
-            is_a=Signal(name="step_is_a"),
-            write_word=Signal(name="step_write_word"),
-            write_scale=Signal(name="step_write_scale"),
+        """Hand what a LOAD byte writes to the write stage (a marker entry writes nothing)."""
+        m.submodules.write_stage = stage = LoadWriteStage(
+            rows=self._rows, cols=self._cols, k_max=self._k_max, width=self._width
         )
-        m.d.sync += [
-            step.word.eq(Cat(s.word_low, s.entry.byte)[: self._width]),
-            step.address.eq(Mux(is_a, s.inner, s.outer)),
-            step.lane.eq(Mux(is_a, s.outer, s.inner)),
-            step.scale_byte.eq(s.entry.byte),
-            step.scale_index.eq(s.scale_index),
-            step.is_a.eq(is_a),
-            step.write_word.eq(s.got & s.word_end & ~s.k_bad),
-            step.write_scale.eq(s.got & s.walk[3] & ~s.k_bad),
+        writes = ~s.k_bad & ~s.entry.drop
+        m.d.comb += [
+            stage.byte.eq(s.entry.byte),
+            stage.word_low.eq(s.word_low),
+            stage.inner.eq(s.inner),
+            stage.outer.eq(s.outer),
+            stage.scale_index.eq(s.scale_index),
+            stage.is_a.eq(self.is_load_a),
+            stage.write_word.eq(s.got & s.word_end & writes),
+            stage.write_scale.eq(s.got & s.walk[3] & writes),
+            self.load.target_a.eq(self.is_load_a),
         ]
-        words_a, words_b = step.write_word & step.is_a, step.write_word & ~step.is_a
-        scales_a, scales_b = step.write_scale & step.is_a, step.write_scale & ~step.is_a
-        m.d.sync += [
-            load.word.eq(step.word),
-            load.address.eq(step.address),
-            load.a_en.eq(Mux(words_a, Cat(step.lane == i for i in range(rows)), 0)),
-            load.b_en.eq(Mux(words_b, Cat(step.lane == j for j in range(cols)), 0)),
-            load.scale_byte.eq(step.scale_byte),
-            load.scale_a_en.eq(
-                Mux(scales_a, Cat(step.scale_index == i for i in range(2 * rows)), 0)
-            ),
-            load.scale_b_en.eq(
-                Mux(scales_b, Cat(step.scale_index == j for j in range(2 * cols)), 0)
-            ),
-        ]
-        m.d.comb += load.target_a.eq(is_a)
+        for name in ("word", "address", "a_en", "b_en", "scale_byte", "scale_a_en", "scale_b_en"):
+            m.d.comb += getattr(self.load, name).eq(getattr(stage, name))
 
     def _header(self, m: Module, s: SimpleNamespace) -> None:
-        """States IDLE (hunting for SYNC), CMD, LEN_LO and LEN_HI."""
+        """States IDLE (hunting for SYNC), CMD, LEN_LO, LEN_HI and HCRC: register the header.
+
+        Nothing is decided here but the next state: the command is decoded into flags and LEN
+        registered with its comparisons, to be acted on in ACCEPT once HCRC has matched.
+        """
         byte, decoded = s.entry.byte, {code: getattr(self, name) for code, name in DECODED.items()}
-        # Bytes lost before a SYNC belonged to an earlier packet: start this one anyway.
-        with m.State("IDLE"), m.If(s.got & s.entry.is_sync):
+        # Bytes lost before a SYNC belonged to an earlier packet: start this one anyway. A drop
+        # marker between packets is discarded (and answered) like one inside a packet.
+        with m.State("IDLE"), m.If(s.got & (s.entry.is_sync | s.entry.drop)):
             m.d.sync += [s.crc.eq(0), self.cmd.eq(0)]
             m.d.sync += [flag.eq(0) for flag in (*decoded.values(), s.is_load, s.is_plain)]
             m.d.sync += [flag.eq(0) for flag, _ in s.by_priority]
+            m.d.sync += s.line_bad.eq(s.entry.drop)
             m.next = "CMD"
+            with m.If(s.entry.drop):
+                m.next = "DISCARD"
         with m.State("CMD"):
-            with m.If(s.got):
+            with m.If(s.got & ~s.entry.drop):
                 m.d.sync += self.cmd.eq(byte)
                 m.d.sync += [flag.eq(byte == code) for code, flag in decoded.items()]
                 loads = (Command.LOAD_A, Command.LOAD_B)
@@ -385,27 +381,46 @@ class Parser(Unit):
                     s.is_plain.eq(Cat(byte == code for code in plain).any()),
                 ]
                 m.next = "LEN_LO"
-            with m.If(s.timed_out):
-                m.next = "DONE"
+            self._end_on_drop_or_timeout(m, s)
         with m.State("LEN_LO"):
             with m.If(s.got):
                 m.d.sync += [
-                    s.length_low.eq(byte),
+                    s.remaining[:8].eq(byte),
                     s.length_low_zero.eq(s.entry.is_zero),
                     s.length_low_one.eq(s.entry.is_one),
                 ]
                 if self._table_length is not None:
                     m.d.sync += s.table_low_ok.eq(byte == self._table_length % 256)
                 m.next = "LEN_HI"
-            with m.If(s.timed_out):
-                m.next = "DONE"
+            self._end_on_drop_or_timeout(m, s)
         with m.State("LEN_HI"):
-            empty = s.length_low_zero & s.entry.is_zero
-            m.d.sync += s.length_due_plain.eq(s.is_plain)  # (LENGTH unless LEN is 0)
             with m.If(s.got):
+                m.d.sync += [s.remaining[8:].eq(byte), s.length_high_zero.eq(s.entry.is_zero)]
+                if self._table_length is not None:
+                    m.d.sync += s.table_high_ok.eq(byte == self._table_length // 256)
+                m.next = "HCRC"
+            self._end_on_drop_or_timeout(m, s)
+        with m.State("HCRC"):
+            # `crc` is the CRC-8 of CODE and LEN here (it takes this byte in this cycle).
+            with m.If(s.got & ~s.entry.drop):
+                m.d.sync += s.header_bad.eq(byte != s.crc)
+                m.next = "ACCEPT"
+            self._end_on_drop_or_timeout(m, s)
+
+    def _accept(self, m: Module, s: SimpleNamespace) -> None:
+        """State ACCEPT: act on a header whose HCRC matched, else discard.
+
+        No entry is taken in this state, so the first payload byte is taken in PAYLOAD, with
+        the walk's limits and phase set here.
+        """
+        with m.State("ACCEPT"):
+            with m.If(s.header_bad):
+                m.next = "DISCARD"
+            with m.Else():
+                m.d.comb += self.accepted.eq(1)
+                empty = s.length_low_zero & s.length_high_zero
                 m.d.sync += [
-                    s.remaining.eq(Cat(s.length_low, byte)),
-                    s.final.eq(s.length_low_one & s.entry.is_zero),
+                    s.final.eq(s.length_low_one & s.length_high_zero),
                     s.phase.eq(1),  # K low
                     s.inner.eq(0),
                     s.outer.eq(0),
@@ -422,18 +437,22 @@ class Parser(Unit):
                     if self._table_length is None:
                         m.d.sync += s.not_loadable.eq(1)
                     else:
-                        m.d.sync += [
-                            s.table_check.eq(1),
-                            s.table_high_ok.eq(byte == self._table_length // 256),
-                            s.table_first.eq(1),
-                        ]
+                        m.d.sync += [s.table_check.eq(1), s.table_first.eq(1)]
                 with m.Elif(~s.is_plain):
                     m.d.sync += s.unknown_command.eq(1)
+                with m.If(s.is_plain & ~empty):
+                    m.d.sync += s.length_bad.eq(1)
                 m.next = "PAYLOAD"
                 with m.If(empty):
                     m.next = "CHECK"
-            with m.If(s.timed_out):
-                m.next = "DONE"
+
+    @staticmethod
+    def _end_on_drop_or_timeout(m: Module, s: SimpleNamespace) -> None:
+        """Inside a packet's state: a drop marker starts the discard, a timeout ends it."""
+        with m.If(s.got & s.entry.drop):
+            m.next = "DISCARD"
+        with m.If(s.timed_out):
+            m.next = "DONE"
 
     def _payload(self, m: Module, s: SimpleNamespace) -> None:
         """State PAYLOAD: count the payload down; register what a LOAD byte will do."""
@@ -442,8 +461,7 @@ class Parser(Unit):
                 m.d.sync += [s.remaining.eq(s.remaining - 1), s.final.eq(s.remaining == 2)]
                 with m.If(s.final):
                     m.next = "CHECK"
-            with m.If(s.timed_out):
-                m.next = "DONE"
+            self._end_on_drop_or_timeout(m, s)
             word_end = s.phase[2] & (s.byte_in_word == self.word_bytes - 1)
             m.d.sync += [
                 s.walk.eq(Mux(s.is_load, s.phase[:4], 0)),
@@ -522,9 +540,9 @@ class Parser(Unit):
     def _table(self, m: Module, s: SimpleNamespace) -> None:
         """LOAD_TABLE: check LEN, then invalidate the table and hand on the payload bytes.
 
-        The cycle after LEN_HI acts on LEN's high byte, no entry is acted on (at most one
-        every two cycles), so LENGTH is found before the first payload byte; a packet of the
-        wrong length writes nothing. ``table_step`` is registered in the cycle that takes the
+        The cycle after ACCEPT checks LEN; no entry is acted on in it (none was taken in
+        ACCEPT), so LENGTH is found before the first payload byte; a packet of the wrong
+        length writes nothing. ``table_step`` is registered in the cycle that takes the
         entry (as ``walk``): it implies PAYLOAD and a LOAD_TABLE.
         """
         table = self.table
@@ -537,19 +555,21 @@ class Parser(Unit):
             m.d.sync += s.table_first.eq(0)
         m.d.sync += [
             table.byte.eq(s.entry.byte),
-            table.split_en.eq(s.got & s.table_step[0] & ~s.length_bad),
-            table.entry_en.eq(s.got & s.table_step[1] & ~s.length_bad),
+            table.split_en.eq(s.got & s.table_step[0] & ~s.length_bad & ~s.entry.drop),
+            table.entry_en.eq(s.got & s.table_step[1] & ~s.length_bad & ~s.entry.drop),
         ]
 
     def _timer_and_crc(self, m: Module, s: SimpleNamespace, fsm) -> None:
         """Inside a packet: CRC over everything but SYNC and the CRC byte, inter-byte timeout.
 
         The timer restarts when an entry is taken (a cycle before it is acted on), and an entry
-        taken as the time runs out wins, so the timeout counts between the takes. In DONE,
-        after the CRC byte or a timeout, the parser is disabled (no entry arrives and no timeout
-        is found) until IDLE clears the timer.
+        taken as the time runs out wins, so the timeout counts between the takes; in DISCARD
+        it ends the discard (the line is quiet) instead of finding TIMEOUT. In DONE, after the
+        CRC byte or a timeout, the parser is disabled (no entry arrives and no timeout is
+        found) until IDLE clears the timer. No entry is taken in ACCEPT.
         """
         inside = ~fsm.ongoing("IDLE")
+        m.d.comb += self.i.ready.eq(s.enable & ~s.got & ~fsm.ongoing("ACCEPT"))
         with m.If(~inside | (self.i.valid & self.i.ready)):
             m.d.sync += [s.timer.eq(0), s.expired.eq(0)]
         with m.Else():
@@ -559,13 +579,13 @@ class Parser(Unit):
             ]
         with m.If(inside):
             with m.If(s.got):
-                m.d.sync += s.line_bad.eq(
-                    s.line_bad | s.entry.framing_error | s.entry.dropped_before
-                )
+                m.d.sync += s.line_bad.eq(s.line_bad | s.entry.framing_error | s.entry.drop)
                 with m.If(~fsm.ongoing("CHECK")):
                     m.d.sync += s.crc.eq(crc8_next(s.crc, s.entry.byte))
             with m.Elif(s.timed_out):
-                m.d.sync += [s.timeout_hit.eq(1), s.enable.eq(0)]
+                m.d.sync += s.enable.eq(0)
+                with m.If(~fsm.ongoing("DISCARD")):
+                    m.d.sync += s.timeout_hit.eq(1)
         m.d.comb += [
             # (expired implies that no entry is being acted on: got restarted the timer)
             s.timed_out.eq(inside & s.enable & s.expired & ~self.i.valid),

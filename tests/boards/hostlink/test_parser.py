@@ -11,12 +11,12 @@ from palhdl.boards.hostlink.parser import Parser
 ROWS, COLS, K_MAX, TIMEOUT = 2, 3, 5, 50
 
 
-def entry(byte, *, framing_error=False, dropped_before=False):
+def entry(byte, *, framing_error=False):
     """A receive-FIFO entry with the comparisons the receiver makes (k_max = K_MAX)."""
     return {
         "byte": byte,
         "framing_error": framing_error,
-        "dropped_before": dropped_before,
+        "drop": False,
         "is_sync": byte == 0xA5 and not framing_error,
         "is_zero": byte == 0,
         "is_one": byte == 1,
@@ -26,11 +26,15 @@ def entry(byte, *, framing_error=False, dropped_before=False):
     }
 
 
+#: The receiver's drop marker: input was lost here (every other field is 0).
+MARKER = {**dict.fromkeys(entry(0), 0), "drop": True}
+
+
 def run_parser(items, *, width=8, cycles=None, table_length=None):
     """Feed ``items`` (entries, or ``("gap", n)`` idle cycles) to a parser; resume it two cycles
     after each ``done``. Returns the packets (cmd, error, decoded flags, K), the LOAD writes,
-    the LOAD_TABLE events (``("invalidate", None)``, ``("split", byte)``, ``("entry", byte)``)
-    and the cycles at which entries were taken.
+    the LOAD_TABLE events (``("invalidate", None)``, ``("split", byte)``, ``("entry", byte)``),
+    the cycles at which entries were taken and the commands whose header was accepted.
     """
     dut = Parser(
         rows=ROWS,
@@ -57,12 +61,14 @@ def run_parser(items, *, width=8, cycles=None, table_length=None):
         "table": [],
         "taken": [],
         "done": [],
+        "accepted": [],
     }
+    gaps = sum(item[1] for item in items if isinstance(item, tuple))
 
     async def bench(ctx):
         queue = list(items)
         resume_at = None
-        for cycle in range(cycles or 40 * len(items) + 4 * TIMEOUT):
+        for cycle in range(cycles or 40 * len(items) + gaps + 8 * TIMEOUT):
             gap = bool(queue) and isinstance(queue[0], tuple)
             ctx.set(dut.i.valid, bool(queue) and not gap)
             if queue and not gap:
@@ -73,6 +79,8 @@ def run_parser(items, *, width=8, cycles=None, table_length=None):
             if quiet and ctx.get(dut.idle):
                 break
             load = dut.load
+            if ctx.get(dut.accepted):
+                result["accepted"].append(ctx.get(dut.cmd))
             if ctx.get(dut.done):
                 packet = {"cmd": ctx.get(dut.cmd), "error": ctx.get(dut.error), "k": None}
                 packet["flags"] = {name for name in flags if ctx.get(getattr(dut, name))}
@@ -162,7 +170,8 @@ def test_load_b_with_two_byte_words(wire):
     [
         (lambda w: w.packet(0x01), 0x01, 0, {"is_identify"}),
         (lambda w: w.packet(0x21), 0x21, 0, {"is_read"}),
-        (lambda w: w.packet(0x20)[:-1] + b"\x00", 0x20, 1, {"is_run"}),  # CHECKSUM
+        # CHECKSUM (the CRC of an empty packet is 0: that of its header and HCRC)
+        (lambda w: w.packet(0x20)[:-1] + b"\x01", 0x20, 1, {"is_run"}),
         (lambda w: w.packet(0x55, b"xyz"), 0x55, 3, set()),  # UNKNOWN_COMMAND
         (lambda w: w.packet(0x02, b"\x00"), 0x02, 4, {"is_status"}),  # LENGTH
         (lambda w: w.packet(0x11, b"\x01\x00"), 0x11, 4, {"is_load_b"}),  # ends after K
@@ -196,7 +205,7 @@ def test_timeout_line_error_and_resume(wire):
     # A packet ends two cycles after its CRC byte is taken (latency 2: taken, acted on, done)
     # or TIMEOUT cycles after its last byte was taken; then nothing is taken until `resume`
     # (pulsed two cycles after `done`) has acted.
-    crc_taken = [taken[i] for i in (6, 11)]  # the CRC bytes of the two complete packets
+    crc_taken = [taken[i] for i in (7, 13)]  # the CRC bytes of the two complete packets
     assert [cycle + 2 for cycle in crc_taken] == done[1:3]
     assert done[0] - taken[1] == TIMEOUT + 1
     # At most one entry every two cycles.
@@ -262,3 +271,101 @@ def test_load_table_without_a_loadable_table(wire):
     # NOT_LOADABLE, CHECKSUM before it, and the parser is in step for the next packet.
     assert verdicts == [(0x12, 10), (0x12, 1), (0x01, 0)]
     assert result["packets"][0]["flags"] == {"is_load_table"}
+
+
+# --- protocol 4: the header checksum and the drop marker ----------------------------------
+
+HEADER, LINE = 12, 9  # ErrorCode values, from docs/host-link.md
+
+
+def hidden_status_load(wire):
+    """A LOAD_A (rows 2, K 3) whose six words are a complete, valid STATUS packet."""
+    status = wire.packet(0x02)
+    assert len(status) == 6
+    return wire.load_packet(0x10, [list(status[:3]), list(status[3:])], [7, -7])
+
+
+@pytest.mark.parametrize("position", [1, 2, 3, 4])  # CODE, LEN low, LEN high, HCRC
+@pytest.mark.parametrize("kind", ["load", "table"])
+def test_every_single_bit_header_corruption_is_a_header_error(wire, position, kind):
+    table_length = TABLE_LENGTH if kind == "table" else None
+    if kind == "load":
+        packet = hidden_status_load(wire)
+    else:
+        packet = wire.packet(0x12, bytes([3, *range(TABLE_LENGTH - 1)]))
+    identify = wire.packet(0x01)
+    for bit in range(8):
+        bad = bytearray(packet)
+        bad[position] ^= 1 << bit
+        # A CRC-8 detects every single-bit error: the header no longer matches its HCRC.
+        assert wire.crc8(bytes(bad[1:4])) != bad[4]
+        items = [*entries(bad), ("gap", TIMEOUT + 5), *entries(identify)]
+        result = run_parser(items, table_length=table_length)
+        verdicts = [(p["cmd"], p["error"]) for p in result["packets"]]
+        # One HEADER reply with the CODE byte as received (never the hidden STATUS), then the
+        # next packet is served; nothing of the corrupted packet was acted upon.
+        assert verdicts == [(bad[1], HEADER), (0x01, 0)], (position, bit)
+        assert result["accepted"] == [0x01]
+        assert result["invalidated"] == [] and result["words"] == {} and result["scales"] == {}
+        assert result["table"] == []
+
+
+def test_the_discard_ends_when_the_line_has_been_quiet(wire):
+    # After a bad HCRC every entry is discarded (even a valid packet) until none has come for
+    # TIMEOUT cycles: a gap of TIMEOUT - 1 does not end it, a gap of TIMEOUT does.
+    bad = bytearray(wire.packet(0x21))
+    bad[4] ^= 0x80
+    identify = entries(wire.packet(0x01))
+    items = [*entries(bad), ("gap", TIMEOUT - 1), *identify, ("gap", TIMEOUT), *identify]
+    result = run_parser(items)
+    assert [(p["cmd"], p["error"]) for p in result["packets"]] == [(0x21, HEADER), (0x01, 0)]
+    taken, done = result["taken"], result["done"]
+    last_discarded = taken[len(bad) + len(identify) - 1]
+    assert done[0] - last_discarded == TIMEOUT + 1
+    assert result["accepted"] == [0x01]
+
+
+def test_a_drop_marker_between_packets_is_one_line_error(wire):
+    status = wire.packet(0x02)
+    items = [*entries(status), MARKER, ("gap", TIMEOUT + 5), *entries(status)]
+    result = run_parser(items)
+    verdicts = [(p["cmd"], p["error"]) for p in result["packets"]]
+    assert verdicts == [(0x02, 0), (0x00, LINE), (0x02, 0)]
+    assert result["packets"][1]["flags"] == set()
+
+
+# Bytes before the marker: SYNC, CODE, LEN, HCRC, K and a word, the words and two scale
+# bytes, all but the CRC byte.
+@pytest.mark.parametrize("cut", [1, 2, 4, 5, 8, 15, 17])
+def test_a_drop_marker_inside_a_packet_discards_the_rest(wire, cut):
+    # The marker, then at once (the line is not quiet) a valid packet and another marker: all
+    # of it is discarded, one LINE reply names the packet in progress, the marker writes
+    # nothing and the next packet after a quiet line is served.
+    load = wire.load_packet(0x10, [[1, 2, 3], [4, 5, 6]], [1, 2])  # words at bytes 7..12
+    identify = entries(wire.packet(0x01))
+    items = [*entries(load[:cut]), MARKER, *identify, MARKER, ("gap", TIMEOUT + 5), *identify]
+    result = run_parser(items)
+    cmd = 0 if cut == 1 else 0x10
+    assert [(p["cmd"], p["error"]) for p in result["packets"]] == [(cmd, LINE), (0x01, 0)]
+    accepted = cut >= 5
+    assert result["accepted"] == ([0x10, 0x01] if accepted else [0x01])
+    assert result["invalidated"] == (["a"] if accepted else [])
+    # The words before the marker were written (into the invalidated buffer), none after it.
+    words = [(("a", i, k), 3 * i + k + 1) for i in range(2) for k in range(3)]
+    assert result["words"] == dict(words[: max(0, min(cut, 13) - 7)])
+    assert len(result["scales"]) == max(0, cut - 13)
+
+
+def test_a_drop_marker_during_a_header_discard_changes_nothing(wire):
+    bad = bytearray(wire.packet(0x02))
+    bad[2] ^= 0x01
+    items = [*entries(bad), MARKER, *entries(b"\x00"), ("gap", TIMEOUT + 5), MARKER]
+    result = run_parser([*items, ("gap", TIMEOUT + 5)])
+    verdicts = [(p["cmd"], p["error"]) for p in result["packets"]]
+    assert verdicts == [(0x02, HEADER), (0x00, LINE)]
+
+
+def test_a_framing_error_between_packets_is_ignored(wire):
+    items = [entry(0xA5, framing_error=True), entry(0x13, framing_error=True)]
+    result = run_parser([*items, *entries(wire.packet(0x01))])
+    assert [(p["cmd"], p["error"]) for p in result["packets"]] == [(0x01, 0)]
