@@ -1,11 +1,11 @@
-"""The host link's reply generator: ``SYNC | code | LEN | payload | CRC-8`` onto the UART."""
+"""The host link's reply generator: ``SYNC | code | LEN | HCRC | payload | CRC`` onto the UART."""
 
 from __future__ import annotations
 
 import itertools
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
@@ -13,6 +13,7 @@ from palhdl.boards.hostlink.gates import crc8_next, one_hot
 from palhdl.boards.hostlink.protocol import (
     ERROR_LENGTH,
     IDENTIFY_LENGTH,
+    READ_FLAGS_LENGTH,
     RUN_LENGTH,
     STATUS_LENGTH,
     SYNC,
@@ -31,14 +32,16 @@ class ReplyKind(enum.Enum, shape=3):
     IDENTIFY = 2  # the constant IDENTIFY payload
     STATUS = 3  # the status bytes
     RUN = 4  # the run's cycle count
-    READ = 5  # the result memory, read_length bytes
+    READ = 5  # the read flags byte, then the result memory (read_length bytes)
 
 
 class Reply(Unit):
     """Reply generator of the host link.
 
     ``start`` only snapshots the small payloads; the generator starts from registers a cycle
-    later. The next byte is selected into a register (offered only when the state, index and
+    later. The header is ``SYNC``, the code, ``LEN`` and its checksum ``HCRC`` (the CRC-8 of
+    code and ``LEN``); the closing CRC covers everything after ``SYNC``. The next byte is
+    selected into a register (offered only when the state, index and
     CRC did not change in the cycle before, so it is up to date) and handed to the UART
     transmitter through a one-byte buffer, so the byte multiplexer never waits on the
     transmitter; the CRC is updated from the buffered byte a cycle after it was sent. A
@@ -49,13 +52,13 @@ class Reply(Unit):
     identify : bytes
         The IDENTIFY payload (:data:`~palhdl.boards.hostlink.protocol.IDENTIFY_LENGTH` bytes).
     read_length : int
-        Bytes of a READ payload (the result memory), 1..65535.
+        Bytes of the result memory, 1..65534; a READ payload is the flags byte and these.
 
     Members
     -------
     start : In(1)
         Send the reply described by ``kind`` and ``code`` (only while not ``busy``); the
-        ERROR, STATUS and RUN payloads are sampled in this cycle.
+        ERROR, STATUS and RUN payloads and the READ flags are sampled in this cycle.
     kind : In(ReplyKind)
         The payload; held from ``start`` to the cycle after it.
     code : In(8)
@@ -66,6 +69,8 @@ class Reply(Unit):
         The payload of a STATUS reply.
     run_cycles : In(16)
         The payload of a RUN reply.
+    read_flags : In(8)
+        The first payload byte of a READ reply (:class:`~palhdl.boards.hostlink.protocol.ReadFlag`).
     read_addr : Out(range(read_length))
         Address of the result memory (read port with one cycle of latency).
     read_data : In(8)
@@ -84,7 +89,7 @@ class Reply(Unit):
             raise ValueError(
                 f"identify must be {IDENTIFY_LENGTH} bytes long, not {len(identify)} bytes"
             )
-        return identify, check_int("read_length", read_length, 1, 0xFFFF)
+        return identify, check_int("read_length", read_length, 1, 0xFFFF - READ_FLAGS_LENGTH)
 
     def __init__(self, *, identify: bytes, read_length: int):
         self._identify, self._read_length = self.check_parameters(
@@ -99,6 +104,7 @@ class Reply(Unit):
                 "command": In(8),
                 "status": In(data.ArrayLayout(8, STATUS_LENGTH)),
                 "run_cycles": In(16),
+                "read_flags": In(8),
                 "read_addr": Out(range(read_length)),
                 "read_data": In(8),
                 "o": Out(stream.Signature(8)),
@@ -113,7 +119,7 @@ class Reply(Unit):
 
     @property
     def read_length(self) -> int:
-        """Bytes of a READ payload."""
+        """Bytes of the result memory (a READ payload has :data:`READ_FLAGS_LENGTH` more)."""
         return self._read_length
 
     @property
@@ -129,7 +135,7 @@ class Reply(Unit):
             ReplyKind.IDENTIFY: IDENTIFY_LENGTH,
             ReplyKind.STATUS: STATUS_LENGTH,
             ReplyKind.RUN: RUN_LENGTH,
-            ReplyKind.READ: self._read_length,
+            ReplyKind.READ: READ_FLAGS_LENGTH + self._read_length,
         }
 
     def elaborate(self, platform):
@@ -151,6 +157,8 @@ class Reply(Unit):
             sent=Signal(name="sent"),
             # `start` was pulsed last cycle (`kind` and `code` are still valid).
             started=Signal(name="started"),
+            # A READ's flags byte (in `captured[0]`) is still to be sent.
+            flags_next=Signal(name="flags_next"),
         )
         m.d.comb += self.read_addr.eq(s.index)
         s.read_byte = Signal(8, name="read_byte")
@@ -164,6 +172,7 @@ class Reply(Unit):
                     s.code.eq(self.code),
                     s.index.eq(0),
                     s.crc.eq(0),
+                    s.flags_next.eq(1),
                 ]
                 with m.Switch(self.kind):
                     for reply_kind, reply_length in lengths.items():
@@ -212,6 +221,7 @@ class Reply(Unit):
             ReplyKind.ERROR: [self.error, self.command],
             ReplyKind.STATUS: [self.status[i] for i in range(STATUS_LENGTH)],
             ReplyKind.RUN: [self.run_cycles[:8], self.run_cycles[8:]],
+            ReplyKind.READ: [self.read_flags],
         }
         with m.If(self.start), m.Switch(self.kind):
             for reply_kind, values in snapshots.items():
@@ -220,21 +230,20 @@ class Reply(Unit):
         m.d.sync += s.started.eq(self.start)
 
     def _head(self, m: Module, s: SimpleNamespace) -> None:
-        """State HEAD: SYNC, code and the two length bytes."""
+        """State HEAD: SYNC, code, the two length bytes and their checksum (the CRC so far)."""
+        header = [SYNC, s.code, s.length[:8], s.length[8:], s.crc]
         with m.State("HEAD"):
             m.d.comb += s.offer.eq(1)
             with m.Switch(s.index):
-                for position, value in enumerate([SYNC, s.code, s.length[:8], s.length[8:]]):
+                for position, value in enumerate(header):
                     with m.Case(position):
                         m.d.comb += s.data.eq(value)
             with m.If(s.sent):
                 m.d.sync += s.index.eq(s.index + 1)
-                with m.If(s.index == 3):
+                with m.If(s.index == len(header) - 1):
                     m.d.sync += s.index.eq(0)
                     with m.If(s.kind == ReplyKind.EMPTY):
                         m.next = "TAIL"
-                    with m.Elif(s.kind == ReplyKind.READ):
-                        m.next = "FETCH"
                     with m.Else():
                         m.next = "BODY"
 
@@ -248,11 +257,14 @@ class Reply(Unit):
                         with m.Case(position):
                             m.d.comb += s.data.eq(value)
                 with m.Case(ReplyKind.READ):
-                    m.d.comb += s.data.eq(s.read_byte)
+                    m.d.comb += s.data.eq(Mux(s.flags_next, s.captured[0], s.read_byte))
                 with m.Default():
                     m.d.comb += s.data.eq(s.captured[0])
             with m.If(s.sent):
-                m.d.sync += [s.index.eq(s.index + 1), s.left.eq(s.left - 1)]
+                m.d.sync += [s.left.eq(s.left - 1), s.flags_next.eq(0)]
+                # (The flags byte is not in the result memory.)
+                with m.If((s.kind != ReplyKind.READ) | ~s.flags_next):
+                    m.d.sync += s.index.eq(s.index + 1)
                 # The snapshot is a shift register: the next byte moves to captured[0].
                 m.d.sync += [a.eq(b) for a, b in itertools.pairwise(s.captured)]
                 with m.If(s.left[-1]):

@@ -49,7 +49,7 @@ def receive(levels, *, ready_from=0, clear_at=None):
 ENTRY_FIELDS = (
     "byte",
     "framing_error",
-    "dropped_before",
+    "drop",
     "is_sync",
     "is_zero",
     "is_one",
@@ -59,11 +59,11 @@ ENTRY_FIELDS = (
 )
 
 
-def expected(byte, *, framing_error=0, dropped_before=0):
+def expected(byte, *, framing_error=0):
     return {
         "byte": byte,
         "framing_error": framing_error,
-        "dropped_before": dropped_before,
+        "drop": 0,
         "is_sync": int(byte == 0xA5 and not framing_error),
         "is_zero": int(byte == 0),
         "is_one": int(byte == 1),
@@ -71,6 +71,10 @@ def expected(byte, *, framing_error=0, dropped_before=0):
         "is_k_high": int(byte == 0x01),
         "above_k_high": int(byte > 0x01),
     }
+
+
+#: The drop marker: input was lost here; every other field is 0.
+MARKER = {**dict.fromkeys(ENTRY_FIELDS, 0), "drop": 1}
 
 
 def test_entries_carry_the_comparisons():
@@ -86,16 +90,38 @@ def test_entries_carry_the_comparisons():
     assert line_error[-1] and not line_error[taken[-2][0]]
 
 
-def test_overflow_marks_the_next_entry_and_clear_line_error():
-    count = RX_FIFO_DEPTH + 3  # three characters find the FIFO full
+@pytest.mark.parametrize("after", [[], [0x77]])
+def test_overflow_stores_one_drop_marker_and_clear_line_error(after):
+    # Three characters find the FIFO full. The marker is stored as soon as the FIFO has room,
+    # after the entries stored before the overrun, even when no character follows the burst.
+    count = RX_FIFO_DEPTH + 3
     full = line([(byte, 1) for byte in range(count)])
-    levels = full + line([(0x77, 1)])
+    levels = full + line([(byte, 1) for byte in after])
     start = len(full)  # all characters are in (or dropped) before the FIFO is read
     taken, line_error, _ = receive(levels, ready_from=start, clear_at=start + 4)
-    bytes_taken = [entry["byte"] for _, entry in taken]
-    assert bytes_taken == [*range(RX_FIFO_DEPTH), 0x77]
-    assert [entry["dropped_before"] for _, entry in taken] == [0] * RX_FIFO_DEPTH + [1]
+    assert [entry for _, entry in taken] == [
+        *(expected(byte) for byte in range(RX_FIFO_DEPTH)),
+        MARKER,
+        *(expected(byte) for byte in after),
+    ]
     assert line_error[start] and not line_error[start + 5]
+
+
+def test_the_marker_comes_before_the_characters_after_the_overrun():
+    # The FIFO is full while two characters arrive and is read from the middle of the third:
+    # the two are dropped, the marker is stored at once, then the rest of the burst in order.
+    count = RX_FIFO_DEPTH + 20
+    levels = line([(byte % 256, 1) for byte in range(count)])
+    fill = 8 + (RX_FIFO_DEPTH + 2) * 10 * DIVISOR + 5 * DIVISOR
+    taken, _, _ = receive(levels, ready_from=fill)
+    entries = [entry for _, entry in taken]
+    marker = entries.index(MARKER)
+    assert entries[:marker] == [expected(byte) for byte in range(marker)]
+    assert marker == RX_FIFO_DEPTH
+    # After the marker: only characters that arrived once it was stored, in order.
+    rest = [entry["byte"] for entry in entries[marker + 1 :]]
+    assert rest == list(range(RX_FIFO_DEPTH + 2, count))
+    assert MARKER not in entries[marker + 1 :]
 
 
 def test_receiver_rejects_bad_parameters():

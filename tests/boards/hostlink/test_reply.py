@@ -43,13 +43,14 @@ def send(requests, *, gap=5, change_after_start=False):
                 ctx.set(dut.run_cycles, 0)
                 ctx.set(dut.error, 0)
                 ctx.set(dut.command, 0)
+                ctx.set(dut.read_flags, 0)
             if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
                 if not out["replies"][-1]:
                     out["firsts"].append(cycle)
                 out["replies"][-1].append(ctx.get(dut.o.payload))
                 wait = gap
                 reply = out["replies"][-1]
-                if len(reply) >= 4 and len(reply) == 5 + int.from_bytes(reply[2:4], "little"):
+                if len(reply) >= 4 and len(reply) == 6 + int.from_bytes(reply[2:4], "little"):
                     current = None
             elif wait:
                 wait -= 1
@@ -70,12 +71,22 @@ REQUESTS = [
     (ReplyKind.IDENTIFY, 0x81, {}),
     (ReplyKind.STATUS, 0x82, {"status": list(STATUS)}),
     (ReplyKind.RUN, 0xA0, {"run_cycles": 0x1234}),
-    (ReplyKind.READ, 0xA1, {}),
+    (ReplyKind.READ, 0xA1, {"read_flags": 0x01}),
+    (ReplyKind.READ, 0xA1, {"read_flags": 0x00}),
 ]
 
 
 def expected_replies(wire):
-    payloads = [b"", bytes([5, 0x10]), IDENTIFY, STATUS, bytes([0x34, 0x12]), RESULT]
+    # A READ reply: the flags byte (bit 0 STALE), then the result memory.
+    payloads = [
+        b"",
+        bytes([5, 0x10]),
+        IDENTIFY,
+        STATUS,
+        bytes([0x34, 0x12]),
+        b"\x01" + RESULT,
+        b"\x00" + RESULT,
+    ]
     return [
         wire.packet(code, payload) for (_, code, _), payload in zip(REQUESTS, payloads, strict=True)
     ]
@@ -96,16 +107,18 @@ def test_busy_until_the_crc_byte_is_taken(wire):
     assert bytes(out["replies"][0]) == wire.packet(0xA0, bytes([7, 0]))
     start = out["starts"][0]
     free_again = min(cycle for cycle in out["free"] if cycle > start)
-    # 7 bytes, each taken 6 cycles apart; busy ends two cycles after the last is taken.
-    last_taken = out["firsts"][0] + 6 * 6
+    # 8 bytes, each taken 6 cycles apart; busy ends two cycles after the last is taken.
+    last_taken = out["firsts"][0] + 7 * 6
     assert free_again == last_taken + 2
 
 
 def test_reply_rejects_bad_parameters():
     with pytest.raises(ValueError, match="identify must be 21 bytes long, not 4 bytes"):
         Reply(identify=b"PALH", read_length=1)
-    with pytest.raises(ValueError, match=r"read_length must be in \[1, 65535\], not 0"):
+    with pytest.raises(ValueError, match=r"read_length must be in \[1, 65534\], not 0"):
         Reply(identify=IDENTIFY, read_length=0)
+    with pytest.raises(ValueError, match=r"read_length must be in \[1, 65534\], not 65535"):
+        Reply(identify=IDENTIFY, read_length=65535)  # the flags byte makes LEN 65536
     dut = Reply(identify=IDENTIFY, read_length=1)
     Fragment.get(dut, None)
-    assert dut.lengths()[ReplyKind.READ] == dut.read_length == 1
+    assert dut.read_length == 1 and dut.lengths()[ReplyKind.READ] == 2
