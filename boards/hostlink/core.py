@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Shape, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,6 +29,7 @@ from palhdl.boards.hostlink.protocol import (
     REPLY_FLAG,
     ErrorCode,
     LedBit,
+    ReadFlag,
     StatusFlag,
     encode_identify,
     load_length,
@@ -58,10 +59,12 @@ class HostLinkCore(Unit):
 
     Everything runs in ``sync``. Inside: UART receiver and transmitter
     (:mod:`palhdl.hdl.uart`), a receive FIFO of
-    :data:`~palhdl.boards.hostlink.receiver.RX_FIFO_DEPTH` bytes, a byte-wide packet parser
-    with CRC-8 and an inter-byte timeout, operand buffers in one block RAM (row ``2 k``: column
-    ``k`` of A, ``rows`` operand lanes; row ``2 k + 1``: row ``k`` of B, ``cols`` lanes; scales
-    in registers), the :class:`~palhdl.hdl.systolic.SystolicArray`
+    :data:`~palhdl.boards.hostlink.receiver.RX_FIFO_DEPTH` bytes (a drop marker where input
+    was lost), a byte-wide packet parser with a header and a packet CRC-8 and an inter-byte
+    timeout (a bad header or lost input: one ERROR reply once the line is quiet), operand
+    buffers in one block RAM (row ``2 k``: column ``k`` of A, ``rows`` operand lanes; row
+    ``2 k + 1``: row ``k`` of B, ``cols`` lanes; scales in registers), the
+    :class:`~palhdl.hdl.systolic.SystolicArray`
     (:class:`~palhdl.hdl.providers.PALArithmetic`, readout ``output``), a byte-wide result
     buffer (``rows x cols`` lanes of :attr:`lane_bytes` bytes, row-major; an SPRAM on an iCE40
     UltraPlus, else block RAM: :class:`~palhdl.boards.hostlink.run.ResultMemory`), a reply
@@ -93,7 +96,8 @@ class HostLinkCore(Unit):
     k_max : int
         Deepest K a tile may have, 1..4096 (a LOAD packet must also stay below 65536 bytes).
     timeout_cycles : int, optional
-        Inter-byte timeout inside a packet, in clock cycles; at least 20 bit periods (two
+        Inter-byte timeout inside a packet, and the quiet time after a bad header or lost
+        input before the ERROR reply, in clock cycles; at least 20 bit periods (two
         characters). Default 10 ms worth of cycles.
     pipelined : bool
         Register the PE product terms and readout converters (``PALArithmetic(pipelined=)``).
@@ -380,13 +384,21 @@ class HostLinkCore(Unit):
             wiring.connect(m, p.table.table, p.array.table)
         p.last_error, p.error_led = Signal(4), Signal()
         self._status(m, p)
+        # A LOAD header was accepted since the last RUN started: READ's result is stale.
+        p.stale = Signal()
         m.d.comb += [
             p.reply.command.eq(p.parser.cmd),
+            p.reply.read_flags.eq(Mux(p.stale, ReadFlag.STALE, 0)),
             p.reply.run_cycles.eq(p.engine.cycles),
             p.reply.read_data.eq(p.engine.read_data),
             p.engine.read_addr.eq(p.reply.read_addr),
         ]
         idle = self._control(m, p)
+        loads = p.parser.is_load_a | p.parser.is_load_b | p.parser.is_load_table
+        with m.If(p.parser.accepted & loads):
+            m.d.sync += p.stale.eq(1)
+        with m.If(p.start_run):
+            m.d.sync += p.stale.eq(0)
         busy = ~idle | ~p.parser.idle | p.reply.busy | p.receiver.o.valid
         m.d.sync += [
             self.status[LedBit.BUSY].eq(busy),
