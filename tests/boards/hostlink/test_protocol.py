@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from palhdl.boards.hostlink.protocol import (
+    FRAME_OVERHEAD,
+    HEADER_LENGTH,
+    READ_FLAGS_LENGTH,
+    VERSION,
     ErrorCode,
     IdentifyFields,
+    ReadFlag,
     crc8,
     decode_identify,
     decode_status,
@@ -24,6 +29,20 @@ def test_crc8_is_crc8_smbus(wire):
         data = rng.integers(0, 256, size=size, dtype=np.uint8).tobytes()
         assert crc8(data) == wire.crc8(data)
         assert frame(0x21, data) == wire.packet(0x21, data)
+
+
+def test_frame_has_a_header_crc_version_4():
+    # docs/host-link.md, protocol 4: SYNC, CODE, LEN (u16 LE), HCRC = crc8(CODE, LEN), payload,
+    # CRC = crc8(bytes 1 .. 4 + LEN), which equals crc8(payload).
+    payload = bytes(range(1, 8))
+    packet = frame(0x10, payload)
+    assert (HEADER_LENGTH, FRAME_OVERHEAD, len(packet)) == (5, 6, 6 + 7)
+    assert packet[:4] == bytes([0xA5, 0x10, 7, 0])
+    assert packet[4] == crc8(bytes([0x10, 7, 0]))
+    assert packet[5:-1] == payload
+    assert packet[-1] == crc8(packet[1:-1]) == crc8(payload)
+    assert frame(0x01) == bytes([0xA5, 0x01, 0, 0, crc8(b"\x01\x00\x00"), 0])
+    assert (VERSION, ErrorCode.HEADER, ReadFlag.STALE, READ_FLAGS_LENGTH) == (4, 12, 1, 1)
 
 
 def test_frame_rejects_bad_arguments():
@@ -84,6 +103,8 @@ def test_identify_encoding_follows_the_byte_table(wire):
     assert decode_identify(saturating).saturate
     with pytest.raises(ValueError, match="has 20 payload bytes, expected 21"):
         decode_identify(payload[:20])
+    with pytest.raises(ValueError, match="device speaks protocol version 3, not 4"):
+        decode_identify(payload[:4] + b"\x03" + payload[5:])
 
 
 def test_identify_of_a_loadable_block_scaled_device(wire):

@@ -80,7 +80,9 @@ def board_tty(request):
 
 
 def test_identify_over_pyserial(board_tty):
-    with HostLink(board_tty, baud=BAUD, timeout=REAL_TIMEOUT) as link:
+    with HostLink(
+        board_tty, baud=BAUD, timeout=REAL_TIMEOUT, inter_byte_timeout=REAL_TIMEOUT
+    ) as link:
         info = link.identify()
         assert (info.rows, info.cols, info.config, info.output, info.k_max) == (
             2,

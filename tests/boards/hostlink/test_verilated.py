@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from palhdl.boards.hostlink.driver import DeviceError, HostLink
+from palhdl.boards.hostlink.driver import DeviceError, HostLink, StaleResult
 from palhdl.boards.hostlink.protocol import Command, ErrorCode, LedBit
 from palhdl.boards.hostlink.verilated import HarnessError, VerilatedSerial
 from palhdl.boards.platforms import get_board
@@ -19,6 +19,7 @@ from palhdl.cli import main
 from palhdl.format import pal8
 from palhdl.sim import golden
 from palhdl.sim.compiled import cache_root
+from palhdl.sim.driver import decode_lanes
 
 ICEBREAKER = get_board("icebreaker")
 ULX3S = get_board("ulx3s-85f")
@@ -81,10 +82,12 @@ def test_code_matmul_with_specials_in_every_output(icebreaker_link):
     np.testing.assert_array_equal(values.view(np.uint32), expected.to_float32_bits())
 
 
-def test_error_replies_and_status_leds(icebreaker_link):
+def test_error_replies_and_status_leds(icebreaker_link, wire):
     port = icebreaker_link.port
     port.write(bytes([0xA5, Command.READ]))  # a packet cut short: a TIMEOUT error reply
-    assert port.read(7)[:2] == bytes([0xA5, 0xFF])
+    port.timeout = 1.0
+    reply = wire.read_reply(port)  # (checks SYNC, the header CRC and the CRC)
+    assert reply[1] == 0xFF and reply[5] == ErrorCode.TIMEOUT
     assert port.status & 1 << LedBit.ERROR
     codes = np.ones((4, 3), np.int64)
     icebreaker_link.load_a(codes)
@@ -93,6 +96,33 @@ def test_error_replies_and_status_leds(icebreaker_link):
         icebreaker_link.run()
     assert caught.value.code == ErrorCode.K_MISMATCH
     assert port.status & 1 << LedBit.LOADED
+
+
+def test_a_stale_result_is_flagged_and_kept(icebreaker_link):
+    rng = np.random.default_rng(6)
+    config = ICEBREAKER.default_config()
+    a, b = random_codes(rng, (4, 3)), random_codes(rng, (3, 5))
+    a_scales, b_scales = rng.integers(-20, 20, 4), rng.integers(-20, 20, 5)
+    link = icebreaker_link
+    link.load_a(a, a_scales)
+    link.load_b(b, b_scales)
+    link.run()
+    fresh = link.read()
+    link.load_a(random_codes(rng, (4, 3)))  # the result is no longer the buffers' product
+    with pytest.raises(StaleResult, match="result is stale") as caught:
+        link.read()
+    stale = link.read(allow_stale=True)
+    assert (caught.value.lanes == fresh).all() and (stale == fresh).all()
+    expected = golden.matmul(a, b, config, a_scales=a_scales, b_scales=b_scales)
+    fields = decode_lanes(link.info.lane_shape, stale)
+    for name, value in (
+        ("acc", expected.acc),
+        ("nan", expected.nan),
+        ("scale", expected.scale_exp),
+    ):
+        np.testing.assert_array_equal(fields[name], value, err_msg=name)
+    link.run()  # a RUN clears the flag
+    assert link.read().shape == (4, 5)
 
 
 def test_timeout_is_in_simulated_seconds(icebreaker_link):
