@@ -17,11 +17,9 @@ import argparse
 import importlib
 import sys
 
-import numpy as np
-
 from palhdl.format import FORMATS, MacConfig
-from palhdl.sim import golden
 from palhdl.studies.arguments import integer, pal_format, positive_float
+from palhdl.validate import check_output_dir, check_output_file
 
 __all__ = ["STUDIES", "build_parser", "main"]
 
@@ -66,6 +64,11 @@ STUDIES: dict[str, tuple[str, str, str]] = {
 }
 
 _ARRAY_DIM = (1, 64)
+#: Bounds of ``--baud``: the slowest standard rate, and beyond any USB-serial bridge.
+_BAUD = (300, 12_000_000)
+#: Bound of ``palhdl sim``'s ``-m``, ``-k``, ``-n`` (and of their products, checked by
+#: :func:`palhdl.demo.run_random_matmul`): ``2**24``.
+_SIM_DIM = (1, 1 << 24)
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -91,9 +94,22 @@ def _error(command: str, error: Exception, status: int) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from palhdl.demo import run_array_demo  # late import, for start-up time (scikit-learn)
+    from palhdl.demo import TEST_DIGITS, run_array_demo  # late import: start-up time (sklearn)
     from palhdl.studies.accuracy import run_demo  # late import, for start-up time (ml_dtypes)
 
+    if args.batch > TEST_DIGITS:
+        return _error(
+            "demo",
+            f"--batch must be in [1, {TEST_DIGITS}] (the digits test set), not {args.batch}",
+            2,
+        )
+    if not args.no_build:
+        try:  # before the demo runs: the build comes last
+            check_output_dir("--out", args.out)
+        except ValueError as error:
+            return _error("demo", error, 2)
+        except OSError as error:
+            return _error("demo", error, 1)
     run_demo(seed=args.seed)
     exact = run_array_demo(rows=args.rows, cols=args.cols, batch=args.batch, seed=args.seed)
     if args.no_build:
@@ -111,6 +127,9 @@ def _sim(args: argparse.Namespace) -> int:
     from palhdl.demo import run_random_matmul  # late import, for start-up time (Amaranth)
 
     try:
+        if args.vcd is not None:
+            suffixes = (".vcd", ".fst") if args.backend == "verilator" else (".vcd",)
+            check_output_file("--vcd", args.vcd, suffixes)
         exact = run_random_matmul(
             fmt=args.format,
             rows=args.rows,
@@ -143,6 +162,7 @@ def _build(args: argparse.Namespace) -> int:
     }
     accumulator = {name: value for name, value in accumulator.items() if value is not None}
     try:
+        out = check_output_dir("--out", args.out or f"build-{args.board}")
         config = None
         if accumulator or args.wrap:
             config = MacConfig(FORMATS[args.format], **accumulator, saturate=not args.wrap)
@@ -153,7 +173,7 @@ def _build(args: argparse.Namespace) -> int:
             fmt=args.format,
             config=config,
             clk_freq=None if args.freq is None else args.freq * 1e6,
-            out_dir=args.out or f"build-{args.board}",
+            out_dir=out,
             output=args.output,
             loadable=args.loadable or None,
             block_scaled=args.block_scaled or None,
@@ -174,65 +194,19 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from palhdl.boards.hostlink.driver import HostLink, HostLinkError  # late, start-up time
-    from palhdl.boards.simulated import is_simulated, open_simulated_board  # late (Amaranth)
+    from palhdl.runner import run  # late import, for start-up time (Amaranth, pyserial)
 
+    return run(args)
+
+
+def _mac_format(text: str):
+    """``sim --format``: a format, as :func:`pal_format` parses it, that a MAC can compute in."""
+    fmt = pal_format(text)
     try:
-        a, b = np.load(args.a), np.load(args.b)
-        port = args.port
-        if is_simulated(port):
-            port = open_simulated_board(port, baud=args.baud, timeout=args.timeout)
-        with HostLink(port, baud=args.baud, timeout=args.timeout) as link:
-            info = link.identify()
-            # A PAL readout's float32 output is its codes' values (the device rounded to PAL).
-            decode_pal = args.output == "float32" and info.output == "pal"
-            split = info.config.fmt if args.split is None else args.split
-            if args.split == "auto":
-                split = _choose_split(a, b, info.config.fmt.width, args.block_size)
-            print(
-                f"palhdl run: {args.port}: {info.rows} x {info.cols} {info.config.fmt} array, "
-                f"{info.output} readout, k_max {info.k_max}; {args.output} output, split "
-                f"{split.int_bits}.{split.frac_bits}"
-                + ("" if args.block_size is None else f", blocks of {args.block_size}"),
-                file=sys.stderr,
-            )
-            if link.split != split:
-                link.load_split(split)  # (refuses a split the board cannot compute in)
-            result, stats = link.matmul(
-                a,
-                b,
-                output="pal" if decode_pal else args.output,
-                adaptive=not args.no_adaptive,
-                block_size=args.block_size,
-            )
+        MacConfig(fmt)
     except (TypeError, ValueError) as error:
-        return _error("run", error, 2)
-    except (HostLinkError, OSError, RuntimeError) as error:  # RuntimeError: no Verilator
-        print(f"palhdl run: {error}", file=sys.stderr)
-        return 1
-    if decode_pal:
-        result = golden.to_float32_bits(result, info.config.fmt).view(np.float32)
-    if args.out is None:
-        print(result)
-    elif isinstance(result, dict):
-        np.savez(args.out, **result)
-    else:
-        np.save(args.out, result)
-    print(
-        f"palhdl run: {stats.tiles} tiles, {stats.macs} MACs, {stats.cycles} array cycles, "
-        f"{stats.seconds:.2f} s",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _choose_split(a, b, width: int, block_size: int | None):
-    """``--split auto``: the split golden.choose_split picks for the operands (reported)."""
-    if not (np.issubdtype(a.dtype, np.floating) and np.issubdtype(b.dtype, np.floating)):
-        raise ValueError("--split auto needs float operands (codes already have a split)")
-    choice = golden.choose_split(a, b, width=width, block_size=block_size)
-    print(f"palhdl run: {choice.report()}", file=sys.stderr)
-    return choice.fmt
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return fmt
 
 
 def _split_argument(text: str):
@@ -267,7 +241,7 @@ def _add_demo(commands) -> None:
         "--batch",
         type=integer("batch", 1),
         default=8,
-        help="digits pushed through the RTL (default 8)",
+        help="test digits pushed through the RTL, at most the 397 of the test set (default 8)",
     )
     demo.add_argument(
         "--out",
@@ -301,20 +275,23 @@ def _add_sim(commands) -> None:
         help="array columns, 1..64 (default 4)",
     )
     sim.add_argument(
-        "--format", type=pal_format, default="pal8", help="pal8, pal16 or I.F (default pal8)"
+        "--format",
+        type=_mac_format,
+        default="pal8",
+        help="pal8, pal16 or I.F with F <= 12 (default pal8)",
     )
-    sim.add_argument("-m", type=integer("m", 1), default=8, help="rows of A (default 8)")
+    sim.add_argument("-m", type=integer("m", *_SIM_DIM), default=8, help="rows of A (default 8)")
     sim.add_argument(
-        "-k", type=integer("k", 1), default=32, help="columns of A / rows of B (default 32)"
+        "-k", type=integer("k", *_SIM_DIM), default=32, help="columns of A / rows of B (default 32)"
     )
-    sim.add_argument("-n", type=integer("n", 1), default=8, help="columns of B (default 8)")
+    sim.add_argument("-n", type=integer("n", *_SIM_DIM), default=8, help="columns of B (default 8)")
     sim.add_argument(
         "--output", choices=("float32", "pal", "raw"), default="float32", help="readout mode"
     )
     sim.add_argument("--pipelined", action="store_true", help="pipeline the PE product terms")
     sim.add_argument(
         "--block-size",
-        type=integer("block_size", 1),
+        type=integer("block_size", 1, 1 << 30),
         metavar="N",
         help="block scaling: one E8M0 scale per N elements along K (MX uses 32; default: "
         "per-row/column scales)",
@@ -390,8 +367,15 @@ def _add_build(commands) -> None:
         "--wrap", action="store_true", help="wrapping accumulator; overflowing terms dropped"
     )
     build.add_argument("--k-max", type=integer("k_max", 1), default=64, help="deepest K (64)")
-    build.add_argument("--baud", type=integer("baud", 1), default=115200, help="UART rate (115200)")
-    build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    build.add_argument(
+        "--baud", type=integer("baud", *_BAUD), default=115200, help="UART rate (115200)"
+    )
+    build.add_argument(
+        "--seed",
+        type=integer("seed", 0, (1 << 31) - 1),
+        default=1,
+        help="nextpnr placement seed (default 1)",
+    )
     build.add_argument(
         "--allow-timing-fail", action="store_true", help="pack a bitstream even if timing fails"
     )
@@ -403,8 +387,9 @@ def _add_run(commands) -> None:
         "run",
         help="multiply two .npy matrices on a board over its UART host link",
         description=(
-            "Load A (M x K) and B (K x N) from .npy files (floats are quantised with per-row / "
-            "per-column adaptive scales, integers are taken as PAL codes), run A @ B tile by "
+            "Load A (M x K) and B (K x N) from .npy files (values, integer arrays included, "
+            "quantised with per-row / per-column adaptive scales; with --codes integer arrays "
+            "of PAL codes; a warning counts infinite and NaN inputs), run A @ B tile by "
             "tile on a board built with `palhdl build`, and print or save the result: float32 "
             "by default, whatever the board's readout (a raw readout is converted on the host, "
             "bit-exact; a PAL readout's codes are decoded), or --output pal / raw. On a board "
@@ -423,7 +408,19 @@ def _add_run(commands) -> None:
     )
     run.add_argument("a", help="A as a .npy file")
     run.add_argument("b", help="B as a .npy file")
-    run.add_argument("--out", metavar="FILE", help="save the result there (default: print)")
+    run.add_argument(
+        "--out",
+        metavar="FILE",
+        help="save the result there, .npy (.npz for --output raw), checked before the run and "
+        "written atomically; if the final write fails the result is saved in the current (or "
+        "the temporary) directory, and the command says where and exits 1 (default: print)",
+    )
+    run.add_argument(
+        "--codes",
+        action="store_true",
+        help="A and B are integer arrays of PAL codes, used as they are (default: every array "
+        "holds values, integers included, quantised as floats)",
+    )
     run.add_argument(
         "--output",
         choices=("float32", "pal", "raw"),
@@ -433,7 +430,9 @@ def _add_run(commands) -> None:
             "raw (accumulator records, saved as .npz; boards with the raw readout)"
         ),
     )
-    run.add_argument("--baud", type=integer("baud", 1), default=115200, help="UART rate (115200)")
+    run.add_argument(
+        "--baud", type=integer("baud", *_BAUD), default=115200, help="UART rate (115200)"
+    )
     run.add_argument(
         "--timeout",
         type=positive_float("timeout"),
@@ -453,7 +452,7 @@ def _add_run(commands) -> None:
     )
     run.add_argument(
         "--block-size",
-        type=integer("block_size", 1),
+        type=integer("block_size", 1, 1 << 30),
         metavar="N",
         help="block scaling of float operands: one E8M0 scale per N elements along K (a "
         "block-scaled board; MX uses 32; default: per-row/column scales)",

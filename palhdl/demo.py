@@ -18,8 +18,24 @@ from palhdl.format import MacConfig, PALFormat
 from palhdl.progress import ProgressBar
 from palhdl.sim import golden
 from palhdl.sim.driver import MatmulStats, matmul
+from palhdl.validate import check_int
 
-__all__ = ["digits_mlp", "report_matmul", "run_array_demo", "run_random_matmul"]
+__all__ = [
+    "MAX_ELEMENTS",
+    "TEST_DIGITS",
+    "digits_mlp",
+    "report_matmul",
+    "run_array_demo",
+    "run_random_matmul",
+]
+
+#: Digits :func:`digits_mlp` trains on; the rest of scikit-learn's 1797 are the test set.
+TRAIN_DIGITS = 1400
+#: Size of the test set, the largest ``batch`` of :func:`run_array_demo`.
+TEST_DIGITS = 1797 - TRAIN_DIGITS
+#: Largest operand or result of :func:`run_random_matmul`, in elements (``2**24``: 128 MiB of
+#: float64, hours of simulation).
+MAX_ELEMENTS = 1 << 24
 
 
 def digits_mlp(seed: int = 0):
@@ -30,7 +46,7 @@ def digits_mlp(seed: int = 0):
     x, y = load_digits(return_X_y=True)
     x = x / 16.0
     order = np.random.default_rng(seed).permutation(len(x))
-    train, test = order[:1400], order[1400:]
+    train, test = order[:TRAIN_DIGITS], order[TRAIN_DIGITS:]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = MLPClassifier(hidden_layer_sizes=(32,), max_iter=200, random_state=seed)
@@ -56,7 +72,11 @@ def report_matmul(label: str, result, expected, reference, stats: MatmulStats, o
 
 
 def run_array_demo(*, rows: int = 4, cols: int = 4, batch: int = 8, seed: int = 0, out=None):
-    """Run the first layer of a digits MLP through the simulated pal8 array; True if exact."""
+    """Run the first layer of a digits MLP through the simulated pal8 array; True if exact.
+
+    ``batch`` is at most :data:`TEST_DIGITS`, the test set's size (a ``ValueError`` otherwise).
+    """
+    batch = check_int("batch", batch, 1, TEST_DIGITS)
     out = out if out is not None else sys.stdout
     fmt = PALFormat(int_bits=4, frac_bits=3)
     config = MacConfig(fmt)
@@ -116,13 +136,20 @@ def run_random_matmul(
     ``block_size`` selects block scaling (a block-scaled array, ``docs/format.md`` section 11)
     instead of per-row/column scales. ``backend`` is the simulator
     (:data:`palhdl.sim.driver.BACKENDS`); the report gives its simulated cycles/s and, for a
-    compiled backend, the one-time compile separately.
+    compiled backend, the one-time compile separately. ``m * k``, ``k * n`` and ``m * n`` are at
+    most :data:`MAX_ELEMENTS` (a ``ValueError`` naming them otherwise, before any work).
     """
     out = out if out is not None else sys.stdout
+    for names, size in (("m x k", m * k), ("k x n", k * n), ("m x n", m * n)):
+        if size > MAX_ELEMENTS:
+            raise ValueError(
+                f"{names} = {size} elements, above the limit of {MAX_ELEMENTS} (2**24); "
+                "choose smaller -m, -k, -n"
+            )
+    config = MacConfig(fmt)
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, k))
     b = rng.standard_normal((k, n))
-    config = MacConfig(fmt)
     print(
         f"{m}x{k} @ {k}x{n} Gaussian matmul on a simulated {rows}x{cols} {fmt} array "
         f"(output {output}, {'pipelined' if pipelined else 'combinational'} PEs, "

@@ -53,14 +53,14 @@ BAD_ARGUMENTS = [
     (["sim", "--rows", "x"], "argument --rows: invalid int value: 'x'"),
     (["sim", "--rows", "0"], "argument --rows: rows must be in [1, 64], not 0"),
     (["sim", "--cols", "65"], "argument --cols: cols must be in [1, 64], not 65"),
-    (["sim", "-m", "0"], "argument -m: m must be in [1, inf], not 0"),
+    (["sim", "-m", "0"], "argument -m: m must be in [1, 16777216], not 0"),
     (["sim", "-k", "2.5"], "argument -k: invalid int value: '2.5'"),
-    (["sim", "-n", "-1"], "argument -n: n must be in [1, inf], not -1"),
+    (["sim", "-n", "-1"], "argument -n: n must be in [1, 16777216], not -1"),
     (["sim", "--seed", "-1"], "argument --seed: seed must be in [0, inf], not -1"),
     (["sim", "--format", "pal9"], "argument --format: format must be one of"),
     (["sim", "--format", "1.3"], "argument --format: int_bits must be in [2, inf], not 1"),
     (["sim", "--output", "hex"], "argument --output: invalid choice: 'hex'"),
-    (["sim", "--block-size", "0"], "argument --block-size: block_size must be in [1, inf], not 0"),
+    (["sim", "--block-size", "0"], "argument --block-size: block_size must be in [1, 1073741824]"),
     (["demo", "--batch", "0"], "argument --batch: batch must be in [1, inf], not 0"),
     (["demo", "--rows", "many"], "argument --rows: invalid int value: 'many'"),
     (["build", "--board", "icebreaker", "--freq", "fast"], "argument --freq: invalid float"),
@@ -116,9 +116,9 @@ def test_value_build_rejects_is_one_line(argv, message, capsys, tmp_path):
 def test_build_into_an_impossible_directory_is_one_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert main(["build", "--board", "icebreaker", "--out", str(blocker / "out")]) == 1
+    assert main(["build", "--board", "icebreaker", "--out", str(blocker / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("palhdl build: error: ") and str(blocker) in err
+    assert err.startswith("palhdl build: error: --out ") and "is a file, not a directory" in err
     assert len(err.splitlines()) == 1
 
 

@@ -43,7 +43,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("hostlink", (), ("palhdl.boards.hostlink",)),
     ("boards", (), ("palhdl.boards",)),
     ("synth", (), ("palhdl.synth",)),
-    ("app", ("palhdl.cli", "palhdl.demo"), ("palhdl.studies",)),
+    ("app", ("palhdl.cli", "palhdl.demo", "palhdl.runner"), ("palhdl.studies",)),
 )
 
 MAX_FILE_LINES = 600
