@@ -158,8 +158,8 @@ def test_identify_and_status_replies(wire, sim_link):
     port, link = sim_link()
     port.write(wire.packet(0x01))
     expected = (
-        b"PALH"  # magic, version 3, rows 2, cols 2, int_bits 4, frac_bits 3
-        + bytes([3, 2, 2, 4, 3, 6, 51])  # mantissa_bits 6, acc_bits 51
+        b"PALH"  # magic, version 4, rows 2, cols 2, int_bits 4, frac_bits 3
+        + bytes([4, 2, 2, 4, 3, 6, 51])  # mantissa_bits 6, acc_bits 51
         + (22).to_bytes(2, "little")  # acc_frac_bits 22
         + bytes([2])  # output "pal"
         + (8).to_bytes(2, "little")  # k_max 8
@@ -168,7 +168,7 @@ def test_identify_and_status_replies(wire, sim_link):
     )
     assert wire.read_reply(port) == wire.packet(0x81, expected)
     assert link.identify() == DeviceInfo(
-        version=3, rows=2, cols=2, config=MacConfig(pal8), output="pal", k_max=8
+        version=4, rows=2, cols=2, config=MacConfig(pal8), output="pal", k_max=8
     )
     port.write(wire.packet(0x02))
     # Nothing loaded; the table (not loadable) is valid and is the bitstream's 4.3.
@@ -199,7 +199,7 @@ def test_identify_round_trip_of_a_wrapping_raw_device(wire, sim_link):
     )
     assert wire.read_reply(port) == wire.packet(0x81, expected)
     info = link.identify()
-    assert info == DeviceInfo(version=3, rows=2, cols=3, config=CHEAP, output="raw", k_max=5)
+    assert info == DeviceInfo(version=4, rows=2, cols=3, config=CHEAP, output="raw", k_max=5)
     assert info.config == port.core.config
     assert (info.config.term_bits, info.config.saturate) == (10, False)
     # acc 16 + nan + overflow + scale 16 = 34 bits
@@ -360,7 +360,7 @@ def test_truncated_packet_times_out_and_invalidates(wire, sim_link):
     assert wire.read_reply(port) == wire.error_reply(2, 0x11)  # TIMEOUT, while receiving LOAD_B
     elapsed = port.cycles - start
     character = 10 * 4
-    reply_time = 7 * character
+    reply_time = 8 * character
     assert 6 * character + TIMEOUT_CYCLES + reply_time <= elapsed
     assert elapsed <= 8 * character + TIMEOUT_CYCLES + reply_time
     port.write(b"\xa5")  # SYNC alone: the command byte never comes
@@ -443,42 +443,57 @@ def test_pipelined_session_in_one_write(wire, sim_link):
     valid |= 0x80  # the table too
     status = bytes([0x01 | valid | nan | saturated, 7])  # BUSY: the READ is already queued
     assert wire.read_reply(port) == wire.packet(0x82, status + k_bytes)
-    assert wire.read_reply(port) == wire.packet(0xA1, expected.astype(np.uint8).tobytes())
+    # READ: the flags byte (not stale: no LOAD since the RUN), then the lanes.
+    read = b"\x00" + expected.astype(np.uint8).tobytes()
+    assert wire.read_reply(port) == wire.packet(0xA1, read)
     assert wire.read_reply(port) == wire.packet(0x82, bytes([valid | nan | saturated, 0]) + k_bytes)
 
 
 def test_break_inside_a_packet_is_a_line_error(wire, sim_link):
     port, link = sim_link()
-    status = wire.packet(0x02)
-    assert status[-1] != 0xA5  # the left-over CRC byte must not look like SYNC
-    port.write(status[:2])
-    port.send_break(0)  # one character time, received as a character with a framing error
-    port.write(status[2:])
+    # A break is received as one character 0x00 with a framing error. As the payload byte
+    # of a one-byte STATUS (LENGTH otherwise) it is counted and the packet is answered LINE,
+    # which comes before LENGTH.
+    status = wire.packet(0x02, b"\x00")
+    port.write(status[:5])
+    port.send_break(0)  # one character time
+    port.write(status[6:])
     assert wire.read_reply(port) == wire.error_reply(9, 0x02)  # LINE
     first, second = link.status(), link.status()
     assert (first.line_error, first.last_error) == (True, ErrorCode.LINE)
     assert (second.line_error, second.last_error) == (False, None)
+    # Inside the header it shifts the bytes after it: the header checksum fails (HEADER comes
+    # before LINE) and the rest is discarded until the line is quiet.
+    status = wire.packet(0x02)
+    port.write(status[:2])
+    port.send_break(0)
+    port.write(status[2:])
+    assert wire.read_reply(port) == wire.error_reply(12, 0x02)  # HEADER
+    assert link.status().last_error == ErrorCode.HEADER
 
 
 def test_receive_overrun_is_survived(wire, sim_link):
     # Each IDENTIFY reply is 21 bytes longer than its request: the receive FIFO (64 bytes)
-    # overflows while the device is still answering; bytes are lost, the device keeps going.
+    # overflows while the device is still answering. The packets stored whole are answered,
+    # then everything up to the quiet line after the overrun gets one LINE reply (the packet
+    # in progress at the drop marker, or 0 between packets), and the device keeps going.
     port, link = sim_link()
     requests = 22
     port.write(wire.packet(0x01) * requests)
     identify = wire.read_reply(port)
     port.timeout = 0.003  # a few timeouts' worth: then the device has gone quiet
-    good = [identify]
+    replies = [identify]
     while True:
         head = port.read(1)
         if not head:
             break
-        rest = port.read(3)
+        rest = port.read(4)
         reply = head + rest + port.read(int.from_bytes(rest[1:3], "little") + 1)
-        assert wire.crc8(reply[1:-1]) == reply[-1]
-        assert reply == identify or reply[:4] == b"\xa5\xff\x02\x00", reply
-        good.append(reply)
-    assert 1 < sum(reply == identify for reply in good) < requests
+        assert wire.crc8(reply[1:4]) == reply[4] and wire.crc8(reply[1:-1]) == reply[-1]
+        replies.append(reply)
+    assert replies[-1] in (wire.error_reply(9, 0x01), wire.error_reply(9, 0x00))  # LINE
+    assert replies[:-1] == [identify] * (len(replies) - 1)
+    assert 1 < len(replies) - 1 < requests
     port.timeout = REPLY_TIMEOUT
     assert link.status().line_error
     assert link.identify().cols == 2
