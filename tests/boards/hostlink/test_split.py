@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from palhdl.boards.hostlink.core import HostLinkCore
-from palhdl.boards.hostlink.driver import DeviceError, HostLink
+from palhdl.boards.hostlink.driver import DeviceError, HostLink, StaleResult
 from palhdl.boards.hostlink.protocol import ErrorCode
 from palhdl.boards.hostlink.simserial import SimulatedSerial
 from palhdl.format import MacConfig, PALFormat, pal8
@@ -115,6 +115,12 @@ def test_signed_table_with_the_float32_readout(sim_link):
     result, _ = link.matmul(a, b)
     expected = golden.matmul(a, b, config).to_float32_bits()
     np.testing.assert_array_equal(result.view(np.uint32), expected)
+    # A LOAD_TABLE makes the result stale: READ still returns it, flagged (StaleResult).
+    link.load_split(SPLITS["5.2"])
+    with pytest.raises(StaleResult) as stale:
+        link.read()
+    np.testing.assert_array_equal(np.asarray(stale.value.lanes, np.uint32), expected)
+    np.testing.assert_array_equal(np.asarray(link.read(allow_stale=True), np.uint32), expected)
 
 
 @pytest.mark.slow
