@@ -146,8 +146,9 @@ def check_fit(board: Board, *, rows: int, cols: int, term: str, table_ports: int
         largest = BLOCK_RAMS[device.name] * table_ports
         raise ValueError(
             f"rows x cols = {rows} x {cols} cannot fit the {device.title}: {pes} PEs need "
-            f"{tables} block RAMs for their product-term tables (one per {table_ports} PE"
-            f"{'s' if table_ports > 1 else ''}), the device has {BLOCK_RAMS[device.name]} "
+            f"{tables} block RAMs for their product-term tables "
+            f"({'one per PE' if table_ports == 1 else f'one per {table_ports} PEs'}), the device "
+            f"has {BLOCK_RAMS[device.name]} "
             f"(at most {largest} PEs)"
         )
     flops = pes * config.acc_bits

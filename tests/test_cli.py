@@ -196,3 +196,134 @@ def test_sim_runs_a_block_scaled_matmul(capsys):
     out = capsys.readouterr().out
     assert "pal8_i3f4 array" in out and "blocks of 4)" in out
     assert "raw accumulators bit-exact with golden.matmul: yes" in out
+
+
+# --- issue 14: every user mistake is one line and a non-zero exit, before any work -------------
+
+ISSUE_14_BAD_ARGUMENTS = [
+    (["sim", "--format", "2.13"], "argument --format: MacConfig needs tables", 2),
+    (["sim", "-m", "1000000000"], "argument -m: m must be in [1, 16777216], not 1000000000", 2),
+    (["sim", "--seed", "-1"], "argument --seed: seed must be in [0, inf], not -1", 2),
+    (["demo", "--seed", "-1"], "argument --seed: seed must be in [0, inf], not -1", 2),
+    (["run", "--port", "p", "a", "b", "--timeout", "inf"], "argument --timeout: timeout must", 2),
+    (["run", "--port", "p", "a", "b", "--timeout", "nan"], "argument --timeout: timeout must", 2),
+    (["build", "--board", "icebreaker", "--baud", "1"], "argument --baud: baud must be in", 2),
+    (["build", "--board", "icebreaker", "--seed", "-1"], "argument --seed: seed must be in", 2),
+]
+
+
+@pytest.mark.parametrize(("argv", "message", "status"), ISSUE_14_BAD_ARGUMENTS)
+def test_issue_14_argument_is_one_line(argv, message, status, capsys):
+    assert _exit_status(argv) == status
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if not line.startswith((" ", "usage:"))]
+    assert errors == [errors[0]] and errors[0].startswith(f"palhdl {argv[0]}: error: ")
+    assert message in errors[0]
+
+
+def _one_error_line(capsys, prefix: str, *parts: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith(prefix), err
+    for part in parts:
+        assert part in err, err
+    return err
+
+
+def test_sim_sizes_whose_product_is_too_large_are_one_line(capsys):
+    assert main(["sim", "-m", "100000", "-k", "100000"]) == 2
+    _one_error_line(capsys, "palhdl sim: error: m x k = 10000000000 elements", "2**24")
+
+
+def test_sim_vcd_into_a_missing_directory_is_one_line(tmp_path, capsys):
+    vcd = tmp_path / "missing" / "wave.vcd"
+    assert main(["sim", "-m", "1", "-k", "1", "-n", "1", "--vcd", str(vcd)]) == 1
+    _one_error_line(capsys, "palhdl sim: error: --vcd ", "is not an existing directory")
+    assert main(["sim", "--vcd", str(tmp_path)]) == 2
+    _one_error_line(capsys, "palhdl sim: error: --vcd ", "is a directory")
+
+
+@pytest.mark.parametrize(
+    ("out", "status", "message"),
+    [
+        ("/proc/x", 1, "cannot write there"),
+        ("/dev/null/x", 2, "'/dev/null' is a file, not a directory"),
+        ("FILE", 2, "is a file, not a directory"),
+    ],
+)
+def test_build_out_that_cannot_be_a_directory_is_one_line(out, status, message, tmp_path, capsys):
+    if out == "FILE":
+        out = tmp_path / "file"
+        out.write_text("")
+    assert main(["build", "--board", "icebreaker", "--out", str(out)]) == status
+    _one_error_line(capsys, f"palhdl build: error: --out '{out}'", message)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rows", "64", "--cols", "64"], "rows x cols = 64 x 64 cannot fit the iCE40 UP5K"),
+        (["--format", "pal16", "--rows", "64", "--cols", "64"], "need 98304 flip-flops"),
+    ],
+)
+def test_build_that_cannot_fit_fails_at_once(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["build", "--board", "icebreaker", *argv, "--out", str(out)]) == 2
+    _one_error_line(capsys, "palhdl build: error: ", message)
+    assert not out.exists()
+
+
+def test_build_rejecting_a_core_parameter_leaves_no_directory(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["build", "--board", "ulx3s-85f", "--k-max", "4096", "--out", str(out)]) == 2
+    _one_error_line(capsys, "palhdl build: error: k_max 4096 is too large")
+    assert not out.exists()
+
+
+def _no_demo(**_):
+    raise AssertionError("the demo ran before its arguments were checked")
+
+
+def test_demo_batch_above_the_test_set_is_one_line(monkeypatch, capsys):
+    monkeypatch.setattr("palhdl.studies.accuracy.run_demo", _no_demo)
+    assert main(["demo", "--batch", "1000000000", "--no-build"]) == 2
+    _one_error_line(capsys, "palhdl demo: error: --batch must be in [1, 397]", "1000000000")
+
+
+def test_demo_out_is_checked_before_the_demo_runs(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("palhdl.studies.accuracy.run_demo", _no_demo)
+    assert main(["demo", "--out", "/proc/x"]) == 1
+    _one_error_line(capsys, "palhdl demo: error: --out '/proc/x': cannot write there")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["demo", "--out", str(blocker)]) == 2
+    _one_error_line(capsys, "palhdl demo: error: --out ", "is a file, not a directory")
+
+
+@pytest.mark.parametrize(
+    ("out", "options", "status", "message"),
+    [
+        ("DIR", [], 2, "is a directory; give a file name"),
+        ("c.txt", [], 2, "must end in .npy, not '.txt'"),
+        ("c.npy", ["--output", "raw"], 2, "must end in .npz, not '.npy'"),
+        ("/proc/c.npy", [], 1, "cannot write there"),
+        ("missing/c.npy", [], 1, "is not an existing directory"),
+    ],
+)
+def test_run_out_is_checked_before_the_board_is_touched(
+    out, options, status, message, tmp_path, capsys
+):
+    # The port does not exist: had the output check come second, the error would name it.
+    out = tmp_path if out == "DIR" else out if out.startswith("/") else tmp_path / out
+    argv = ["run", "--port", str(tmp_path / "tty"), "a.npy", "b.npy", "--out", str(out)]
+    assert main([*argv, *options]) == status
+    _one_error_line(capsys, "palhdl run: ", f"--out '{out}'", message)
+
+
+def test_run_codes_with_a_float_array_is_one_line(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.ones((2, 3)))
+    np.save(tmp_path / "b.npy", np.ones((3, 2), np.int64))
+    argv = ["run", "--port", str(tmp_path / "tty"), str(tmp_path / "a.npy")]
+    assert main([*argv, str(tmp_path / "b.npy"), "--codes"]) == 2
+    _one_error_line(capsys, "palhdl run: error: --codes reads integer arrays", "float64 values")
