@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from palhdl.cli import main
-from palhdl.demo import digits_mlp, report_matmul, run_array_demo, run_random_matmul
+from palhdl.demo import (
+    MAX_ELEMENTS,
+    TEST_DIGITS,
+    digits_mlp,
+    report_matmul,
+    run_array_demo,
+    run_random_matmul,
+)
 from palhdl.format import PALFormat, pal8
 from palhdl.sim.driver import MatmulStats
 
@@ -37,7 +44,7 @@ def test_run_array_demo_is_bit_exact():
 
 def test_digits_mlp_shapes():
     x_test, y_test, (w1, b1, w2, b2) = digits_mlp(3)
-    assert x_test.shape == (397, 64) and y_test.shape == (397,)
+    assert x_test.shape == (397, 64) and y_test.shape == (397,) and TEST_DIGITS == 397
     assert (w1.shape, b1.shape, w2.shape, b2.shape) == ((64, 32), (32,), (32, 10), (10,))
     assert x_test.min() >= 0 and x_test.max() <= 1
 
@@ -101,3 +108,23 @@ def test_run_random_matmul_names_the_pe_kind():
         fmt=pal8, rows=1, cols=1, m=1, k=1, n=1, output="float32", pipelined=False, seed=0, out=out
     )
     assert "combinational PEs" in out.getvalue()
+
+
+def test_run_array_demo_rejects_a_batch_beyond_the_test_set():
+    with pytest.raises(ValueError, match=r"batch must be in \[1, 397\], not 398"):
+        run_array_demo(batch=398, out=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n", "message"),
+    [
+        ((1 << 24) + 1, 1, 1, r"m x k = 16777217"),
+        (1, 1 << 23, 4, r"k x n = 33554432"),
+        (1 << 13, 1, 1 << 12, r"m x n = 33554432"),
+    ],
+)
+def test_run_random_matmul_bounds_its_sizes_before_any_work(m, k, n, message):
+    with pytest.raises(ValueError, match=rf"{message} elements, above the limit of {MAX_ELEMENTS}"):
+        run_random_matmul(
+            fmt=pal8, rows=1, cols=1, m=m, k=k, n=n, output="float32", pipelined=False, seed=0
+        )

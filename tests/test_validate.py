@@ -12,6 +12,8 @@ from palhdl.validate import (
     check_choice,
     check_instance,
     check_int,
+    check_output_dir,
+    check_output_file,
     check_positive_float,
 )
 
@@ -84,3 +86,58 @@ def test_check_positive_float():
     for bad in (0, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match=r"^freq must be a positive finite number, not "):
             check_positive_float("freq", bad)
+
+
+# --- output paths -----------------------------------------------------------------------------
+
+
+def test_check_output_file_accepts_a_writable_place_and_leaves_nothing(tmp_path):
+    path = tmp_path / "c.npy"
+    assert check_output_file("--out", str(path), (".npy",)) == path
+    assert list(tmp_path.iterdir()) == []
+    path.write_bytes(b"old")  # an existing file may be replaced
+    assert check_output_file("--out", path) == path and path.read_bytes() == b"old"
+
+
+@pytest.mark.parametrize(
+    ("path", "suffixes", "error", "message"),
+    [
+        ("DIR", (), ValueError, "is a directory; give a file name"),
+        ("c.txt", (".npy", ".npz"), ValueError, r"must end in \.npy or \.npz, not '\.txt'"),
+        ("missing/c.npy", (), OSError, "is not an existing directory"),
+        ("/proc/c.npy", (), OSError, r"cannot write there \(No such file or directory\)"),
+        ("/dev/null/c.npy", (), OSError, "'/dev/null' is not an existing directory"),
+        (3, (), TypeError, "--out must be a non-empty path, not 3"),
+        ("", (), TypeError, "--out must be a non-empty path, not ''"),
+    ],
+)
+def test_check_output_file_refuses(path, suffixes, error, message, tmp_path):
+    if path == "DIR":
+        path = tmp_path
+    elif isinstance(path, str) and path and not path.startswith("/"):
+        path = tmp_path / path
+    with pytest.raises(error, match=message):
+        check_output_file("--out", path, suffixes)
+
+
+def test_check_output_dir_accepts_existing_and_new_directories_and_leaves_nothing(tmp_path):
+    assert check_output_dir("--out", tmp_path) == tmp_path
+    assert check_output_dir("--out", tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "message"),
+    [
+        ("FILE", ValueError, "is a file, not a directory"),
+        ("FILE/below", ValueError, "is a file, not a directory"),
+        ("/dev/null/x", ValueError, "'/dev/null' is a file, not a directory"),
+        ("/proc/x", OSError, r"--out '/proc/x': cannot write there"),
+    ],
+)
+def test_check_output_dir_refuses(path, error, message, tmp_path):
+    (tmp_path / "FILE").write_text("")
+    if path.startswith("FILE"):
+        path = tmp_path / path
+    with pytest.raises(error, match=message):
+        check_output_dir("--out", path)

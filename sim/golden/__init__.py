@@ -40,6 +40,7 @@ from palhdl.sim.golden.convert import (
     to_float32_bits,
 )
 from palhdl.sim.golden.mac import (
+    MAX_SCALE,
     MacResult,
     check_mac_config,
     dot,
@@ -60,6 +61,7 @@ from palhdl.sim.golden.scaling import (
 from palhdl.sim.golden.split import SplitChoice, choose_split, split_candidates
 
 __all__ = [
+    "MAX_SCALE",
     "UNORDERED",
     "MacResult",
     "SplitChoice",

@@ -89,3 +89,34 @@ def test_backend_default_comes_from_the_environment(monkeypatch):
         matmul(codes, codes, config=CHEAP)
     result, _ = matmul(codes, codes, config=CHEAP, backend="pysim", output="raw")
     np.testing.assert_array_equal(result["acc"], golden.matmul(codes, codes, CHEAP).acc)
+
+
+@pytest.mark.parametrize("output", ["float32", "pal", "raw"])
+@pytest.mark.parametrize(("m", "n"), [(0, 3), (2, 0), (0, 0)])
+def test_an_operand_without_rows_or_columns_gives_the_empty_result(m, n, output):
+    a, b = np.ones((m, 4)), np.ones((4, n))
+    expected = golden.matmul_values(a, b, CHEAP)  # golden handles the empty shapes
+    assert expected.acc.shape == (m, n)
+    result, stats = matmul(a, b, config=CHEAP, output=output)
+    if output == "raw":
+        assert sorted(result) == ["acc", "nan", "overflow", "scale"]
+        assert all(v.shape == (m, n) and v.dtype == np.int64 for v in result.values())
+    else:
+        dtype = np.float32 if output == "float32" else pal8.code_dtype
+        assert result.shape == (m, n) and result.dtype == dtype
+    assert (stats.tiles, stats.cycles, stats.macs) == (0, 0, 0)
+    codes, _ = matmul(np.ones((m, 4), np.int64), np.ones((4, n), np.int64), config=CHEAP)
+    assert codes.shape == (m, n) and codes.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"rows": 0}, ValueError, r"rows must be in \[1, 64\], not 0"),
+        ({"cols": 65}, ValueError, r"cols must be in \[1, 64\], not 65"),
+        ({"rows": 2.0}, TypeError, "rows must be an integer"),
+    ],
+)
+def test_bad_geometry_is_refused_even_for_an_empty_product(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        matmul(np.ones((0, 2)), np.ones((2, 2)), config=CHEAP, **kwargs)

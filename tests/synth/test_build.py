@@ -44,6 +44,15 @@ from palhdl.synth.toolchain import TOOLS
         ({"progress": "yes"}, TypeError, "progress must be a bool"),
         ({"loadable": 1}, TypeError, "loadable must be a bool"),
         ({"block_scaled": "no"}, TypeError, "block_scaled must be a bool"),
+        ({"board": "ulx3s-85f", "k_max": 4096}, ValueError, "k_max 4096 is too large"),
+        ({"baud": 10**9}, ValueError, "baud 1000000000 is too fast"),
+        ({"rows": 6, "cols": 6}, ValueError, r"36 PEs need 36 block RAMs .* has 30 \(at most 30"),
+        ({"fmt": "pal16", "rows": 16, "cols": 16}, ValueError, "6144 flip-flops, .* has 5280"),
+        (
+            {"board": "ulx3s-85f", "rows": 21, "cols": 20},
+            ValueError,
+            r"420 PEs need 210 block RAMs .* \(one per 2 PEs\), the device has 208",
+        ),
     ],
 )
 def test_build_rejects_bad_parameters_before_running_tools(tmp_path, kwargs, error, message):
@@ -51,6 +60,33 @@ def test_build_rejects_bad_parameters_before_running_tools(tmp_path, kwargs, err
     with pytest.raises(error, match=message):
         build(arguments.pop("board"), **arguments)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("out_dir", "error", "message"),
+    [
+        ("/proc/x", OSError, r"out_dir '/proc/x': cannot write there"),
+        ("/dev/null/x", ValueError, r"'/dev/null' is a file, not a directory"),
+    ],
+)
+def test_build_checks_out_dir_before_running_tools(out_dir, error, message):
+    with pytest.raises(error, match=message):
+        build("icebreaker", out_dir=out_dir, progress=False)
+
+
+def test_the_default_arrays_pass_the_fit_check():
+    for name in ("icebreaker", "ulx3s-85f"):
+        board = get_board(name)
+        for config in board.configs:
+            pe = board.arithmetic(config)
+            build_module.check_fit(
+                board,
+                rows=board.rows,
+                cols=board.cols,
+                term=pe.term,
+                table_ports=pe.table_ports,
+                config=config,
+            )
 
 
 def test_build_reports_a_missing_tool_before_starting(monkeypatch, tmp_path):

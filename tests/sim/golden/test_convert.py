@@ -249,6 +249,11 @@ def test_table_driven_conversions_need_small_frac_bits(call):
         (np.array([1.0], dtype=object), TypeError, "values must be a real floating-point"),
         (np.array([1 + 2j]), TypeError, "values must be a real floating-point"),
         (np.array([1 << 63], dtype=np.uint64), ValueError, r"magnitude below 2\*\*63"),
+        (b"3", TypeError, r"values must be a real .* not dtype \|S1"),
+        ("3", TypeError, r"values must be a real .* not dtype <U1"),
+        (True, TypeError, "values must be a real floating-point or integer array, not dtype bool"),
+        (np.array([True, False]), TypeError, "not dtype bool"),
+        (np.array([1], dtype="datetime64[s]"), TypeError, "values must be a real"),
     ],
 )
 def test_bad_encode_values(values, error, match):

@@ -570,3 +570,18 @@ def test_bad_readout_format():
         result.to_pal("pal16")
     with pytest.raises(ValueError, match="frac_bits must be <= 12"):
         result.to_pal(NO_TABLES)
+
+
+def test_scales_whose_sums_would_overflow_are_refused():
+    codes = np.full((1, 1), 64)
+    config = MacConfig(pal8)
+    for name in ("a_scales", "b_scales"):
+        with pytest.raises(ValueError, match=rf"{name} must be in \[-2147483647, 2147483647\]"):
+            golden.matmul(codes, codes, config, **{name: [2**62]})
+    # The largest accepted scales add exactly, and read out as the value they mean (underflow).
+    big = golden.MAX_SCALE
+    result = golden.matmul(codes, codes, config, a_scales=[big], b_scales=[big])
+    assert int(result.scale_exp[0, 0]) == 2 * big
+    assert result.to_float32_bits()[0, 0] == 0 and result.to_pal()[0, 0] == pal8.zero_code
+    result = golden.matmul(codes, codes, config, a_scales=[-big], b_scales=[-big])
+    assert result.to_float32()[0, 0] == np.inf and result.to_pal()[0, 0] == pal8.max_code

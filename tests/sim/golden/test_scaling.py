@@ -98,6 +98,18 @@ def test_infinities_saturate_whatever_the_scale():
     assert codes[1, 0] == pal16.max_code
 
 
+#: pal8's target range: 2**20 octaves of 2**3 log units either way.
+_TARGET_RANGE = r"target must be in \[-8388608, 8388608\]"
+
+
+def test_the_extreme_targets_scale_exactly():
+    x = np.array([[1.0, -0.5]])
+    for target, code in (((1 << 23), 0x7F), (-(1 << 23), pal8.zero_code)):
+        codes, scales = golden.quantize(x, pal8, per="row", target=target)
+        assert scales.tolist() == [target // pal8.units]  # log2(1.0) = 0: target octaves
+        assert codes[0, 0] == code  # saturated to max, or flushed to zero
+
+
 @pytest.mark.parametrize("scaler", [golden.choose_scales, golden.quantize])
 @pytest.mark.parametrize(
     ("values", "kwargs", "error", "match"),
@@ -109,6 +121,10 @@ def test_infinities_saturate_whatever_the_scale():
         (np.ones((2, 2)), {"per": "row", "target": 3.0}, TypeError, "target must be an integer"),
         (np.ones((2, 2)), {"per": "row", "target": True}, TypeError, "target must be an integer"),
         (np.array([["a"]]), {"per": "row"}, TypeError, "values must be a real floating-point"),
+        (np.array([[b"1"]]), {"per": "row"}, TypeError, "values must be a real floating-point"),
+        (np.ones((2, 2)), {"per": "row", "target": 2**62}, ValueError, _TARGET_RANGE),
+        (np.ones((2, 2)), {"per": "row", "target": -(2**70)}, ValueError, _TARGET_RANGE),
+        (np.ones((2, 2)), {"per": "row", "target": (1 << 23) + 1}, ValueError, _TARGET_RANGE),
     ],
 )
 def test_bad_scaling(scaler, values, kwargs, error, match):
