@@ -173,16 +173,6 @@ class ReplyReader:
         """Longest silence inside a reply; the quiet time that ends a resynchronisation."""
         return self._gap
 
-    @property
-    def character_time(self) -> float:
-        """Seconds per character on the line (10 bits at the baud rate)."""
-        return self._character
-
-    @property
-    def in_step(self) -> bool:
-        """False after a reply failed to read: the next packet is sent after a resync."""
-        return self._in_step
-
     def deadline(self, frame_length: int) -> float:
         """Total port seconds allowed for a reply frame of ``frame_length`` bytes."""
         return self._timeout + 2 * frame_length * self._character + _SLACK_GAPS * self._gap
@@ -206,8 +196,8 @@ class ReplyReader:
         port = self._port
         if hasattr(port, "reset_input_buffer"):
             port.reset_input_buffer()
-        port.write(frame(command, payload))
         self._in_step = False  # until the whole reply has been read
+        port.write(frame(command, payload))
         code, reply = self._receive(command, reply_length)
         self._in_step = True
         if code == ERROR_REPLY:
@@ -240,7 +230,7 @@ class ReplyReader:
 
     def _read(self, size: int, timeout: float) -> bytes:
         port = self._port
-        if port.timeout != timeout:
+        if getattr(port, "timeout", None) != timeout:
             port.timeout = timeout
         return bytes(port.read(size))
 
@@ -265,7 +255,8 @@ class ReplyReader:
         code, length = header[1], int.from_bytes(header[2:4], "little")
         if crc8(header[1:4]) != header[4]:
             # Versions 1 to 3 have no header CRC: their IDENTIFY payload's magic follows LEN.
-            if command == code & ~REPLY_FLAG == Command.IDENTIFY and header[4] == MAGIC[0]:
+            identify = command == Command.IDENTIFY and code == command | REPLY_FLAG
+            if identify and header[4] == MAGIC[0]:
                 raise ProtocolError(
                     "the device speaks an older host-link protocol (its IDENTIFY reply has no "
                     f"header CRC; this driver speaks version {VERSION}): rebuild its bitstream"
