@@ -5,12 +5,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from palhdl.boards.hostlink.buffers import load_signature
 from palhdl.boards.hostlink.gates import crc8_next, one_hot
-from palhdl.boards.hostlink.loadwrite import LoadWriteStage
+from palhdl.boards.hostlink.loadwalk import LoadWalk, walk_signature
 from palhdl.boards.hostlink.protocol import MAX_K, Command, ErrorCode
 from palhdl.boards.hostlink.receiver import RX_ENTRY
 from palhdl.boards.hostlink.table import table_load_signature
@@ -205,12 +205,10 @@ class Parser(Unit):
         """Build the parser: error merge, LOAD write stage, packet FSM, timer and CRC."""
         m = Module()
         s = self._signals()
+        self._load_walk(m, s)
         self._merge_errors(m, s)
-        self._write_stage(m, s)
         # Outside PAYLOAD / CHECK / ACCEPT:
         m.d.sync += [
-            s.walk.eq(0),
-            s.word_end.eq(0),
             s.length_due_load.eq(0),
             s.table_check.eq(0),
             s.table_step.eq(0),
@@ -220,7 +218,7 @@ class Parser(Unit):
             self._accept(m, s)
             self._payload(m, s)
             with m.State("CHECK"):
-                m.d.sync += s.length_due_load.eq(s.is_load & ~s.k_bad & ~s.phase[4])
+                m.d.sync += s.length_due_load.eq(s.is_load & ~s.k_range & ~s.walk.complete)
                 with m.If(s.got & ~s.entry.drop):
                     m.d.sync += [s.crc_bad.eq(s.entry.byte != s.crc), s.enable.eq(0)]
                     m.next = "DONE"
@@ -234,7 +232,6 @@ class Parser(Unit):
         one_hot(fsm)
         with m.If(s.got & s.length_due_load):
             m.d.sync += s.length_bad.eq(1)
-        self._walk(m, s)
         if self._table_length is not None:
             self._table(m, s)
         self._timer_and_crc(m, s, fsm)
@@ -244,8 +241,6 @@ class Parser(Unit):
 
     def _signals(self) -> SimpleNamespace:
         """Create the parser's internal state, one named signal each."""
-        rows, cols, k_max = self._rows, self._cols, self._k_max
-        lanes = range(max(k_max, rows, cols))
         shapes = {
             "got": 1,  # an entry was taken in the previous cycle: act on it now
             "length_low_zero": 1,
@@ -264,31 +259,9 @@ class Parser(Unit):
             "line_bad": 1,
             "crc_bad": 1,
             "unknown_command": 1,
-            "k_bad": 1,
             "length_bad": 1,
             "is_load": 1,  # LOAD_A or LOAD_B
             "is_plain": 1,  # a command without payload
-            "k_low": 8,
-            "k_low_zero": 1,
-            "k_low_one": 1,
-            "k_low_above": 1,
-            # The inner / outer index after which the next step is the last one.
-            "inner_stop": lanes,
-            "outer_stop": lanes,
-            "k_one": 1,  # k == 1
-            "inner": lanes,
-            "outer": lanes,
-            "inner_last": 1,  # inner is at its limit
-            "outer_last": 1,  # outer is at its limit
-            "byte_in_word": range(self.word_bytes),
-            "word_low": 8 * (self.word_bytes - 1),
-            "scale_index": range(2 * max(rows, cols)),
-            "scale_last": 1,  # scale_index is at its limit
-            # Decisions registered in the cycle that takes the entry they act on (see _walk):
-            # walk[p]: the entry is a LOAD payload byte of phase p (K low, K high, word, scale);
-            # once an error is found the bytes are no longer written and no error is looked for.
-            "walk": 4,
-            "word_end": 1,  # the entry ends a LOAD word
             # Acting on the entry finds LENGTH (a LOAD's payload ends too early or too late).
             "length_due_load": 1,
             "not_loadable": 1,  # a LOAD_TABLE without a loadable table
@@ -304,9 +277,7 @@ class Parser(Unit):
         s = SimpleNamespace(**{name: Signal(shape, name=name) for name, shape in shapes.items()})
         s.entry = Signal(RX_ENTRY, name="entry")  # the entry taken in the previous cycle
         s.enable = Signal(init=1, name="enable")
-        # One-hot: K low byte, K high byte, words, scales, complete. It only ever steps to the
-        # next phase, from a single enable, so no priority chain of writers builds its input.
-        s.phase = Signal(5, name="phase")
+        s.k_range = Signal(name="k_range")  # the LOAD walk found K_RANGE
         return s
 
     def _merge_errors(self, m: Module, s: SimpleNamespace) -> None:
@@ -324,7 +295,7 @@ class Parser(Unit):
             (s.crc_bad, ErrorCode.CHECKSUM),
             (s.unknown_command, ErrorCode.UNKNOWN_COMMAND),
             (s.not_loadable, ErrorCode.NOT_LOADABLE),
-            (s.k_bad, ErrorCode.K_RANGE),
+            (s.k_range, ErrorCode.K_RANGE),
             (s.length_bad, ErrorCode.LENGTH),
         ]
         merged = Const(0, 4)
@@ -333,25 +304,20 @@ class Parser(Unit):
         m.d.comb += self.error.eq(merged)
         m.d.sync += [s.got.eq(self.i.valid & self.i.ready), s.entry.eq(self.i.payload)]
 
-    def _write_stage(self, m: Module, s: SimpleNamespace) -> None:
-        """Hand what a LOAD byte writes to the write stage (a marker entry writes nothing)."""
-        m.submodules.write_stage = stage = LoadWriteStage(
+    def _load_walk(self, m: Module, s: SimpleNamespace) -> None:
+        """Add the :class:`~palhdl.boards.hostlink.loadwalk.LoadWalk` of LOAD payloads."""
+        m.submodules.load_walk = walk = LoadWalk(
             rows=self._rows, cols=self._cols, k_max=self._k_max, width=self._width
         )
-        writes = ~s.k_bad & ~s.entry.drop
+        s.walk = walk_signature().create(path=("walk",))
+        wiring.connect(m, s.walk, walk.control)
+        wiring.connect(m, wiring.flipped(self.load), walk.load)
         m.d.comb += [
-            stage.byte.eq(s.entry.byte),
-            stage.word_low.eq(s.word_low),
-            stage.inner.eq(s.inner),
-            stage.outer.eq(s.outer),
-            stage.scale_index.eq(s.scale_index),
-            stage.is_a.eq(self.is_load_a),
-            stage.write_word.eq(s.got & s.word_end & writes),
-            stage.write_scale.eq(s.got & s.walk[3] & writes),
-            self.load.target_a.eq(self.is_load_a),
+            s.walk.entry.eq(s.entry),
+            s.walk.got.eq(s.got),
+            s.walk.is_a.eq(self.is_load_a),
+            s.k_range.eq(s.is_load & s.walk.k_bad),  # (cleared when a LOAD is accepted)
         ]
-        for name in ("word", "address", "a_en", "b_en", "scale_byte", "scale_a_en", "scale_b_en"):
-            m.d.comb += getattr(self.load, name).eq(getattr(stage, name))
 
     def _header(self, m: Module, s: SimpleNamespace) -> None:
         """States IDLE (hunting for SYNC), CMD, LEN_LO, LEN_HI and HCRC: register the header.
@@ -365,7 +331,7 @@ class Parser(Unit):
         with m.State("IDLE"), m.If(s.got & (s.entry.is_sync | s.entry.drop)):
             m.d.sync += [s.crc.eq(0), self.cmd.eq(0)]
             m.d.sync += [flag.eq(0) for flag in (*decoded.values(), s.is_load, s.is_plain)]
-            m.d.sync += [flag.eq(0) for flag, _ in s.by_priority]
+            m.d.sync += [flag.eq(0) for flag, _ in s.by_priority if flag is not s.k_range]
             m.d.sync += s.line_bad.eq(s.entry.drop)
             m.next = "CMD"
             with m.If(s.entry.drop):
@@ -411,7 +377,7 @@ class Parser(Unit):
         """State ACCEPT: act on a header whose HCRC matched, else discard.
 
         No entry is taken in this state, so the first payload byte is taken in PAYLOAD, with
-        the walk's limits and phase set here.
+        the LOAD walk started here.
         """
         with m.State("ACCEPT"):
             with m.If(s.header_bad):
@@ -419,20 +385,10 @@ class Parser(Unit):
             with m.Else():
                 m.d.comb += self.accepted.eq(1)
                 empty = s.length_low_zero & s.length_high_zero
-                m.d.sync += [
-                    s.final.eq(s.length_low_one & s.length_high_zero),
-                    s.phase.eq(1),  # K low
-                    s.inner.eq(0),
-                    s.outer.eq(0),
-                    s.byte_in_word.eq(0),
-                    s.scale_index.eq(0),
-                    s.scale_last.eq(0),  # the limit is at least 1
-                ]
+                m.d.sync += s.final.eq(s.length_low_one & s.length_high_zero)
                 with m.If(s.is_load):
-                    m.d.comb += [
-                        self.load.invalidate_a.eq(self.is_load_a),
-                        self.load.invalidate_b.eq(~self.is_load_a),
-                    ]
+                    # Invalidates the target buffer and starts the walk at K.
+                    m.d.comb += s.walk.start.eq(1)
                 with m.Elif(self.is_load_table):
                     if self._table_length is None:
                         m.d.sync += s.not_loadable.eq(1)
@@ -455,87 +411,19 @@ class Parser(Unit):
             m.next = "DONE"
 
     def _payload(self, m: Module, s: SimpleNamespace) -> None:
-        """State PAYLOAD: count the payload down; register what a LOAD byte will do."""
+        """State PAYLOAD: count the payload down; a LOAD's bytes go to the walk."""
         with m.State("PAYLOAD"):
             with m.If(s.got):
                 m.d.sync += [s.remaining.eq(s.remaining - 1), s.final.eq(s.remaining == 2)]
                 with m.If(s.final):
                     m.next = "CHECK"
             self._end_on_drop_or_timeout(m, s)
-            word_end = s.phase[2] & (s.byte_in_word == self.word_bytes - 1)
-            m.d.sync += [
-                s.walk.eq(Mux(s.is_load, s.phase[:4], 0)),
-                s.word_end.eq(s.is_load & word_end),
-                s.length_due_load.eq(s.is_load & s.phase[3] & s.scale_last & ~s.k_bad & ~s.final),
-            ]
+            m.d.comb += s.walk.payload.eq(s.is_load)
+            last = s.walk.last_scale & ~s.final
+            m.d.sync += s.length_due_load.eq(s.is_load & last & ~s.k_range)
             if self._table_length is not None:
                 step = Cat(s.table_first, ~s.table_first)
                 m.d.sync += s.table_step.eq(Mux(self.is_load_table, step, 0))
-
-    def _k_high(self, m: Module, s: SimpleNamespace) -> None:
-        """Take the high byte of a LOAD's K: K, the walk's first limits, the K range check."""
-        is_a, entry = self.is_load_a, s.entry
-        full_k = Cat(s.k_low, entry.byte)
-        one = s.k_low_one & entry.is_zero
-        # K - 2 (and rows - 2, cols - 2): the stops are only compared when K (rows, cols) >= 2.
-        k_stop = (full_k - 2)[: len(s.inner_stop)]
-        m.d.sync += [
-            self.load.k.eq(full_k),
-            s.inner_stop.eq(Mux(is_a, k_stop, max(self._cols - 2, 0))),
-            s.outer_stop.eq(Mux(is_a, max(self._rows - 2, 0), k_stop)),
-            s.k_one.eq(one),
-            s.inner_last.eq(Mux(is_a, one, self._cols == 1)),
-            s.outer_last.eq(Mux(is_a, self._rows == 1, one)),
-        ]
-        too_large = entry.above_k_high | (entry.is_k_high & s.k_low_above)
-        # (No error can have been found before K.)
-        with m.If((s.k_low_zero & entry.is_zero) | too_large):
-            m.d.sync += s.k_bad.eq(1)
-
-    def _walk(self, m: Module, s: SimpleNamespace) -> None:
-        """Act on a LOAD payload byte: K, words (stepping ``inner`` / ``outer``) and scales.
-
-        ``walk`` and ``word_end`` were registered in the cycle that took the entry. Nothing
-        they depend on can change in that cycle: the parser's registers change only when an
-        entry is acted on (never in a cycle that takes one), on a timeout (which a waiting
-        entry prevents) and in DONE (where no entry is taken). So they imply PAYLOAD and a
-        LOAD, and the walk needs no state decoding.
-        """
-        is_a, got = self.is_load_a, s.got
-        # The entry ends its phase: K low, K high, the last word, the last scale byte.
-        phase_end = s.walk[0] | s.walk[1] | (s.word_end & s.inner_last & s.outer_last)
-        with m.If(got & (phase_end | (s.walk[3] & s.scale_last))):
-            m.d.sync += s.phase.eq(s.phase << 1)
-        with m.If(got & s.walk[0]):
-            m.d.sync += [
-                s.k_low.eq(s.entry.byte),
-                s.k_low_zero.eq(s.entry.is_zero),
-                s.k_low_one.eq(s.entry.is_one),
-                s.k_low_above.eq(s.entry.above_k_low),
-            ]
-        with m.If(got & s.walk[1]):
-            self._k_high(m, s)
-        with m.If(got & s.walk[2] & ~s.word_end):
-            m.d.sync += s.byte_in_word.eq(s.byte_in_word + 1)
-            if self.word_bytes > 1:
-                m.d.sync += s.word_low.eq(Cat(s.word_low[8:], s.entry.byte))
-        with m.If(got & s.word_end):
-            m.d.sync += s.byte_in_word.eq(0)
-            with m.If(s.inner_last):
-                m.d.sync += [
-                    s.inner.eq(0),
-                    s.inner_last.eq(Mux(is_a, s.k_one, self._cols == 1)),
-                    s.outer.eq(s.outer + 1),
-                    s.outer_last.eq(s.outer == s.outer_stop),
-                ]
-            with m.Else():
-                m.d.sync += [s.inner.eq(s.inner + 1), s.inner_last.eq(s.inner == s.inner_stop)]
-        with m.If(got & s.walk[3]):
-            scale_limit = Mux(is_a, 2 * self._rows - 1, 2 * self._cols - 1)
-            m.d.sync += [
-                s.scale_index.eq(s.scale_index + 1),
-                s.scale_last.eq(s.scale_index + 1 == scale_limit),
-            ]
 
     def _table(self, m: Module, s: SimpleNamespace) -> None:
         """LOAD_TABLE: check LEN, then invalidate the table and hand on the payload bytes.
