@@ -6,6 +6,8 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
+from palhdl.boards.hostlink.loadwalk import LoadWalk
+from palhdl.boards.hostlink.loadwrite import LoadWriteStage
 from palhdl.boards.hostlink.parser import Parser
 
 ROWS, COLS, K_MAX, TIMEOUT = 2, 3, 5, 50
@@ -236,6 +238,17 @@ def test_parser_rejects_bad_parameters():
     Fragment.get(dut, None)
     assert (dut.word_bytes, dut.latency, dut.timeout_cycles) == (1, 2, 2)
     assert dut.table_length is None and "table" not in dut.signature.members
+    # Its parts check their parameters too.
+    with pytest.raises(ValueError, match=r"width must be in \[1, 64\], not 0"):
+        LoadWalk(rows=1, cols=1, k_max=1, width=0)
+    with pytest.raises(ValueError, match=r"k_max must be in \[1, 4096\], not 4097"):
+        LoadWriteStage(rows=1, cols=1, k_max=4097, width=8)
+    walk = LoadWalk(rows=1, cols=1, k_max=1, width=9)
+    Fragment.get(walk, None)
+    assert walk.word_bytes == 2
+    stage = LoadWriteStage(rows=1, cols=1, k_max=1, width=8)
+    Fragment.get(stage, None)
+    assert stage.latency == 2
 
 
 # A table of 3 two-byte entries: LEN = 1 + 3 * 2.
@@ -369,3 +382,12 @@ def test_a_framing_error_between_packets_is_ignored(wire):
     items = [entry(0xA5, framing_error=True), entry(0x13, framing_error=True)]
     result = run_parser([*items, *entries(wire.packet(0x01))])
     assert [(p["cmd"], p["error"]) for p in result["packets"]] == [(0x01, 0)]
+
+
+@pytest.mark.parametrize("cut", [2, 3, 4])  # the header ends after CODE, LEN low, LEN high
+def test_a_header_cut_short_is_a_timeout_that_invalidates_nothing(wire, cut):
+    load = wire.load_packet(0x10, [[1], [2]], [0, 0])
+    items = [*entries(load[:cut]), ("gap", TIMEOUT + 5), *entries(wire.packet(0x01))]
+    result = run_parser(items)
+    assert [(p["cmd"], p["error"]) for p in result["packets"]] == [(0x10, 2), (0x01, 0)]
+    assert result["invalidated"] == [] and result["accepted"] == [0x01]
