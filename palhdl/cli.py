@@ -79,13 +79,22 @@ class _CommandParser(argparse.ArgumentParser):
         self._study = study
 
     def parse_known_args(self, args=None, namespace=None):
-        """Load the study module, if any, then parse as usual."""
+        """Load the study module, if any, then parse as usual.
+
+        An option given ``--`` as its value (``--format=--``) is refused: argparse drops the
+        ``--`` and stores an empty list, unchecked, where one value belongs.
+        """
         if self._study is not None:
             module = importlib.import_module(self._study)  # late import, for start-up time
             module.add_arguments(self)
             self.set_defaults(handler=module.run)
             self._study = None
-        return super().parse_known_args(args, namespace)
+        namespace, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(namespace, action.dest, None)
+            if action.nargs is None and action.option_strings and isinstance(value, list):
+                self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return namespace, extras
 
 
 def _error(command: str, error: Exception, status: int) -> int:

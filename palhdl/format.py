@@ -179,7 +179,7 @@ def parse_format(text: str) -> PALFormat:
     if text in FORMATS:
         return FORMATS[text]
     parts = text.split(".")
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
+    if len(parts) == 2 and all(p.isascii() and p.isdigit() for p in parts):
         return PALFormat(int_bits=int(parts[0]), frac_bits=int(parts[1]))
     raise ValueError(
         f"format must be one of {sorted(FORMATS)} or 'I.F' (int_bits.frac_bits), not {text!r}"

@@ -45,6 +45,8 @@ def load_operands(a_path, b_path, *, codes: bool) -> tuple[np.ndarray, np.ndarra
     for name, path in (("a", a_path), ("b", b_path)):
         try:
             array = np.load(path)
+        except OSError as error:  # a missing or unreadable file
+            raise OSError(f"{name}: {str(path)!r}: {error.strerror or error}") from None
         except EOFError:
             raise ValueError(f"{name}: {str(path)!r} is empty, not a .npy array") from None
         except ValueError as error:  # pickled objects, or not a .npy file
