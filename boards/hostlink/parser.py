@@ -45,8 +45,10 @@ class Parser(Unit):
     Nothing in a packet is acted upon before its header checksum (HCRC, after ``LEN``) has
     matched: in the cycle after the HCRC byte is acted on (state ACCEPT, in which no entry is
     taken) ``accepted`` pulses, the LOAD's target buffer is invalidated, LEN and the command
-    are checked. A LOAD's words and scales then leave on ``load`` through the two register
-    stages of a :class:`~palhdl.boards.hostlink.loadwrite.LoadWriteStage`. A LOAD_TABLE's
+    are checked. A LOAD's payload bytes go to a
+    :class:`~palhdl.boards.hostlink.loadwalk.LoadWalk` (connected with ``wiring.connect``),
+    which checks K and writes the words and scales through two register stages on ``load``
+    (forwarded from it). A LOAD_TABLE's
     length is checked against ``table_length`` in the next cycle, before any payload byte is
     acted on (a wrong one writes nothing); then the table is invalidated and the payload bytes
     leave on ``table`` through one register stage.
@@ -60,7 +62,7 @@ class Parser(Unit):
 
     Every decision on a byte uses registers only: comparisons of counters with their limits
     are registered one step ahead, and the error is kept as separate flags merged by priority
-    in ``error``.
+    in ``error`` (HEADER, TIMEOUT, LINE, CHECKSUM, then the first command error found).
 
     Parameters
     ----------
@@ -202,7 +204,7 @@ class Parser(Unit):
         return 2
 
     def elaborate(self, platform):
-        """Build the parser: error merge, LOAD write stage, packet FSM, timer and CRC."""
+        """Build the parser: LOAD walk, error merge, packet FSM, table bytes, timer and CRC."""
         m = Module()
         s = self._signals()
         self._load_walk(m, s)
