@@ -24,6 +24,11 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo
 CLK = 1_000_000
 BAUD = 250_000  # 4 clock cycles per bit
 REAL_TIMEOUT = 60.0  # wall-clock seconds: the simulator runs a few thousand cycles a second
+# The line rate the host assumes for its inter-byte and total timeouts (a pty has no rate of
+# its own): the bridge moves about a hundred characters per wall second, not the core's
+# 25,000, so the host is told 300 baud, the least palhdl run takes (20 characters: 0.67 s;
+# 67 ms per reply byte).
+HOST_BAUD = 300
 # The cheap board configuration: W = 5, a 16-bit wrapping accumulator, a 10-bit term window.
 CHEAP = MacConfig(pal8, mantissa_bits=5, acc_bits=16, acc_frac_bits=6, term_bits=10, saturate=False)
 # name: (config, readout, loadable table and block-scaled operands)
@@ -80,9 +85,7 @@ def board_tty(request):
 
 
 def test_identify_over_pyserial(board_tty):
-    with HostLink(
-        board_tty, baud=BAUD, timeout=REAL_TIMEOUT, inter_byte_timeout=REAL_TIMEOUT
-    ) as link:
+    with HostLink(board_tty, baud=HOST_BAUD, timeout=REAL_TIMEOUT) as link:
         info = link.identify()
         assert (info.rows, info.cols, info.config, info.output, info.k_max) == (
             2,
@@ -100,7 +103,7 @@ def run_cli(tty, tmp_path, a, b, *options, status=0):
     np.save(tmp_path / "a.npy", a)
     np.save(tmp_path / "b.npy", b)
     out = tmp_path / ("c.npz" if "raw" in options else "c.npy")
-    argv = ["run", "--port", tty, "--baud", str(BAUD), "--timeout", str(REAL_TIMEOUT)]
+    argv = ["run", "--port", tty, "--baud", str(HOST_BAUD), "--timeout", str(REAL_TIMEOUT)]
     argv += [str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(out), *options]
     assert main(argv) == status
     if status != 0:
@@ -176,7 +179,6 @@ def test_palhdl_run_with_a_split_and_block_scaling(board_tty, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "split choice (block 2 scaling)" in err
     assert f"split {choice.fmt.int_bits}.{choice.fmt.frac_bits}, blocks of 2" in err
-    run_cli(
-        board_tty, tmp_path, a.astype(np.int64), b.astype(np.int64), "--split", "auto", status=2
-    )
-    assert "--split auto needs float operands" in capsys.readouterr().err
+    codes = (np.ones((2, 4), np.int64), np.ones((4, 2), np.int64))
+    run_cli(board_tty, tmp_path, *codes, "--split", "auto", "--codes", status=2)
+    assert "--split auto needs values, not --codes" in capsys.readouterr().err
