@@ -129,7 +129,7 @@ def small_products(draw):
 def test_fuzz_driver_matches_golden(product, config, geometry, output, raw_readout):
     a, b, block_size = product
     rows, cols = geometry
-    result, _ = matmul(
+    result, stats = matmul(
         a,
         b,
         config=config,
@@ -140,6 +140,7 @@ def test_fuzz_driver_matches_golden(product, config, geometry, output, raw_reado
         block_size=block_size,
         backend="pysim",
     )
+    assert stats.tiles == -(-a.shape[0] // rows) * -(-b.shape[1] // cols) and stats.cycles > 0
     if a.dtype.kind == "f":
         expected = golden.matmul_values(a, b, config, block_size=block_size)
     else:
