@@ -16,7 +16,26 @@ from amaranth.sim import Simulator
 from palhdl.boards.hostlink.core import HostLinkCore
 from palhdl.sim.pysim import vcd_context
 
-__all__ = ["SimulatedSerial"]
+__all__ = ["SimulatedSerial", "check_port_timeout"]
+
+
+def check_port_timeout(value) -> float | None:
+    """Validate a simulated port's read timeout: ``None`` or finite simulated seconds ``>= 0``.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a number (a bool is not).
+    ValueError
+        ``value`` is negative, infinite or NaN; the message names ``timeout``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, not {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"timeout must be a finite number of seconds >= 0 or None, not {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,12 @@ class SimulatedSerial:
         each read (:class:`~palhdl.boards.hostlink.driver.HostLink` does).
     vcd_path : path, optional
         Write a waveform there (else only when ``PALHDL_VCD`` is set); call :meth:`close`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``core`` is not a HostLinkCore, or ``timeout`` is not ``None`` or a finite number
+        ``>= 0`` (also when set later).
     """
 
     def __init__(self, core: HostLinkCore, *, timeout: float | None = 1.0, vcd_path=None):
@@ -71,6 +96,18 @@ class SimulatedSerial:
     def core(self) -> HostLinkCore:
         """The simulated core."""
         return self._core
+
+    @property
+    def timeout(self) -> float | None:
+        """The read timeout in simulated seconds (``None``: wait for ever, ``0``: do not wait).
+
+        Settable before each read (:func:`check_port_timeout`).
+        """
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._timeout = check_port_timeout(value)
 
     @property
     def baudrate(self) -> float:

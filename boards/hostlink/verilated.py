@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from palhdl.boards.hostlink.core import HostLinkCore
+from palhdl.boards.hostlink.simserial import check_port_timeout
 from palhdl.sim.compiled import build_model
 from palhdl.sim.simulators import export_verilog
 
@@ -62,8 +63,9 @@ class VerilatedSerial:
 
     Raises
     ------
-    TypeError
-        ``core`` is not a HostLinkCore.
+    TypeError, ValueError
+        ``core`` is not a HostLinkCore, or ``timeout`` is not ``None`` or a finite number
+        ``>= 0`` (also when set later).
     palhdl.sim.simulators.SimulatorNotFound
         Verilator is not installed.
     RuntimeError
@@ -100,6 +102,18 @@ class VerilatedSerial:
     def executable(self) -> Path:
         """The verilated model's executable (in the cache)."""
         return self._executable
+
+    @property
+    def timeout(self) -> float | None:
+        """The read timeout in simulated seconds (``None``: wait for ever, ``0``: do not wait).
+
+        Settable before each read (:func:`check_port_timeout`).
+        """
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._timeout = check_port_timeout(value)
 
     @property
     def baudrate(self) -> float:

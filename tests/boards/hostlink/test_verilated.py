@@ -142,6 +142,24 @@ def test_timeout_is_in_simulated_seconds(icebreaker_link):
     assert port.cycles - before == math.ceil(1e-3 * port.core.clk_freq)
 
 
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (math.inf, ValueError, "timeout must be a finite number of seconds >= 0 or None, not inf"),
+        (math.nan, ValueError, "not nan"),
+        (-1, ValueError, "not -1"),
+        (True, TypeError, "timeout must be a number of seconds or None, not True"),
+        ("1", TypeError, "not '1'"),
+    ],
+)
+def test_port_timeout_is_validated(icebreaker_link, value, error, message):
+    port = icebreaker_link.port
+    before = port.timeout
+    with pytest.raises(error, match=message):
+        port.timeout = value
+    assert port.timeout == before
+
+
 def test_closed_port_and_cache_location():
     port = VerilatedSerial(simulated_core(ICEBREAKER), timeout=1.0)  # from the cache
     assert port.executable.parent.parent == cache_root()
