@@ -5,7 +5,9 @@
 ``read``/``write``/``timeout`` API (a ``serial.Serial``, a pseudo-terminal, or
 :class:`palhdl.boards.hostlink.simserial.SimulatedSerial`). :class:`SerialTransport` plugs it
 into the tiling driver :func:`palhdl.sim.driver.matmul` the way
-:class:`~palhdl.sim.driver.PysimTransport` plugs in the simulator.
+:class:`~palhdl.sim.driver.PysimTransport` plugs in the simulator. Replies are read by
+:class:`palhdl.boards.hostlink.framing.ReplyReader` (header CRC, timeouts in the port's time,
+resynchronisation after a failed reply), whose errors this module exports.
 """
 
 from __future__ import annotations
