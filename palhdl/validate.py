@@ -26,6 +26,18 @@ __all__ = [
     "check_positive_float",
 ]
 
+#: Longest rendering of a rejected value in a message (:func:`_shown`).
+_SHOWN_LENGTH = 60
+
+
+def _shown(value) -> str:
+    """``repr(value)`` on one line, cut to :data:`_SHOWN_LENGTH` characters: for messages.
+
+    A rejected array's repr spans lines; an error message stays one line.
+    """
+    text = " ".join(repr(value).split())
+    return text if len(text) <= _SHOWN_LENGTH else text[: _SHOWN_LENGTH - 3] + "..."
+
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
     """Validate an integer in ``[lo, hi]`` (either bound may be ``None``: unbounded).
@@ -52,7 +64,7 @@ def check_int(name: str, value, lo: int | None = None, hi: int | None = None) ->
         ``value`` is out of range: ``"{name} must be in [lo, hi], not value"``.
     """
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
+        raise TypeError(f"{name} must be an integer, not {_shown(value)}")
     value = int(value)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         lo_s = "-inf" if lo is None else str(lo)
@@ -70,7 +82,7 @@ def check_bool(name: str, value) -> bool:
         ``"{name} must be a bool (True or False), not value"``.
     """
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool (True or False), not {value!r}")
+        raise TypeError(f"{name} must be a bool (True or False), not {_shown(value)}")
     return value
 
 
@@ -89,7 +101,7 @@ def check_choice(name: str, value, choices: Iterable):
         found = False
     if not found:
         listed = ", ".join(map(repr, choices))
-        raise ValueError(f"{name} must be one of {listed}, not {value!r}")
+        raise ValueError(f"{name} must be one of {listed}, not {_shown(value)}")
     return value
 
 
@@ -110,7 +122,7 @@ def check_instance(name: str, value, cls: type, example: str | None = None):
     if not isinstance(value, cls):
         article = "an" if cls.__name__[0] in "AEIOU" else "a"
         hint = f" (for example {example})" if example else ""
-        raise TypeError(f"{name} must be {article} {cls.__name__}{hint}, not {value!r}")
+        raise TypeError(f"{name} must be {article} {cls.__name__}{hint}, not {_shown(value)}")
     return value
 
 
@@ -125,16 +137,16 @@ def check_positive_float(name: str, value) -> float:
         ``value`` is not finite or not positive.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a number, not {value!r}")
+        raise TypeError(f"{name} must be a number, not {_shown(value)}")
     value = float(value)
     if not (value > 0 and np.isfinite(value)):
-        raise ValueError(f"{name} must be a positive finite number, not {value!r}")
+        raise ValueError(f"{name} must be a positive finite number, not {_shown(value)}")
     return value
 
 
 def _path(name: str, path) -> Path:
     if not isinstance(path, str | os.PathLike) or not os.fspath(path):
-        raise TypeError(f"{name} must be a non-empty path, not {path!r}")
+        raise TypeError(f"{name} must be a non-empty path, not {_shown(path)}")
     return Path(path)
 
 
