@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from palhdl.boards.hostlink.driver import (
     ChecksumError,
@@ -305,3 +307,45 @@ def test_the_default_inter_byte_timeout_is_20_characters_on_a_slow_line():
     # 300 baud: 20 characters last 0.667 s, more than 0.05 s.
     link = HostLink(ClockedPort(replies()), baud=300)
     assert link.inter_byte_timeout == pytest.approx(20 * 10 / 300)
+
+
+@st.composite
+def corrupted_replies(draw, reply: bytes):
+    """``reply`` with at most one corruption CRC-8 always detects, and a delay (seconds)."""
+    data = bytearray(reply)
+    mutation = draw(st.sampled_from(["none", "flip", "cut", "drop", "garbage"]))
+    at = draw(st.integers(0, len(data) - 1))
+    if mutation == "flip":
+        data[at] ^= 1 << draw(st.integers(0, 7))
+    elif mutation == "cut":
+        del data[at:]
+    elif mutation == "drop":
+        del data[at]
+    elif mutation == "garbage":  # before the frame, without SYNC: skipped
+        data[:0] = draw(st.binary(min_size=1, max_size=20).map(lambda b: b.replace(b"\xa5", b"")))
+    # Up to half an inter-byte timeout after the 0.5 s timeout: within the resync's quiet time.
+    delay = draw(st.sampled_from([1e-3, 0.2, 0.49, 0.51, 0.52]))
+    return (
+        bytes(data),
+        delay,
+        mutation == "none" or (mutation == "garbage" and len(data) > len(reply)),
+    )
+
+
+STATUS_PAYLOADS = (bytes([0x08, 0, 1, 0, 1, 0, 3]), bytes([0x06, 0, 2, 0, 2, 0, 3]))
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(data=st.data())
+def test_the_driver_never_returns_a_corrupted_or_late_reply(wire, data):
+    first, second = (wire.packet(0x82, payload) for payload in STATUS_PAYLOADS)
+    corrupted, delay, intact = data.draw(corrupted_replies(first))
+    port = ClockedPort(replies((corrupted, delay), second))
+    link = HostLink(port, timeout=0.5)
+    try:
+        reply = link.transact(Command.STATUS, reply_length=7)
+    except (LinkTimeout, ChecksumError, ProtocolError):
+        assert not intact or delay > 0.5
+    else:
+        assert intact and delay < 0.5 and reply == STATUS_PAYLOADS[0]
+    assert link.transact(Command.STATUS, reply_length=7) == STATUS_PAYLOADS[1]
