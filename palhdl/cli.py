@@ -69,6 +69,9 @@ _BAUD = (300, 12_000_000)
 #: Bound of ``palhdl sim``'s ``-m``, ``-k``, ``-n`` (and of their products, checked by
 #: :func:`palhdl.demo.run_random_matmul`): ``2**24``.
 _SIM_DIM = (1, 1 << 24)
+#: Longest ``run --timeout``, in seconds.
+_TIMEOUT_MAX = 86400.0
+_positive_timeout = positive_float("timeout")
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -206,6 +209,16 @@ def _run(args: argparse.Namespace) -> int:
     from palhdl.runner import run  # late import, for start-up time (Amaranth, pyserial)
 
     return run(args)
+
+
+def _timeout(text: str) -> float:
+    """``run --timeout``: finite seconds above zero, at most a day (pyserial overflows beyond)."""
+    value = _positive_timeout(text)
+    if value > _TIMEOUT_MAX:
+        raise argparse.ArgumentTypeError(
+            f"timeout must be at most {_TIMEOUT_MAX:g} seconds (a day), not {value!r}"
+        )
+    return value
 
 
 def _mac_format(text: str):
@@ -444,9 +457,9 @@ def _add_run(commands) -> None:
     )
     run.add_argument(
         "--timeout",
-        type=positive_float("timeout"),
+        type=_timeout,
         default=2.0,
-        help="reply timeout in seconds (default 2)",
+        help="reply timeout in seconds, at most 86400 (default 2)",
     )
     run.add_argument(
         "--no-adaptive", action="store_true", help="quantise floats without adaptive scales"

@@ -207,6 +207,7 @@ ISSUE_14_BAD_ARGUMENTS = [
     (["demo", "--seed", "-1"], "argument --seed: seed must be in [0, inf], not -1", 2),
     (["run", "--port", "p", "a", "b", "--timeout", "inf"], "argument --timeout: timeout must", 2),
     (["run", "--port", "p", "a", "b", "--timeout", "nan"], "argument --timeout: timeout must", 2),
+    (["run", "--port", "p", "a", "b", "--timeout", "1e10"], "timeout must be at most 86400", 2),
     (["build", "--board", "icebreaker", "--baud", "1"], "argument --baud: baud must be in", 2),
     (["build", "--board", "icebreaker", "--seed", "-1"], "argument --seed: seed must be in", 2),
 ]

@@ -256,7 +256,12 @@ def _split_ok(text: str) -> bool:
 
 
 RUN_OPTIONS = [
-    Option("--timeout", ("--timeout", "timeout"), _float_text(), _positive_float_ok),
+    Option(
+        "--timeout",
+        ("--timeout", "timeout"),
+        _float_text(),
+        lambda t: _positive_float_ok(t) and float(t) <= 86400,
+    ),
     _integer_option("--baud", "baud", 300, 12_000_000),
     _integer_option("--block-size", "block_size", 1, 1 << 30),
     Option(
