@@ -8,7 +8,10 @@ with ``add_arguments(parser)`` and ``run(args) -> int``, loaded when their comma
 A user mistake ends in one line naming the parameter and a non-zero exit status: argparse's
 usage and error line (status 2) for a malformed or out-of-range option, ``palhdl COMMAND:
 error: ...`` for a value the command itself rejects (status 2) and for a failure of the
-environment, such as a missing file or serial port (status 1).
+environment, such as a missing file or serial port (status 1). Everything a command can check
+is checked before its work starts, output paths included (:mod:`palhdl.validate`): a long
+simulation, demo or build never ends in an error it could have given at once. ``palhdl run``
+lives in :mod:`palhdl.runner`.
 """
 
 from __future__ import annotations
