@@ -29,6 +29,7 @@ from palhdl.boards.hostlink.framing import (
     ProtocolError,
     ReplyReader,
     StaleResult,
+    check_timeout,
 )
 from palhdl.boards.hostlink.info import DeviceInfo, decode_device_info, split_name
 from palhdl.boards.hostlink.protocol import (
@@ -84,7 +85,7 @@ class HostLink:
     ------
     TypeError, ValueError
         If ``port`` lacks the API, or ``baud``, ``timeout`` or ``inter_byte_timeout`` is not
-        a positive finite number; the message names the parameter.
+        a positive finite number (timeouts at most a day); the message names the parameter.
     """
 
     def __init__(
@@ -96,9 +97,9 @@ class HostLink:
         inter_byte_timeout: float | None = None,
     ):
         check_int("baud", baud, 1)
-        timeout = check_positive_float("timeout", DEFAULT_TIMEOUT if timeout is None else timeout)
+        timeout = check_timeout("timeout", DEFAULT_TIMEOUT if timeout is None else timeout)
         if inter_byte_timeout is not None:
-            check_positive_float("inter_byte_timeout", inter_byte_timeout)
+            check_timeout("inter_byte_timeout", inter_byte_timeout)
         if isinstance(port, str | os.PathLike):
             port = serial.Serial(os.fspath(port), baudrate=baud, timeout=timeout)
         elif not all(callable(getattr(port, name, None)) for name in ("read", "write")):

@@ -32,6 +32,7 @@ from palhdl.validate import check_positive_float
 __all__ = [
     "BITS_PER_CHARACTER",
     "DEFAULT_TIMEOUT",
+    "MAX_TIMEOUT",
     "MIN_INTER_BYTE_TIMEOUT",
     "ChecksumError",
     "DeviceError",
@@ -40,11 +41,14 @@ __all__ = [
     "ProtocolError",
     "ReplyReader",
     "StaleResult",
+    "check_timeout",
     "command_name",
 ]
 
 #: Default wait for the first byte of a reply, in seconds of the port's time.
 DEFAULT_TIMEOUT = 2.0
+#: Longest timeout, in seconds: a day (pyserial's waits overflow on far longer ones).
+MAX_TIMEOUT = 86400.0
 #: Shortest default inter-byte timeout, in seconds (else 20 character times).
 MIN_INTER_BYTE_TIMEOUT = 0.05
 #: A character on the line: start bit, 8 data bits, stop bit.
@@ -113,6 +117,22 @@ class StaleResult(HostLinkError):
         )
 
 
+def check_timeout(name: str, value) -> float:
+    """Validate a timeout: seconds, finite, above 0 and at most :data:`MAX_TIMEOUT`.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a number (a bool is not).
+    ValueError
+        ``value`` is NaN, infinite, 0, negative or above a day; the message names ``name``.
+    """
+    value = check_positive_float(name, value)
+    if value > MAX_TIMEOUT:
+        raise ValueError(f"{name} must be at most {MAX_TIMEOUT:g} seconds (a day), not {value!r}")
+    return value
+
+
 def command_name(command: int) -> str:
     """Return the name of a command code (``"LOAD_A"``), or ``"command 0x.."`` if unknown."""
     try:
@@ -150,13 +170,14 @@ class ReplyReader:
     Raises
     ------
     TypeError, ValueError
-        A parameter is not a positive finite number; the message names it.
+        A parameter is not a positive finite number, or a timeout is longer than a day
+        (:func:`check_timeout`); the message names it.
     """
 
     def __init__(self, port, *, timeout: float, inter_byte_timeout: float, baud: float):
         self._port = port
-        self._timeout = check_positive_float("timeout", timeout)
-        self._gap = check_positive_float("inter_byte_timeout", inter_byte_timeout)
+        self._timeout = check_timeout("timeout", timeout)
+        self._gap = check_timeout("inter_byte_timeout", inter_byte_timeout)
         self._character = BITS_PER_CHARACTER / check_positive_float("baud", baud)
         # Bytes asked for in one read: what the line carries in an inter-byte timeout, so a
         # read that returns nothing means the line was silent that long.

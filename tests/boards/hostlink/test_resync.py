@@ -279,12 +279,13 @@ def test_read_flags(wire):
         (-math.inf, ValueError),
         (0, ValueError),
         (-1.0, ValueError),
+        (86400.5, ValueError),
         (True, TypeError),
         ("2", TypeError),
     ],
 )
 def test_timeouts_are_validated(name, value, error):
-    with pytest.raises(error, match=f"^{name} must be a .*, not {value!r}"):
+    with pytest.raises(error, match=f"^{name} must be .*, not {value!r}"):
         HostLink(ClockedPort(replies()), **{name: value})
 
 
@@ -349,3 +350,8 @@ def test_the_driver_never_returns_a_corrupted_or_late_reply(wire, data):
     else:
         assert intact and delay < 0.5 and reply == STATUS_PAYLOADS[0]
     assert link.transact(Command.STATUS, reply_length=7) == STATUS_PAYLOADS[1]
+
+
+def test_a_day_is_the_longest_timeout():
+    link = HostLink(ClockedPort(replies()), timeout=86400, inter_byte_timeout=86400)
+    assert (link.timeout, link.inter_byte_timeout) == (86400.0, 86400.0)
