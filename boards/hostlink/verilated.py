@@ -156,7 +156,7 @@ class VerilatedSerial:
         if len(self._from_device) < size and self.timeout != 0:
             limit = _FOREVER
             if self.timeout is not None:
-                limit = math.ceil(self.timeout * self._core.clk_freq)
+                limit = min(math.ceil(self.timeout * self._core.clk_freq), _FOREVER)
             self._request(size - len(self._from_device), limit)
         data = bytes(self._from_device[:size])
         del self._from_device[:size]

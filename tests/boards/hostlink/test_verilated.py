@@ -125,7 +125,7 @@ def test_a_stale_result_is_flagged_and_kept(icebreaker_link):
     assert link.read().shape == (4, 5)
 
 
-def test_timeout_is_in_simulated_seconds(icebreaker_link):
+def test_timeout_is_in_simulated_seconds(icebreaker_link, wire):
     port = icebreaker_link.port
     before, timeout = port.cycles, port.timeout
     port.timeout = 1e-3
@@ -140,6 +140,12 @@ def test_timeout_is_in_simulated_seconds(icebreaker_link):
     finally:
         port.timeout = timeout
     assert port.cycles - before == math.ceil(1e-3 * port.core.clk_freq)
+    port.timeout = 1e300  # longer than the harness counts: for ever, and the bytes come
+    try:
+        port.write(wire.packet(Command.IDENTIFY))
+        assert len(port.read(6 + 21)) == 27
+    finally:
+        port.timeout = timeout
 
 
 @pytest.mark.parametrize(
