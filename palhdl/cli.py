@@ -235,8 +235,8 @@ def _mac_format(text: str):
 
 
 def _split_argument(text: str):
-    """``--split``: ``auto`` or a format, as :func:`pal_format` parses it."""
-    return "auto" if text == "auto" else pal_format(text)
+    """``--split``: ``auto`` or a format a MAC can compute in (:func:`_mac_format`)."""
+    return "auto" if text == "auto" else _mac_format(text)
 
 
 def _add_demo(commands) -> None:

@@ -208,6 +208,7 @@ ISSUE_14_BAD_ARGUMENTS = [
     (["run", "--port", "p", "a", "b", "--timeout", "inf"], "argument --timeout: timeout must", 2),
     (["run", "--port", "p", "a", "b", "--timeout", "nan"], "argument --timeout: timeout must", 2),
     (["run", "--port", "p", "a", "b", "--timeout", "1e10"], "timeout must be at most 86400", 2),
+    (["run", "--port", "p", "a", "b", "--split", "2.13"], "argument --split: MacConfig needs", 2),
     (["build", "--board", "icebreaker", "--baud", "1"], "argument --baud: baud must be in", 2),
     (["build", "--board", "icebreaker", "--seed", "-1"], "argument --seed: seed must be in", 2),
 ]
