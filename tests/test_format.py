@@ -60,7 +60,9 @@ def test_format_accepts_numpy_integers_and_widest_word():
     assert PALFormat(int_bits=30, frac_bits=1).width == 32
 
 
-@pytest.mark.parametrize("text", ["pal9", "4", "4.x", "a.b", "4.3.1", ""])
+@pytest.mark.parametrize(
+    "text", ["pal9", "4", "4.x", "a.b", "4.3.1", "", "\u0664.\u0663", "4.\u00b3"]
+)
 def test_bad_format_name(text):
     with pytest.raises(ValueError, match="format must be one of"):
         parse_format(text)
