@@ -162,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as error:
         return _error(error, 2)
     except (HostLinkError, OSError, RuntimeError) as error:  # RuntimeError: no Verilator
-        print(f"palhdl run: {error}", file=sys.stderr)
-        return 1
+        return _error(error, 1)
     if decode_fmt is not None:  # a PAL readout's codes, as float32 values
         result = golden.to_float32_bits(result, decode_fmt).view(np.float32)
     summary = (

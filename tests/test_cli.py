@@ -127,7 +127,8 @@ def test_run_with_missing_input_files_is_one_line(tmp_path, capsys):
     argv = ["run", "--port", str(tmp_path / "tty"), str(missing), str(missing)]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert err.startswith("palhdl run: ") and "a.npy" in err and len(err.splitlines()) == 1
+    assert err.startswith("palhdl run: error: a: ") and "a.npy" in err
+    assert len(err.splitlines()) == 1
 
 
 def test_run_with_a_missing_serial_port_is_one_line(tmp_path, capsys):
@@ -135,7 +136,7 @@ def test_run_with_a_missing_serial_port_is_one_line(tmp_path, capsys):
     np.save(a, np.ones((2, 2)))
     assert main(["run", "--port", str(tmp_path / "tty"), str(a), str(a)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("palhdl run: ") and "tty" in err and len(err.splitlines()) == 1
+    assert err.startswith("palhdl run: error: ") and "tty" in err and len(err.splitlines()) == 1
 
 
 def test_accuracy_prints_the_report_and_writes_it_between_the_markers(
@@ -320,7 +321,7 @@ def test_run_out_is_checked_before_the_board_is_touched(
     out = tmp_path if out == "DIR" else out if out.startswith("/") else tmp_path / out
     argv = ["run", "--port", str(tmp_path / "tty"), "a.npy", "b.npy", "--out", str(out)]
     assert main([*argv, *options]) == status
-    _one_error_line(capsys, "palhdl run: ", f"--out '{out}'", message)
+    _one_error_line(capsys, "palhdl run: error: ", f"--out '{out}'", message)
 
 
 def test_run_codes_with_a_float_array_is_one_line(tmp_path, capsys):
