@@ -4,7 +4,7 @@ import sys
 
 import pytest
 from amaranth.asserts import AnySeq
-from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Fragment, Module, ResetSignal, Signal
 
 from palhdl.sim.formal import FormalToolNotFound, formal_env, prove
 
@@ -77,15 +77,19 @@ def test_induction_that_does_not_close_is_not_a_pass(tmp_path):
     ],
 )
 def test_invalid_arguments(tmp_path, arguments, message):
+    design = Counter(wrap=1, limit=2)
     with pytest.raises(ValueError, match=message):
-        prove(Counter(wrap=1, limit=2), workdir=tmp_path / "w", **arguments)
+        prove(design, workdir=tmp_path / "w", **arguments)
+    Fragment.get(design, None)  # (it was refused before being elaborated)
 
 
 def test_workdir_must_be_empty(tmp_path):
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "old").write_text("")
+    design = Counter(wrap=1, limit=2)
     with pytest.raises(ValueError, match="workdir"):
-        prove(Counter(wrap=1, limit=2), mode="bmc", depth=1, workdir=tmp_path / "w")
+        prove(design, mode="bmc", depth=1, workdir=tmp_path / "w")
+    Fragment.get(design, None)
 
 
 def test_missing_tool_names_its_package(tmp_path, monkeypatch):
