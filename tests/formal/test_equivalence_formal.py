@@ -1,9 +1,8 @@
 """SAT proofs: pal8 units equal references written from the format's definition.
 
-The multiplier/divider:
-
-The reference (:func:`reference`) is written here from ``docs/format.md`` (sections 1, 2 and
-5), not from the unit or the golden model: ``E = 0`` is zero (sign clear) or NaN (sign set);
+The multiplier/divider: the reference (:func:`reference`) is written here from
+``docs/format.md`` (sections 1, 2 and 5), not from the unit or the golden model: ``E = 0`` is
+zero (sign clear) or NaN (sign set);
 a product's log is ``La + Lb`` (a quotient's ``La - Lb``) with ``L = E - bias``, exact;
 ``|L| > bias - 1`` saturates to ``E = 2**(I+F) - 1`` above and flushes to ``+0`` below; the
 sign is ``sa XOR sb``; NaN propagates, ``0 * x = +0``, ``x / 0 = NaN``, ``0 / x = +0``.
