@@ -101,7 +101,9 @@ def test_missing_tool_names_its_package(tmp_path, monkeypatch):
         formal_env()
 
 
-def test_environment_points_at_the_tools():
+def test_environment_points_at_the_tools(monkeypatch):
+    for variable in ("YOSYS", "SMTBMC", "WITNESS"):
+        monkeypatch.delenv(variable, raising=False)
     env = formal_env()
     for variable in ("YOSYS", "SMTBMC", "WITNESS"):
         assert "yowasp" in env[variable]
