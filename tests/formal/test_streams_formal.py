@@ -233,18 +233,21 @@ def test_unit_handshake_broken(formal, name, breakage):
     assert result.traces  # a counterexample waveform
 
 
-def array_harness(rows, cols, breakage=None):
-    array = SystolicArray(arithmetic=PALArithmetic(config=PAL8), rows=rows, cols=cols)
+def array_harness(rows, cols, breakage=None, *, output="raw", pipelined=False):
+    arithmetic = PALArithmetic(config=PAL8, pipelined=pipelined)
+    array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols, output=output)
     # A `last` beat owes `rows` result rows. The next `last` beat waits until the previous
-    # tile's last row has left, so at most one tile (`rows` rows) is owed; with `c.ready` high
+    # tile's last row has left the shadow registers, so at most one tile (`rows` rows) is
+    # owed, plus the row a pipelined readout converter may still hold; with `c.ready` high
     # the first row is valid `latency` cycles after the `last` beat and one row leaves every
     # other cycle (2 * rows - 1 cycles).
+    converting = arithmetic.readout_latency(output) > 0
     return StreamHarness(
         array,
         inputs=("a", "b"),
         output="c",
         tokens=lambda payloads: payloads[0].last * rows,
-        capacity=rows,
+        capacity=rows + (1 if converting else 0),
         drain=array.latency + 2 * rows - 1,
         breakage=breakage,
     )
@@ -265,6 +268,12 @@ def test_array_handshake_2x2(formal):
     assert result.status == "PASS", result.log
 
 
+def test_array_handshake_pipelined_float32(formal):
+    harness = array_harness(1, 2, output="float32", pipelined=True)
+    result = formal(harness, mode="bmc", depth=ARRAY_DEPTH)
+    assert result.status == "PASS", result.log
+
+
 def test_array_handshake_covers_three_rows(formal):
     result = formal(array_harness(1, 2), mode="cover", depth=ARRAY_DEPTH)
     assert result.status == "PASS", result.log  # three rows do come out: the proof is not vacuous
@@ -279,10 +288,15 @@ def test_array_handshake_broken(formal, breakage):
 
 
 @pytest.mark.parametrize("bound", ["capacity", "drain"])
-@pytest.mark.parametrize("design", ["array", "PALAdder"])
+@pytest.mark.parametrize("design", ["array", "array-float32", "PALAdder"])
 def test_bounds_are_tight(formal, design, bound):
-    harness = array_harness(1, 2) if design == "array" else unit_harness(design)
+    if design == "array":
+        harness = array_harness(1, 2)
+    elif design == "array-float32":
+        harness = array_harness(1, 2, output="float32", pipelined=True)
+    else:
+        harness = unit_harness(design)
     setattr(harness, bound, getattr(harness, bound) - 1)
-    depth = ARRAY_DEPTH if design == "array" else UNIT_DEPTH
+    depth = UNIT_DEPTH if design == "PALAdder" else ARRAY_DEPTH
     result = formal(harness, mode="bmc", depth=depth)
     assert result.status == "FAIL"
