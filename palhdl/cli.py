@@ -462,7 +462,8 @@ def _add_run(commands) -> None:
         "--timeout",
         type=_timeout,
         default=2.0,
-        help="reply timeout in seconds, at most 86400 (default 2)",
+        help="seconds to wait for a reply to start, at most 86400 (default 2); the rest of a "
+        "reply gets a per-byte timeout and a limit scaled with its length at --baud",
     )
     run.add_argument(
         "--no-adaptive", action="store_true", help="quantise floats without adaptive scales"

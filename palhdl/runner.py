@@ -199,7 +199,13 @@ def _multiply(args: argparse.Namespace, a: np.ndarray, b: np.ndarray):
     port = args.port
     if is_simulated(port):
         port = open_simulated_board(port, baud=args.baud, timeout=args.timeout)
-    with HostLink(port, baud=args.baud, timeout=args.timeout) as link:
+    try:
+        link = HostLink(port, baud=args.baud, timeout=args.timeout)
+    except BaseException:
+        if not isinstance(port, str):  # a simulated board's port, which HostLink did not take
+            port.close()
+        raise
+    with link:
         info = link.identify()
         # A PAL readout's float32 output is its codes' values (the device rounded to PAL).
         decode_pal = args.output == "float32" and info.output == "pal"

@@ -43,7 +43,7 @@ from palhdl.format import SCALE_BITS, MacConfig
 from palhdl.hdl.pe import table_entries, term_entry_layout
 from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import MAX_DIM, SystolicArray
-from palhdl.hdl.uart import MIN_DIVISOR, UARTTx
+from palhdl.hdl.uart import MAX_DIVISOR, MIN_DIVISOR, UARTTx
 from palhdl.hdl.unit import Unit
 from palhdl.validate import check_choice, check_int
 
@@ -91,8 +91,8 @@ class HostLinkCore(Unit):
     clk_freq : int
         Frequency of ``sync`` in Hz.
     baud : int
-        UART rate; ``clk_freq / baud`` rounds to the bit period, which must be at least
-        ``MIN_DIVISOR`` cycles and within 2 % of the requested rate.
+        UART rate; ``clk_freq / baud`` rounds to the bit period, which must be
+        ``MIN_DIVISOR``..``MAX_DIVISOR`` cycles and within 2 % of the requested rate.
     k_max : int
         Deepest K a tile may have, 1..4096 (a LOAD packet must also stay below 65536 bytes).
     timeout_cycles : int, optional
@@ -172,6 +172,11 @@ class HostLinkCore(Unit):
             raise ValueError(
                 f"baud {baud} is too fast for clk_freq {clk_freq}: a bit must last at least "
                 f"{MIN_DIVISOR} clock cycles, not {clk_freq / baud:.3g}"
+            )
+        if divisor > MAX_DIVISOR:
+            raise ValueError(
+                f"baud {baud} is too slow for clk_freq {clk_freq}: a bit may last at most "
+                f"{MAX_DIVISOR} clock cycles, not {clk_freq / baud:.3g}"
             )
         if abs(clk_freq / divisor - baud) > MAX_BAUD_ERROR * baud:
             raise ValueError(

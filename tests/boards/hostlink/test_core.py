@@ -88,6 +88,7 @@ def test_core_properties():
         ({"clk_freq": 1e6}, TypeError, "clk_freq must be an integer"),
         ({"baud": 0}, ValueError, r"baud must be in \[1, "),
         ({"baud": 400_000}, ValueError, "at least 4 clock cycles"),
+        ({"clk_freq": 48_000_000, "baud": 1}, ValueError, "too slow for clk_freq 48000000"),
         ({"baud": 230_400}, ValueError, "not reachable from clk_freq 1000000"),
         ({"k_max": 0}, ValueError, r"k_max must be in \[1, 4096\], not 0"),
         ({"timeout_cycles": 79}, ValueError, r"timeout_cycles must be in \[80, "),
