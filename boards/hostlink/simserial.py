@@ -14,28 +14,10 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from palhdl.boards.hostlink.core import HostLinkCore
+from palhdl.boards.hostlink.simport import SimulatedPort
 from palhdl.sim.pysim import vcd_context
 
-__all__ = ["SimulatedSerial", "check_port_timeout"]
-
-
-def check_port_timeout(value) -> float | None:
-    """Validate a simulated port's read timeout: ``None`` or finite simulated seconds ``>= 0``.
-
-    Raises
-    ------
-    TypeError
-        ``value`` is not a number (a bool is not).
-    ValueError
-        ``value`` is negative, infinite or NaN; the message names ``timeout``.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, not {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"timeout must be a finite number of seconds >= 0 or None, not {value!r}")
-    return float(value)
+__all__ = ["SimulatedSerial"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +25,7 @@ class _Break:
     cycles: int
 
 
-class SimulatedSerial:
+class SimulatedSerial(SimulatedPort):
     """A pyserial-like port whose far end is a :class:`HostLinkCore` in Amaranth's simulator.
 
     Bytes written are driven onto the core's ``rx`` pin bit by bit (8N1, the core's bit
@@ -72,13 +54,8 @@ class SimulatedSerial:
     """
 
     def __init__(self, core: HostLinkCore, *, timeout: float | None = 1.0, vcd_path=None):
-        if not isinstance(core, HostLinkCore):
-            raise TypeError(f"core must be a HostLinkCore, not {core!r}")
-        self._core = core
-        self.timeout = timeout
+        super().__init__(core, timeout=timeout)
         self._to_device: collections.deque[int | _Break] = collections.deque()
-        self._from_device = bytearray()
-        self._cycles = 0
         top = Module()
         top.domains.sync = ClockDomain()
         top.submodules.core = core
@@ -87,50 +64,8 @@ class SimulatedSerial:
         self._sim.add_testbench(self._drive_rx, background=True)
         self._sim.add_testbench(self._watch_tx, background=True)
         self._sim.add_testbench(self._watch_status, background=True)
-        self._status = 0
         self._vcd = vcd_context(self._sim, "hostlink", vcd_path)
         self._vcd.__enter__()
-        self.is_open = True
-
-    @property
-    def core(self) -> HostLinkCore:
-        """The simulated core."""
-        return self._core
-
-    @property
-    def timeout(self) -> float | None:
-        """The read timeout in simulated seconds (``None``: wait for ever, ``0``: do not wait).
-
-        Settable before each read (:func:`check_port_timeout`).
-        """
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        self._timeout = check_port_timeout(value)
-
-    @property
-    def baudrate(self) -> float:
-        """The line's rate in simulated bits per second: the core's clock over its divisor.
-
-        :class:`~palhdl.boards.hostlink.driver.HostLink` times replies with it.
-        """
-        return self._core.clk_freq / self._core.divisor
-
-    @property
-    def cycles(self) -> int:
-        """Clock cycles simulated so far."""
-        return self._cycles
-
-    @property
-    def status(self) -> int:
-        """The core's ``status`` (LED) port now; bits in :class:`~.protocol.LedBit`."""
-        return self._status
-
-    @property
-    def in_waiting(self) -> int:
-        """Bytes received from the core and not read yet."""
-        return len(self._from_device)
 
     @property
     def out_waiting(self) -> int:
@@ -154,10 +89,6 @@ class SimulatedSerial:
     def flush(self) -> None:
         """Nothing to do: written bytes are queued for the simulated line."""
 
-    def reset_input_buffer(self) -> None:
-        """Drop the bytes received and not read yet."""
-        self._from_device.clear()
-
     def read(self, size: int = 1) -> bytes:
         """Return up to ``size`` bytes from the core, simulating until they or the timeout come."""
         bit_time = self._core.divisor
@@ -167,9 +98,7 @@ class SimulatedSerial:
         while len(self._from_device) < size and (limit is None or self._cycles < limit):
             step = 10 * bit_time if limit is None else min(10 * bit_time, limit - self._cycles)
             self.advance(step)
-        data = bytes(self._from_device[:size])
-        del self._from_device[:size]
-        return data
+        return self._take(size)
 
     def advance(self, cycles: int) -> None:
         """Run the simulation for ``cycles`` clock cycles."""
@@ -179,16 +108,8 @@ class SimulatedSerial:
     def close(self) -> None:
         """Finish the waveform file, if one is being written."""
         if self.is_open:
-            self.is_open = False
+            super().close()
             self._vcd.__exit__(None, None, None)
-
-    def __enter__(self):
-        """Return the port itself."""
-        return self
-
-    def __exit__(self, *exc):
-        """Close the port."""
-        self.close()
 
     async def _drive_rx(self, ctx):
         # Waits are whole clock periods from time 0, so this testbench always acts half a

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from palhdl.boards.hostlink.core import HostLinkCore
-from palhdl.boards.hostlink.simserial import check_port_timeout
+from palhdl.boards.hostlink.simport import SimulatedPort
 from palhdl.sim.compiled import build_model
 from palhdl.sim.simulators import export_verilog
 
@@ -41,7 +41,7 @@ class HarnessError(OSError):
     """The verilated core's process failed (its message quotes the process's error output)."""
 
 
-class VerilatedSerial:
+class VerilatedSerial(SimulatedPort):
     """A pyserial-like port whose far end is a :class:`HostLinkCore` on Verilator.
 
     Bytes written are driven onto the core's ``rx`` pin bit by bit (8N1, the core's bit
@@ -76,12 +76,7 @@ class VerilatedSerial:
     """
 
     def __init__(self, core: HostLinkCore, *, timeout: float | None = 1.0):
-        if not isinstance(core, HostLinkCore):
-            raise TypeError(f"core must be a HostLinkCore, not {core!r}")
-        self._core = core
-        self.timeout = timeout
-        self._from_device = bytearray()
-        self._cycles = self._status = 0
+        super().__init__(core, timeout=timeout)
         with tempfile.TemporaryDirectory(prefix="palhdl-hostlink-") as scratch:
             verilog = export_verilog(core, name=TOP, path=Path(scratch) / f"{TOP}.v")
             self._executable, _ = build_model(verilog.read_text(), top=TOP, main=HARNESS)
@@ -91,52 +86,11 @@ class VerilatedSerial:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        self.is_open = True
-
-    @property
-    def core(self) -> HostLinkCore:
-        """The simulated core."""
-        return self._core
 
     @property
     def executable(self) -> Path:
         """The verilated model's executable (in the cache)."""
         return self._executable
-
-    @property
-    def timeout(self) -> float | None:
-        """The read timeout in simulated seconds (``None``: wait for ever, ``0``: do not wait).
-
-        Settable before each read (:func:`check_port_timeout`).
-        """
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        self._timeout = check_port_timeout(value)
-
-    @property
-    def baudrate(self) -> float:
-        """The line's rate in simulated bits per second: the core's clock over its divisor.
-
-        :class:`~palhdl.boards.hostlink.driver.HostLink` times replies with it.
-        """
-        return self._core.clk_freq / self._core.divisor
-
-    @property
-    def cycles(self) -> int:
-        """Clock cycles simulated so far (the two reset cycles included)."""
-        return self._cycles
-
-    @property
-    def status(self) -> int:
-        """The core's ``status`` (LED) port after the last read; bits in ``LedBit``."""
-        return self._status
-
-    @property
-    def in_waiting(self) -> int:
-        """Bytes received from the core and not read yet."""
-        return len(self._from_device)
 
     def write(self, data) -> int:
         """Queue ``data`` for the core's ``rx`` pin; return its length."""
@@ -147,10 +101,6 @@ class VerilatedSerial:
     def flush(self) -> None:
         """Nothing to do: written bytes are queued in the harness."""
 
-    def reset_input_buffer(self) -> None:
-        """Drop the bytes received and not read yet."""
-        self._from_device.clear()
-
     def read(self, size: int = 1) -> bytes:
         """Return up to ``size`` bytes from the core, simulating until they or the timeout come."""
         if len(self._from_device) < size and self.timeout != 0:
@@ -158,9 +108,7 @@ class VerilatedSerial:
             if self.timeout is not None:
                 limit = min(math.ceil(self.timeout * self._core.clk_freq), _FOREVER)
             self._request(size - len(self._from_device), limit)
-        data = bytes(self._from_device[:size])
-        del self._from_device[:size]
-        return data
+        return self._take(size)
 
     def advance(self, cycles: int) -> None:
         """Run the simulation for ``cycles`` clock cycles (collecting what the core sends)."""
@@ -169,7 +117,7 @@ class VerilatedSerial:
     def close(self) -> None:
         """End the harness process."""
         if self.is_open:
-            self.is_open = False
+            super().close()
             try:
                 self._process.stdin.write(b"Q")
                 self._process.stdin.close()
@@ -178,14 +126,6 @@ class VerilatedSerial:
             self._process.wait()
             self._process.stdout.close()
             self._process.stderr.close()
-
-    def __enter__(self):
-        """Return the port itself."""
-        return self
-
-    def __exit__(self, *exc):
-        """Close the port."""
-        self.close()
 
     def _request(self, size: int, cycles: int) -> None:
         """Clock until ``size`` more bytes have come or ``cycles`` have passed."""
