@@ -361,7 +361,7 @@ BOARDS: dict[str, Board] = {
             osc_freq=12e6,
             rows=4,
             cols=5,
-            clk_freq=42e6,
+            clk_freq=40e6,
             configs=(
                 MacConfig(
                     pal8,

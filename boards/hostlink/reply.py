@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 from palhdl.boards.hostlink.gates import crc8_next, one_hot
 from palhdl.boards.hostlink.protocol import (
     ERROR_LENGTH,
+    HEADER_LENGTH,
     IDENTIFY_LENGTH,
     READ_FLAGS_LENGTH,
     RUN_LENGTH,
@@ -125,7 +126,7 @@ class Reply(Unit):
     @property
     def latency(self) -> int:
         """Cycles from ``start`` to the first byte (SYNC) on ``o``."""
-        return 4
+        return 5
 
     def lengths(self) -> dict[ReplyKind, int]:
         """Payload length of each reply kind."""
@@ -165,6 +166,7 @@ class Reply(Unit):
         m.d.sync += s.read_byte.eq(self.read_data)
         tx_byte = self._output_buffer(m, s)
         self._snapshot(m, s)
+        self._indexed_bytes(m, s)
         with m.FSM(name="reply") as fsm:
             with m.State("IDLE"), m.If(s.started):
                 m.d.sync += [
@@ -207,10 +209,14 @@ class Reply(Unit):
         with m.If(self.o.ready):
             m.d.sync += tx_full.eq(0)
         data_r = Signal(8)
-        s.stale = Signal()  # data_r does not reflect the current state, index and CRC yet
+        # data_r does not reflect the current state, index and CRC yet: they change in the
+        # cycle after `stale` is set, the registered header and IDENTIFY bytes in the next,
+        # data_r in the one after.
+        s.stale = Signal()
+        stale_2 = Signal()
         s.tx_full = tx_full
-        m.d.sync += data_r.eq(s.data)
-        m.d.comb += s.sent.eq(s.offer & ~tx_full & ~s.stale)
+        m.d.sync += [data_r.eq(s.data), stale_2.eq(s.stale)]
+        m.d.comb += s.sent.eq(s.offer & ~tx_full & ~s.stale & ~stale_2)
         with m.If(s.sent):
             m.d.sync += [tx_byte.eq(data_r), tx_full.eq(1)]
         return tx_byte
@@ -229,18 +235,32 @@ class Reply(Unit):
                     m.d.sync += [s.captured[i].eq(v) for i, v in enumerate(values)]
         m.d.sync += s.started.eq(self.start)
 
+    def _indexed_bytes(self, m: Module, s: SimpleNamespace) -> None:
+        """Register the header byte and the IDENTIFY byte at ``index``.
+
+        ``head_byte`` (SYNC, code, ``LEN``, ``HCRC``) and ``identify_byte`` are registered
+        before the byte multiplexer, so the index's decode stays out of the path into
+        ``data_r``.
+        """
+        header = [SYNC, s.code, s.length[:8], s.length[8:], s.crc]
+        s.head_byte = Signal(8, name="head_byte")
+        s.identify_byte = Signal(8, name="identify_byte")
+        with m.Switch(s.index):
+            for position, value in enumerate(header):
+                with m.Case(position):
+                    m.d.sync += s.head_byte.eq(value)
+        with m.Switch(s.index):
+            for position, value in enumerate(self._identify):
+                with m.Case(position):
+                    m.d.sync += s.identify_byte.eq(value)
+
     def _head(self, m: Module, s: SimpleNamespace) -> None:
         """State HEAD: SYNC, code, the two length bytes and their checksum (the CRC so far)."""
-        header = [SYNC, s.code, s.length[:8], s.length[8:], s.crc]
         with m.State("HEAD"):
-            m.d.comb += s.offer.eq(1)
-            with m.Switch(s.index):
-                for position, value in enumerate(header):
-                    with m.Case(position):
-                        m.d.comb += s.data.eq(value)
+            m.d.comb += [s.offer.eq(1), s.data.eq(s.head_byte)]
             with m.If(s.sent):
                 m.d.sync += s.index.eq(s.index + 1)
-                with m.If(s.index == len(header) - 1):
+                with m.If(s.index == HEADER_LENGTH - 1):
                     m.d.sync += s.index.eq(0)
                     with m.If(s.kind == ReplyKind.EMPTY):
                         m.next = "TAIL"
@@ -252,10 +272,8 @@ class Reply(Unit):
         with m.State("BODY"):
             m.d.comb += s.offer.eq(1)
             with m.Switch(s.kind):
-                with m.Case(ReplyKind.IDENTIFY), m.Switch(s.index):
-                    for position, value in enumerate(self._identify):
-                        with m.Case(position):
-                            m.d.comb += s.data.eq(value)
+                with m.Case(ReplyKind.IDENTIFY):
+                    m.d.comb += s.data.eq(s.identify_byte)
                 with m.Case(ReplyKind.READ):
                     m.d.comb += s.data.eq(Mux(s.flags_next, s.captured[0], s.read_byte))
                 with m.Default():
