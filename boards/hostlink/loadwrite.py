@@ -5,11 +5,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
-from palhdl.boards.hostlink.buffers import SCALE_BYTES
-from palhdl.boards.hostlink.protocol import MAX_K
-from palhdl.hdl.systolic import MAX_DIM
+from palhdl.boards.hostlink.buffers import SCALE_BYTES, OperandBuffers
 from palhdl.hdl.unit import Unit
-from palhdl.validate import check_int
 
 __all__ = ["LoadWriteStage"]
 
@@ -54,13 +51,8 @@ class LoadWriteStage(Unit):
 
     @classmethod
     def check_parameters(cls, *, rows: int, cols: int, k_max: int, width: int) -> dict:
-        """Validate the parameters; return them."""
-        return dict(
-            rows=check_int("rows", rows, 1, MAX_DIM),
-            cols=check_int("cols", cols, 1, MAX_DIM),
-            k_max=check_int("k_max", k_max, 1, MAX_K),
-            width=check_int("width", width, 1, 64),
-        )
+        """Validate the parameters (those of the buffers it writes); return them."""
+        return OperandBuffers.check_parameters(rows=rows, cols=cols, k_max=k_max, width=width)
 
     def __init__(self, *, rows: int, cols: int, k_max: int, width: int):
         params = self.check_parameters(rows=rows, cols=cols, k_max=k_max, width=width)
