@@ -20,6 +20,7 @@ import argparse
 import importlib
 import sys
 
+from palhdl.boards.hostlink.framing import MAX_TIMEOUT, check_timeout
 from palhdl.format import FORMATS, MacConfig
 from palhdl.studies.arguments import integer, pal_format, positive_float
 from palhdl.validate import check_output_dir, check_output_file
@@ -72,8 +73,6 @@ _BAUD = (300, 12_000_000)
 #: Bound of ``palhdl sim``'s ``-m``, ``-k``, ``-n`` (and of their products, checked by
 #: :func:`palhdl.demo.run_random_matmul`): ``2**24``.
 _SIM_DIM = (1, 1 << 24)
-#: Longest ``run --timeout``, in seconds.
-_TIMEOUT_MAX = 86400.0
 _positive_timeout = positive_float("timeout")
 
 
@@ -216,12 +215,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _timeout(text: str) -> float:
     """``run --timeout``: finite seconds above zero, at most a day (pyserial overflows beyond)."""
-    value = _positive_timeout(text)
-    if value > _TIMEOUT_MAX:
-        raise argparse.ArgumentTypeError(
-            f"timeout must be at most {_TIMEOUT_MAX:g} seconds (a day), not {value!r}"
-        )
-    return value
+    try:
+        return check_timeout("timeout", _positive_timeout(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _mac_format(text: str):
@@ -462,8 +459,8 @@ def _add_run(commands) -> None:
         "--timeout",
         type=_timeout,
         default=2.0,
-        help="seconds to wait for a reply to start, at most 86400 (default 2); the rest of a "
-        "reply gets a per-byte timeout and a limit scaled with its length at --baud",
+        help=f"seconds to wait for a reply to start, at most {MAX_TIMEOUT:g} (default 2); the "
+        "rest of a reply gets a per-byte timeout and a limit scaled with its length at --baud",
     )
     run.add_argument(
         "--no-adaptive", action="store_true", help="quantise floats without adaptive scales"
