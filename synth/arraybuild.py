@@ -17,6 +17,7 @@ from palhdl.boards.arraytop import ArrayTop
 from palhdl.boards.platforms import Board, get_board
 from palhdl.hdl.providers import Arithmetic, FP8Arithmetic, IntArithmetic, PALArithmetic
 from palhdl.synth.build import build_top, pll_dividers
+from palhdl.synth.cache import ResultCache
 from palhdl.synth.report import ClockTiming
 
 __all__ = ["ArrayBuildReport", "build_array", "describe_arithmetic"]
@@ -85,6 +86,9 @@ class ArrayBuildReport:
         File name of the bitstream (``None``: none packed).
     failure : str or None
         Why the build failed (``None``: it succeeded).
+    measured_at : str or None
+        When a report reused from a :class:`~palhdl.synth.cache.ResultCache` was measured
+        (``None``: measured by this build).
     """
 
     board: str
@@ -103,6 +107,7 @@ class ArrayBuildReport:
     stage_seconds: dict = field(default_factory=dict)
     bitstream: str | None = None
     failure: str | None = None
+    measured_at: str | None = None
 
     @property
     def fits(self) -> bool:
@@ -167,11 +172,12 @@ class ArrayBuildReport:
         KeyError, TypeError
             If ``saved`` lacks a field or a clock entry is malformed.
         """
-        fields = {name: saved[name] for name in cls.__dataclass_fields__ if name != "clocks"}
+        skip = ("clocks", "measured_at")
+        fields = {name: saved[name] for name in cls.__dataclass_fields__ if name not in skip}
         clocks = [
             ClockTiming(c["net"], c["fmax_mhz"], c["constraint_mhz"]) for c in saved["clocks"]
         ]
-        return cls(**fields, clocks=clocks)
+        return cls(**fields, clocks=clocks, measured_at=saved.get("measured_at"))
 
     def to_markdown(self) -> str:
         """Return a human-readable report (the contents of ``report.md``)."""
@@ -244,6 +250,7 @@ def build_array(
     allow_timing_fail: bool = False,
     pack: bool = True,
     progress: bool = True,
+    cache: ResultCache | None = None,
 ) -> ArrayBuildReport:
     """Build an :class:`~palhdl.boards.arraytop.ArrayTop` for ``board`` and report its cost.
 
@@ -273,6 +280,9 @@ def build_array(
         Pack a bitstream (``False``: stop after place and route).
     progress : bool
         Print the stage and elapsed time on stderr.
+    cache : ResultCache, optional
+        Reuse the report of an identical earlier build, and keep this one's
+        (:func:`palhdl.synth.build.build_top`); needs ``pack=False``.
 
     Returns
     -------
@@ -315,4 +325,5 @@ def build_array(
         pack=pack,
         progress=progress,
         title="palhdl arrays",
+        cache=cache,
     )

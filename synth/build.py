@@ -40,6 +40,7 @@ from palhdl.boards.hostlink.core import HostLinkCore
 from palhdl.boards.platforms import ECP5PLL, ICE40PLL, Board, BoardTop, get_board
 from palhdl.format import FORMATS, MacConfig, PALFormat
 from palhdl.progress import StageProgress
+from palhdl.synth.cache import ResultCache
 from palhdl.synth.report import (
     BuildError,
     BuildReport,
@@ -67,8 +68,13 @@ from palhdl.validate import (
     check_output_dir,
 )
 
+#: Part of every build's cache key (:mod:`palhdl.synth.cache`): raise it when a change to this
+#: flow (its nextpnr options, what the report parses) changes the result of the same netlist.
+CACHE_FLOW_VERSION = 1
+
 __all__ = [
     "BLOCK_RAMS",
+    "CACHE_FLOW_VERSION",
     "FLIP_FLOPS",
     "STAGES",
     "BuildError",
@@ -337,6 +343,7 @@ def build_top(
     pack: bool = True,
     progress: bool = True,
     title: str = "palhdl build",
+    cache: ResultCache | None = None,
 ):
     """Build the top ``make_top()`` returns for ``board``: the flow of :func:`build`, any top.
 
@@ -370,6 +377,13 @@ def build_top(
         Print the stage and elapsed time on stderr.
     title : str
         Name of the build in the progress display.
+    cache : ResultCache, optional
+        Reuse the report of an identical earlier build (the same netlist, constraints, Yosys
+        and nextpnr commands, seed and tool versions; :mod:`palhdl.synth.cache`) instead of
+        synthesizing, placing and routing again, and keep this build's report for the next.
+        Only for measurements (``pack=False``), and only for a report class with
+        ``from_dict`` and a ``measured_at`` attribute, which a reused report has set to when it
+        was measured.
 
     Returns
     -------
@@ -388,6 +402,11 @@ def build_top(
     check_bool("allow_timing_fail", allow_timing_fail)
     check_bool("pack", pack)
     check_bool("progress", progress)
+    if cache is not None:
+        if pack:
+            raise ValueError("cache needs pack=False: a bitstream is not cached")
+        if not hasattr(type(report), "from_dict") or not hasattr(report, "measured_at"):
+            raise TypeError(f"cache needs a report with from_dict and measured_at, not {report!r}")
     out = check_output_dir("out_dir", out_dir)
     _check_tools(board.family)
     out.mkdir(parents=True, exist_ok=True)
@@ -396,6 +415,12 @@ def build_top(
     try:
         stages.begin("elaborate")
         _elaborate(out, board, make_top())
+        if cache is not None:
+            key = _cache_key(out, board, report, dsp=dsp, seed=seed)
+            entry = cache.load(key)
+            if entry is not None:
+                stages.end()
+                return _cached_report(out, type(report), entry)
         stages.begin("synth")
         cells = _synthesize(out, board.family, dsp=dsp, abc9=board.abc9)
         stages.begin("place")
@@ -413,8 +438,36 @@ def build_top(
     report.failure = failure
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     (out / "report.md").write_text(report.to_markdown())
+    if cache is not None:
+        cache.store(key, report.to_dict())
     if failure is not None:
         raise BuildError(failure, report)
+    return report
+
+
+def _cache_key(out: Path, board: Board, report, *, dsp: bool, seed: int) -> str:
+    """Return the :class:`ResultCache` key of a build of the files :func:`_elaborate` wrote."""
+    flow = _FLOWS[board.family]
+    files = [(out / name).read_bytes() for name in (f"{_NAME}.il", f"{_NAME}.{flow.constraints}")]
+    options = {
+        "flow": CACHE_FLOW_VERSION,
+        "synth": synth_command(board.family, dsp=dsp, top=_NAME, abc9=board.abc9),
+        "device": repr(board.device),
+        "nextpnr_extra": list(board.nextpnr_extra),
+        "seed": seed,
+        "sync_mhz": report.sync_mhz,
+    }
+    return ResultCache.key("build", json.dumps(options, sort_keys=True), *files)
+
+
+def _cached_report(out: Path, report_class, entry: dict):
+    """Return the report of a cache ``entry`` (written to ``out`` too); raise its failure."""
+    report = report_class.from_dict(entry["result"])
+    report.measured_at = entry["measured_at"]
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    (out / "report.md").write_text(report.to_markdown())
+    if report.failure is not None:
+        raise BuildError(report.failure, report)
     return report
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "VARIANTS",
     "Estimate",
     "SearchResult",
+    "build_variant",
     "estimate_variant",
     "make_arithmetic",
     "outcome",
@@ -362,7 +363,7 @@ def search(
         shape = _next_shape(tried, estimate, max_utilisation=max_utilisation, **bounds)
         if shape is None:
             break
-        report = _build(
+        report = build_variant(
             variant, board, shape, clk_freq, out_dir=Path(out_dir), seed=seed, progress=progress
         )
         new_builds += 1
@@ -390,10 +391,14 @@ def _record(
     return ended
 
 
-def _build(
+def build_variant(
     variant: str, board: Board, shape: tuple[int, int], clk_freq: float, *, out_dir: Path, **kw
 ) -> ArrayBuildReport:
-    """Place and route one array of the search (no bitstream); a failed build's report too."""
+    """Place and route one array of ``variant`` (no bitstream); a failed build's report too.
+
+    ``kw`` goes to :func:`~palhdl.synth.arraybuild.build_array` (``seed``, ``progress``,
+    ``cache``).
+    """
     name, dsp, _ = VARIANTS[variant]
     rows, cols = shape
     try:
