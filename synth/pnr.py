@@ -19,9 +19,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from palhdl.boards.devices import DEVICES
+from palhdl.synth.cache import ResultCache
 from palhdl.synth.toolchain import NextpnrError, log_tail, run_nextpnr, run_yosys
 from palhdl.synth.yosys import synth_command
-from palhdl.validate import check_choice, check_int
+from palhdl.validate import check_bool, check_choice, check_int
 
 __all__ = ["RegisteredHarness", "fmax"]
 
@@ -70,7 +71,14 @@ class RegisteredHarness(wiring.Component):
         return m
 
 
-def fmax(unit: wiring.Component, *, target: str, seed: int = 1) -> dict:
+def fmax(
+    unit: wiring.Component,
+    *,
+    target: str,
+    seed: int = 1,
+    dsp: bool | None = None,
+    cache: ResultCache | None = None,
+) -> dict:
     """Place and route ``unit`` inside a :class:`RegisteredHarness`; return its timing.
 
     Parameters
@@ -79,15 +87,23 @@ def fmax(unit: wiring.Component, *, target: str, seed: int = 1) -> dict:
         The unit; it is elaborated here.
     target : {"ice40", "ecp5"}
         A key of :data:`palhdl.boards.devices.DEVICES`: iCE40 UP5K (SG48) or ECP5 LFE5U-85F
-        (CABGA381, speed grade 6). The iCE40 is synthesized with logic only, the ECP5 with DSPs.
+        (CABGA381, speed grade 6).
     seed : int
         nextpnr placement seed.
+    dsp : bool, optional
+        Let Yosys map multipliers to DSP blocks. Default: the iCE40 with logic only, the ECP5
+        with DSPs.
+    cache : ResultCache, optional
+        Reuse the result of the same harness netlist, target, options, seed and tools
+        (:mod:`palhdl.synth.cache`), and keep this one's; a reused result has
+        ``"measured_at"``.
 
     Returns
     -------
     dict
         ``"fmax_mhz"``: the achieved frequency of the clock; ``"report"``: nextpnr's full
-        ``--report`` JSON (utilisation and timing).
+        ``--report`` JSON (utilisation and timing); ``"measured_at"`` (UTC, ISO 8601) only if
+        the result came from ``cache``.
 
     Raises
     ------
@@ -102,13 +118,19 @@ def fmax(unit: wiring.Component, *, target: str, seed: int = 1) -> dict:
     """
     device = DEVICES[check_choice("target", target, DEVICES)]
     seed = check_int("seed", seed)
+    dsp = device.family == "ecp5" if dsp is None else check_bool("dsp", dsp)
     harness = RegisteredHarness(unit)
     design = rtlil.convert(harness, name="top", emit_src=False)
+    synth = synth_command(device.family, dsp=dsp)
+    if cache is not None:
+        key = ResultCache.key("fmax", json.dumps([repr(device), synth, seed]), design)
+        entry = cache.load(key)
+        if entry is not None:
+            return {**entry["result"], "measured_at": entry["measured_at"]}
     with tempfile.TemporaryDirectory(prefix="palhdl-pnr-") as tmp:
         directory = Path(tmp)
         run_yosys(
-            f"read_rtlil design.il; {synth_command(device.family, dsp=device.family == 'ecp5')} "
-            "-json netlist.json",
+            f"read_rtlil design.il; {synth} -json netlist.json",
             {"design.il": design},
             outputs=["netlist.json"],
             directory=directory,
@@ -126,4 +148,7 @@ def fmax(unit: wiring.Component, *, target: str, seed: int = 1) -> dict:
             raise NextpnrError(f"nextpnr failed (exit status {status}):\n{log_tail(log)}")
         report = json.loads(report_path.read_text())
     achieved = [clock["achieved"] for clock in report["fmax"].values()]
-    return {"fmax_mhz": min(achieved), "report": report}
+    result = {"fmax_mhz": min(achieved), "report": report}
+    if cache is not None:
+        cache.store(key, result)
+    return result
