@@ -1,0 +1,69 @@
+"""The bench's energy section: its data schema and its Markdown (palhdl/studies/bench/energy.py)."""
+
+import json
+
+import pytest
+
+from palhdl.studies.bench.energy import QUICK_MACS, STREAMS, measure, render
+from palhdl.studies.bench.options import BenchOptions
+
+
+def entry(title, transistors, weighted, vs_int8, vs_fp8):
+    figures = {
+        "macs": 4096,
+        "toggles_per_mac": weighted / 4,
+        "weighted_toggles_per_mac": weighted,
+        "vs_int8": vs_int8,
+        "vs_fp8": vs_fp8,
+    }
+    return {
+        "title": title,
+        "unit": f"{title}Mac",
+        "transistors": transistors,
+        "cells": transistors // 4,
+        "streams": {"mlp": figures, "gaussian": figures},
+    }
+
+
+def test_render_hand_written_data():
+    data = {
+        "method": "Toggles weighted by transistors.",
+        "macs": {
+            "pal8": entry("PAL8", 6058, 600.0, 0.5, 0.75),
+            "int8": entry("INT8", 7186, 1200.0, 1.0, 1.5),
+        },
+        "relative": {"pal8": {"int8": 0.5, "fp8": 0.75}, "int8": {"int8": 1.0, "fp8": 1.5}},
+        "citations": ["Someone (2020). A title."],
+        "skipped": {"mxint8": "input fields ['a', 'b', 'last', 'offset'] are not a, b, last"},
+    }
+    lines = render(data)
+    assert (
+        lines.count("| MAC | transistors | toggles/MAC | weighted toggles/MAC | ×INT8 | ×FP8 |")
+        == 2
+    )
+    assert "| PAL8 | 6,058 | 150.0 | 600.0 | 0.50x | 0.75x |" in lines
+    assert "| INT8 | 7,186 | 300.0 | 1,200.0 | 1.00x | 1.50x |" in lines
+    assert "Method: Toggles weighted by transistors." in lines
+    assert any(line.startswith("Not measured: mxint8: input fields") for line in lines)
+    assert lines[-1] == "- Someone (2020). A title."
+
+
+@pytest.mark.slow
+def test_quick_measure_schema_and_render():
+    messages = []
+    data = measure(BenchOptions(quick=True, progress=messages.append))
+    assert json.loads(json.dumps(data)) == data
+    assert set(data["macs"]) == set(QUICK_MACS) and data["skipped"] == {}
+    for key, mac in data["macs"].items():
+        assert mac["transistors"] > mac["cells"] > 0
+        assert set(mac["streams"]) == set(STREAMS)
+        for figures in mac["streams"].values():
+            assert figures["macs"] >= 4096
+            assert figures["weighted_toggles_per_mac"] > figures["toggles_per_mac"] > 0
+        assert data["relative"][key]["int8"] > 0 and data["relative"][key]["fp8"] > 0
+    assert data["relative"]["int8"]["int8"] == 1.0 and data["relative"]["fp8"]["fp8"] == 1.0
+    assert "Johnson" in data["citations"][0] and "LNS-Madam" in data["citations"][1]
+    lines = render(data)
+    for mac in data["macs"].values():
+        assert sum(line.startswith(f"| {mac['title']} |") for line in lines) == len(STREAMS)
+    assert any("energy: int8" in message for message in messages)
