@@ -58,6 +58,17 @@ STUDIES: dict[str, tuple[str, str, str]] = {
         "at --freq (a Yosys estimate, then a few place-and-route runs, one at a time) and print "
         "the table; --json keeps the result, --from-json prints saved results together.",
     ),
+    "bench": (
+        "palhdl.studies.bench.run",
+        "measure PAL against INT8, FP8, MX and BF16 in one run and write a report with plots",
+        "Run every measurement of the benchmark in one process: MAC cost (area, CMOS "
+        "transistors, Fmax over placement seeds), the largest arrays per board, accuracy "
+        "(SQNR per format, scaling and distribution; a digits MLP), RTL bit-exactness and "
+        "array utilisation, an energy proxy (gate-level toggles) and the speed of the tools. "
+        "Writes report.json, report.md and PNG plots into --out. A full run takes an hour or "
+        "more on 2 cores (board builds dominate; results of identical place-and-route runs "
+        "are reused from the cache); --quick is a smoke run of every section at toy sizes.",
+    ),
     "bench-encode": (
         "palhdl.studies.encode_bench",
         "time the golden model's float32 to pal8/pal16 encoding",
