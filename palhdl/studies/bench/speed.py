@@ -22,7 +22,7 @@ import numpy as np
 from palhdl.format import MacConfig, pal8
 from palhdl.sim import golden
 from palhdl.sim.driver import matmul
-from palhdl.sim.simulators import SimulatorNotFound
+from palhdl.sim.simulators import SimulatorNotFound, iverilog, verilator_root
 from palhdl.studies.accuracy import format_table
 from palhdl.studies.bench.options import BenchOptions
 
@@ -32,6 +32,9 @@ __all__ = ["REPEATS", "golden_shape", "measure", "render", "sim_runs"]
 REPEATS = 5
 #: Block size of the block-scaled golden measurement (the MX block).
 BLOCK_SIZE = 32
+#: The tool lookup of each compiled backend: raises ``SimulatorNotFound`` before the array's
+#: Verilog is exported (minutes at 16 x 16) when the simulator is missing.
+_TOOLS = {"icarus": iverilog, "verilator": verilator_root}
 
 
 def golden_shape(quick: bool) -> tuple[int, int, int]:
@@ -116,6 +119,8 @@ def measure_simulation(run: dict, seed: int) -> dict:
     config = MacConfig(pal8)
     entry = dict(run, cols=run["rows"])
     try:
+        if run["backend"] in _TOOLS:
+            _TOOLS[run["backend"]]()
         result, stats = matmul(
             a,
             b,
