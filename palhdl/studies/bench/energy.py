@@ -26,7 +26,8 @@ from amaranth.lib import data
 
 from palhdl.demo import digits_mlp
 from palhdl.sim import golden
-from palhdl.sim.pysim import pack_payloads
+from palhdl.sim.golden.baselines import FLOAT_FORMATS, float_mac, int_mac
+from palhdl.sim.pysim import pack_payloads, unpack_payloads
 from palhdl.studies.bench.macs import MACS, BenchMac
 from palhdl.studies.bench.options import BenchOptions
 from palhdl.studies.quantisation import int8_roundtrip, pow2_scales, sample
@@ -101,13 +102,38 @@ def _bf16_codes(x: np.ndarray, unit) -> np.ndarray:
     return x.astype(np.float32).astype(ml_dtypes.bfloat16).view(np.uint16).astype(np.int64)
 
 
-#: Operand bit patterns of each accuracy-study format (:attr:`BenchMac.accuracy`).
-_ENCODERS = {
-    "pal8": _pal_codes,
-    "pal16": _pal_codes,
-    "int8": _int8_codes,
-    "fp8_e4m3": _fp8_codes,
-    "bf16": _bf16_codes,
+def _pal_golden(a, b, unit) -> np.ndarray:
+    return np.array([golden.dot(x, y, unit.config).acc for x, y in zip(a, b, strict=True)])
+
+
+def _int8_golden(a, b, unit) -> np.ndarray:
+    return int_mac(a, b, width=8, acc_bits=unit.accumulator.acc_bits)
+
+
+def _float_golden(variant: str):
+    def run(a, b, unit) -> np.ndarray:
+        window = unit.accumulator
+        return float_mac(
+            a,
+            b,
+            FLOAT_FORMATS[variant],
+            acc_bits=window.acc_bits,
+            acc_frac_bits=window.acc_frac_bits,
+            term_bits=window.term_bits,
+            saturate=window.saturate,
+        ).acc
+
+    return run
+
+
+#: Per accuracy-study format (:attr:`BenchMac.accuracy`): the operand bit patterns of a float
+#: tensor, and the golden model's accumulator of each dot product (rows of bit patterns).
+_FORMATS = {
+    "pal8": (_pal_codes, _pal_golden),
+    "pal16": (_pal_codes, _pal_golden),
+    "int8": (_int8_codes, _int8_golden),
+    "fp8_e4m3": (_fp8_codes, _float_golden("e4m3")),
+    "bf16": (_bf16_codes, _float_golden("bf16")),
 }
 
 
@@ -138,7 +164,7 @@ def _operand_codes(stream: str, encode, unit, count: int, seed: int):
 
 def _unsupported(mac: BenchMac, unit) -> str | None:
     """Return why the driver cannot feed ``mac``, or ``None`` if it can."""
-    if mac.accuracy not in _ENCODERS:
+    if mac.accuracy not in _FORMATS:
         return f"no operand encoding for format {mac.accuracy!r}"
     if not hasattr(unit, "i") or not hasattr(unit, "o"):
         return "not a stream MAC with ports i and o"
@@ -178,19 +204,27 @@ def _measure_mac(mac: BenchMac, unit, netlist, lanes: int, dots: int, seed: int,
     }
     for stream in STREAMS:
         progress(f"energy: {mac.key} on the {stream} stream ({lanes} lanes x {dots} dots)")
-        encode = _ENCODERS[mac.accuracy]
+        encode, reference = _FORMATS[mac.accuracy]
         a, b = _operand_codes(stream, encode, unit, lanes * dots, seed)
         result = simulate_toggles(netlist, _stimulus(unit, a, b, lanes, dots))
-        outputs = int(result.outputs["o__valid"].sum())
-        if outputs != lanes * dots:
-            raise RuntimeError(f"{mac.key}: {outputs} results, not {lanes * dots}")
+        got = _accumulators(unit, result.outputs, lanes, dots)
         macs = lanes * dots * DOT_LENGTH
         entry["streams"][stream] = {
             "macs": macs,
+            "golden_mismatches": int(np.count_nonzero(got != reference(a, b, unit))),
             "toggles_per_mac": round(result.toggles / macs, 2),
             "weighted_toggles_per_mac": round(result.weighted_toggles / macs, 2),
         }
     return entry
+
+
+def _accumulators(unit, outputs: dict, lanes: int, dots: int) -> np.ndarray:
+    """Return each dot product's ``acc`` from the simulated outputs, in operand-row order."""
+    valid = outputs["o__valid"].astype(bool)
+    if not (valid == valid[:, :1]).all() or valid[:, 0].sum() != dots:
+        raise RuntimeError(f"the lanes do not each give {dots} results in step")
+    raw = outputs["o__payload"][valid[:, 0]].T.reshape(lanes * dots)
+    return unpack_payloads(unit.o.payload.shape(), raw.astype(object))["acc"]
 
 
 def _ratios(macs: dict) -> dict:
@@ -223,7 +257,9 @@ def measure(options: BenchOptions) -> dict:
     dict
         JSON-ready: ``"method"`` (text); ``"lanes"``, ``"dots_per_lane"``, ``"dot_length"``;
         ``"macs"``: ``{key: {"title", "unit", "transistors", "cells", "streams": {stream:
-        {"macs", "toggles_per_mac", "weighted_toggles_per_mac", "vs_int8", "vs_fp8"}}}}``;
+        {"macs", "golden_mismatches", "toggles_per_mac", "weighted_toggles_per_mac", "vs_int8",
+        "vs_fp8"}}}}``, where ``golden_mismatches`` counts the dot products whose gate-level
+        accumulator differs from the golden model's (0 when the netlist computes correctly);
         ``"relative"``: ``{key: {"int8": x, "fp8": x}}``, the geometric mean over the streams
         of the weighted toggles per MAC over the baseline's; ``"citations"``: published
         figures (text); ``"skipped"``: ``{key: reason}`` for MACs the driver cannot feed.
@@ -263,6 +299,21 @@ def _cell(value, digits: int = 1, suffix: str = "") -> str:
     return "-" if value is None else f"{value:,.{digits}f}{suffix}"
 
 
+def _check_line(data: dict) -> str:
+    wrong = [
+        f"{key} on {stream}: {figures['golden_mismatches']}"
+        for key, entry in data["macs"].items()
+        for stream, figures in entry["streams"].items()
+        if figures.get("golden_mismatches")
+    ]
+    if wrong:
+        return f"Dot products whose gate-level result differs from the golden model: {wrong}."
+    return (
+        "Every dot product's gate-level accumulator equals the golden model's "
+        f"({data['lanes'] * data['dots_per_lane']:,} per MAC and stream)."
+    )
+
+
 def render(data: dict) -> list[str]:
     """Return the section's Markdown: a table per stream, the method, the published figures."""
     lines = []
@@ -289,7 +340,7 @@ def render(data: dict) -> list[str]:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    lines += [f"Method: {data['method']}", ""]
+    lines += [f"Method: {data['method']}", "", _check_line(data), ""]
     if data["skipped"]:
         skipped = "; ".join(f"{key}: {reason}" for key, reason in data["skipped"].items())
         lines += [f"Not measured: {skipped}.", ""]

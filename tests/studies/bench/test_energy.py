@@ -11,6 +11,7 @@ from palhdl.studies.bench.options import BenchOptions
 def entry(title, transistors, weighted, vs_int8, vs_fp8):
     figures = {
         "macs": 4096,
+        "golden_mismatches": 0,
         "toggles_per_mac": weighted / 4,
         "weighted_toggles_per_mac": weighted,
         "vs_int8": vs_int8,
@@ -28,6 +29,8 @@ def entry(title, transistors, weighted, vs_int8, vs_fp8):
 def test_render_hand_written_data():
     data = {
         "method": "Toggles weighted by transistors.",
+        "lanes": 64,
+        "dots_per_lane": 1,
         "macs": {
             "pal8": entry("PAL8", 6058, 600.0, 0.5, 0.75),
             "int8": entry("INT8", 7186, 1200.0, 1.0, 1.5),
@@ -45,7 +48,12 @@ def test_render_hand_written_data():
     assert "| INT8 | 7,186 | 300.0 | 1,200.0 | 1.00x | 1.50x |" in lines
     assert "Method: Toggles weighted by transistors." in lines
     assert any(line.startswith("Not measured: mxint8: input fields") for line in lines)
+    assert "gate-level accumulator equals the golden model's (64 per MAC" in "\n".join(lines)
     assert lines[-1] == "- Someone (2020). A title."
+    data["macs"]["int8"]["streams"]["gaussian"] = dict(
+        data["macs"]["int8"]["streams"]["gaussian"], golden_mismatches=3
+    )
+    assert "differs from the golden model: ['int8 on gaussian: 3']" in "\n".join(render(data))
 
 
 @pytest.mark.slow
@@ -59,6 +67,7 @@ def test_quick_measure_schema_and_render():
         assert set(mac["streams"]) == set(STREAMS)
         for figures in mac["streams"].values():
             assert figures["macs"] >= 4096
+            assert figures["golden_mismatches"] == 0
             assert figures["weighted_toggles_per_mac"] > figures["toggles_per_mac"] > 0
         assert data["relative"][key]["int8"] > 0 and data["relative"][key]["fp8"] > 0
     assert data["relative"]["int8"]["int8"] == 1.0 and data["relative"]["fp8"]["fp8"] == 1.0
