@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from palhdl.hdl.baselines import BF16Mac
 from palhdl.hdl.mac import PALMac
+from palhdl.hdl.mxmac import MXFP8RestartMac, MXIntRestartMac
 from palhdl.hdl.pe import PALTableMac
 from palhdl.hdl.restart import FP8RestartMac, IntRestartMac
 from palhdl.studies.cost_units import PAL8_COST, PAL16_COST, PIPELINED_SEGMENTS
@@ -74,6 +75,14 @@ MACS: tuple[BenchMac, ...] = (
         "pal8",
     ),
     BenchMac(
+        "pal8-block",
+        "pal8, block-RAM product-term table (W5), block-scaled operands",
+        "PALTableMac pal8 acc32/12 t14 wrap W5 block_scaled",
+        lambda: PALTableMac(config=PAL8_COST, block_scaled=True),
+        lambda: PALTableMac(config=PAL8_COST, block_scaled=True, segments=PIPELINED_SEGMENTS),
+        "pal8",
+    ),
+    BenchMac(
         "pal8-logic",
         "pal8, product term in logic (W5)",
         "PALMac pal8 acc32/12 t14 wrap W5",
@@ -104,6 +113,22 @@ MACS: tuple[BenchMac, ...] = (
         lambda: FP8RestartMac(variant="e4m3", **_FP8_WINDOW),
         lambda: FP8RestartMac(variant="e4m3", segments=PIPELINED_SEGMENTS, **_FP8_WINDOW),
         "fp8_e4m3",
+    ),
+    BenchMac(
+        "mxint8",
+        "MXINT8, block-scale adder (operand offsets)",
+        "MXIntRestartMac acc32/12 t14 wrap",
+        lambda: MXIntRestartMac(**_FP8_WINDOW),
+        lambda: MXIntRestartMac(segments=PIPELINED_SEGMENTS, **_FP8_WINDOW),
+        "mxint8",
+    ),
+    BenchMac(
+        "mxfp8",
+        "MXFP8 E4M3, block-scale adder (operand offsets)",
+        "MXFP8RestartMac e4m3 acc32/12 t14 wrap",
+        lambda: MXFP8RestartMac(variant="e4m3", **_FP8_WINDOW),
+        lambda: MXFP8RestartMac(variant="e4m3", segments=PIPELINED_SEGMENTS, **_FP8_WINDOW),
+        "mxfp8_e4m3",
     ),
     BenchMac(
         "bf16",
