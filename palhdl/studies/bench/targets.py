@@ -65,6 +65,26 @@ def _mlp_gap(report: dict) -> float | None:
     return None if row is None else accuracy["mlp"]["float64_top1"] - row["top1"][index]
 
 
+def _golden_gmacs(report: dict) -> float | None:
+    rows = (report.get("speed") or {}).get("golden", {}).get("rows", [])
+    return rows[0]["macs_per_second"] / 1e9 if rows else None
+
+
+def _verilator_mcycles(report: dict) -> float | None:
+    runs = (report.get("speed") or {}).get("simulation", [])
+    rates = [
+        run["cycles_per_second"]
+        for run in runs
+        if run["backend"] == "verilator" and run["rows"] == 4 and "cycles_per_second" in run
+    ]
+    return max(rates) / 1e6 if rates else None
+
+
+def _rtl_mismatches(report: dict) -> float | None:
+    mlp = (report.get("rtl") or {}).get("mlp") or {}
+    return mlp.get("mismatches")
+
+
 #: ``(target, figure of the report, unit, holds(value))``.
 TARGETS: tuple[tuple[str, Callable[[dict], float | None], str, Callable[[float], bool]], ...] = (
     (
@@ -132,6 +152,24 @@ TARGETS: tuple[tuple[str, Callable[[dict], float | None], str, Callable[[float],
         lambda r: None if _mlp_gap(r) is None else 100 * _mlp_gap(r),
         " %",
         lambda v: v <= 0.5,
+    ),
+    (
+        "the RTL array is bit-exact with the golden model (digits MLP sample; mismatches)",
+        _rtl_mismatches,
+        "",
+        lambda v: v == 0,
+    ),
+    (
+        "golden matmul_values pal8 ≥ 1 GMAC/s (128 × 384 @ 384 × 1536, row/column scaling)",
+        _golden_gmacs,
+        " GMAC/s",
+        lambda v: v >= 1,
+    ),
+    (
+        "compiled simulation (Verilator) ≥ 1M cycles/s on the 4 × 4 array",
+        _verilator_mcycles,
+        "M cycles/s",
+        lambda v: v >= 1,
     ),
 )
 
