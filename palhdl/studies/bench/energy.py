@@ -24,16 +24,33 @@ import numpy as np
 from amaranth.hdl import Fragment
 from amaranth.lib import data
 
+from palhdl.boards.platforms import get_board
 from palhdl.demo import digits_mlp
+from palhdl.hdl.systolic import SystolicArray
 from palhdl.sim import golden
 from palhdl.sim.golden.baselines import FLOAT_FORMATS, float_mac, int_mac
 from palhdl.sim.pysim import pack_payloads, unpack_payloads
+from palhdl.studies.arrays import make_arithmetic
 from palhdl.studies.bench.macs import MACS, BenchMac
 from palhdl.studies.bench.options import BenchOptions
 from palhdl.studies.quantisation import int8_roundtrip, pow2_scales, sample
 from palhdl.synth.toggles import gate_netlist, simulate_toggles
 
-__all__ = ["CITATIONS", "METHOD", "QUICK_MACS", "STREAMS", "measure", "render"]
+__all__ = [
+    "ARRAY_ARITHMETICS",
+    "ARRAY_BOARD",
+    "ARRAY_SHAPE",
+    "ARRAY_SIZES",
+    "BASELINES",
+    "CITATIONS",
+    "DOT_LENGTH",
+    "METHOD",
+    "QUICK_MACS",
+    "SIZES",
+    "STREAMS",
+    "measure",
+    "render",
+]
 
 #: The MACs of a quick run.
 QUICK_MACS = ("pal8", "int8", "fp8")
@@ -46,6 +63,13 @@ STREAMS = {
 DOT_LENGTH = 64
 #: ``(lanes, dot products per lane)`` of a quick and of a full run.
 SIZES = {True: (64, 1), False: (256, 8)}
+#: The providers of the gate-level arrays, with the accuracy-study format of each.
+ARRAY_ARITHMETICS = {"pal8": "pal8", "int8": "int8", "fp8": "fp8_e4m3"}
+#: ``(rows, cols)`` of the arrays; the board whose PAL provider (its PE's term) they use.
+ARRAY_SHAPE = (2, 2)
+ARRAY_BOARD = "icebreaker"
+#: ``(lanes, tiles per lane)`` of the arrays in a quick and a full run.
+ARRAY_SIZES = {True: (32, 1), False: (128, 4)}
 #: The baselines every MAC is compared with.
 BASELINES = ("int8", "fp8")
 
@@ -60,7 +84,9 @@ METHOD = (
     "ratios are per stream. It is a proxy, not a power analysis: no wire or fan-out load, no "
     "clock-tree or flip-flop clock-pin power, no leakage, and no glitches (zero gate delay, "
     "each net toggles at most once per cycle). The block-RAM product-term table of the pal8 "
-    "table MAC becomes gates in this flow (a ROM of logic), not a RAM macro."
+    "table MAC becomes gates in this flow (a ROM of logic), not a RAM macro; so do the tables "
+    "of the {array} pal8 array's PEs (the {board} board's PE). The arrays run {array_lanes} "
+    "streams of {tiles} {length}-deep tile(s) each."
 )
 
 CITATIONS = (
@@ -227,6 +253,83 @@ def _accumulators(unit, outputs: dict, lanes: int, dots: int) -> np.ndarray:
     return unpack_payloads(unit.o.payload.shape(), raw.astype(object))["acc"]
 
 
+def _array_stimulus(array, a_rows, b_cols, lanes: int, tiles: int) -> dict:
+    """Input ports: each lane streams ``tiles`` tiles of K = :data:`DOT_LENGTH` beats."""
+    rows, cols = array.rows, array.cols
+    beats = tiles * DOT_LENGTH
+
+    def per_beat(codes, count):  # (lanes * tiles * count, K) -> (beats, lanes, count)
+        return (
+            codes.reshape(lanes, tiles, count, DOT_LENGTH)
+            .transpose(1, 3, 0, 2)
+            .reshape(beats, lanes, count)
+        )
+
+    last = (np.arange(beats) % DOT_LENGTH == DOT_LENGTH - 1)[:, None].astype(int)
+    a = pack_payloads(array.a.payload.shape(), {"data": per_beat(a_rows, rows), "last": last})
+    b = pack_payloads(array.b.payload.shape(), {"data": per_beat(b_cols, cols)})
+    drain = array.latency + 2 * rows + 2
+    idle = np.zeros((drain, lanes), dtype=object)
+    valid = np.concatenate([np.ones((beats, lanes), int), np.zeros((drain, lanes), int)])
+    return {
+        "a__payload": np.concatenate([a, idle]),
+        "a__valid": valid,
+        "b__payload": np.concatenate([b, idle]),
+        "b__valid": valid,
+        "c__ready": np.ones_like(valid),
+    }
+
+
+def _array_mismatches(array, outputs, a_rows, b_cols, lanes: int, tiles: int) -> int:
+    """Count the result lanes that differ from the provider's golden matmul."""
+    rows, cols = array.rows, array.cols
+    valid = outputs["c__valid"].astype(bool)
+    beats = tiles * DOT_LENGTH
+    if not outputs["a__ready"][:beats].all() or (valid.sum(axis=0) != tiles * rows).any():
+        raise RuntimeError("the array stalled its input or lost results")
+    raw = outputs["c__payload"][valid[:, 0]].T.reshape(lanes, tiles, rows)
+    got = unpack_payloads(array.c.payload.shape(), raw.astype(object))["data"]["acc"]
+    a = a_rows.reshape(lanes, tiles, rows, DOT_LENGTH)
+    b = b_cols.reshape(lanes, tiles, cols, DOT_LENGTH)
+    zeros_a, zeros_b = np.zeros(rows, dtype=int), np.zeros(cols, dtype=int)
+    wrong = 0
+    for lane, tile in np.ndindex(lanes, tiles):
+        expected = array.arithmetic.golden_matmul(
+            a[lane, tile], b[lane, tile].T, a_scales=zeros_a, b_scales=zeros_b, mode="raw"
+        )["acc"]
+        wrong += int(np.count_nonzero(got[lane, tile] != expected))
+    return wrong
+
+
+def _measure_array(name: str, lanes: int, tiles: int, seed: int, progress) -> dict:
+    rows, cols = ARRAY_SHAPE
+    arithmetic = make_arithmetic(name, get_board(ARRAY_BOARD))
+    array = SystolicArray(arithmetic=arithmetic, rows=rows, cols=cols)
+    progress(f"energy: synthesizing the {rows}x{cols} {name} array to CMOS gates")
+    netlist = gate_netlist(array)
+    entry = {
+        "title": f"{rows}x{cols} {name} systolic array"
+        + (f" ({ARRAY_BOARD} PE)" if name == "pal8" else ""),
+        "transistors": netlist.transistors,
+        "cells": len(netlist.cell_types),
+        "streams": {},
+    }
+    encode, _ = _FORMATS[ARRAY_ARITHMETICS[name]]
+    for stream in STREAMS:
+        progress(f"energy: {name} array on the {stream} stream ({lanes} lanes x {tiles} tiles)")
+        a, b = _operand_codes(stream, encode, arithmetic, lanes * tiles * max(rows, cols), seed)
+        a, b = a[: lanes * tiles * rows], b[: lanes * tiles * cols]
+        result = simulate_toggles(netlist, _array_stimulus(array, a, b, lanes, tiles))
+        macs = lanes * tiles * rows * cols * DOT_LENGTH
+        entry["streams"][stream] = {
+            "macs": macs,
+            "golden_mismatches": _array_mismatches(array, result.outputs, a, b, lanes, tiles),
+            "toggles_per_mac": round(result.toggles / macs, 2),
+            "weighted_toggles_per_mac": round(result.weighted_toggles / macs, 2),
+        }
+    return entry
+
+
 def _ratios(macs: dict) -> dict:
     """Per stream, and their geometric mean, of each MAC's figure over the baselines'."""
     relative = {}
@@ -250,7 +353,8 @@ def measure(options: BenchOptions) -> dict:
     """Simulate every MAC's gate netlist on both streams; return the section's data.
 
     A quick run measures :data:`QUICK_MACS` on 64 lanes of one dot product each (4,096 MACs per
-    stream); a full run every MAC on 256 lanes of 8 (131,072 MACs per stream).
+    stream); a full run every MAC on 256 lanes of 8 (131,072 MACs per stream). The arrays
+    (:data:`ARRAY_SIZES`) run 32 lanes of one tile (quick) or 128 of 4 (full).
 
     Returns
     -------
@@ -262,7 +366,10 @@ def measure(options: BenchOptions) -> dict:
         accumulator differs from the golden model's (0 when the netlist computes correctly);
         ``"relative"``: ``{key: {"int8": x, "fp8": x}}``, the geometric mean over the streams
         of the weighted toggles per MAC over the baseline's; ``"citations"``: published
-        figures (text); ``"skipped"``: ``{key: reason}`` for MACs the driver cannot feed.
+        figures (text); ``"skipped"``: ``{key: reason}`` for MACs the driver cannot feed;
+        ``"arrays"``: ``{provider: {...}}`` as ``"macs"`` for the :data:`ARRAY_SHAPE` systolic
+        arrays of :data:`ARRAY_ARITHMETICS` (``macs`` counts every PE's MACs), and
+        ``"arrays_relative"`` as ``"relative"``.
     """
     lanes, dots = SIZES[options.quick]
     chosen = [mac for mac in MACS if not options.quick or mac.key in QUICK_MACS]
@@ -283,13 +390,28 @@ def measure(options: BenchOptions) -> dict:
         macs[mac.key] = _measure_mac(
             mac, unit, netlist, lanes, dots, options.seed, options.progress
         )
+    lanes_a, tiles = ARRAY_SIZES[options.quick]
+    arrays = {
+        name: _measure_array(name, lanes_a, tiles, options.seed, options.progress)
+        for name in ARRAY_ARITHMETICS
+    }
     return {
-        "method": METHOD.format(lanes=lanes, dots=dots, length=DOT_LENGTH),
+        "method": METHOD.format(
+            lanes=lanes,
+            dots=dots,
+            length=DOT_LENGTH,
+            array="x".join(map(str, ARRAY_SHAPE)),
+            board=ARRAY_BOARD,
+            array_lanes=lanes_a,
+            tiles=tiles,
+        ),
         "lanes": lanes,
         "dots_per_lane": dots,
         "dot_length": DOT_LENGTH,
         "macs": macs,
         "relative": _ratios(macs),
+        "arrays": arrays,
+        "arrays_relative": _ratios(arrays),
         "citations": list(CITATIONS),
         "skipped": skipped,
     }
@@ -300,35 +422,36 @@ def _cell(value, digits: int = 1, suffix: str = "") -> str:
 
 
 def _check_line(data: dict) -> str:
+    groups = {"MAC": data["macs"], "array": data.get("arrays", {})}
     wrong = [
-        f"{key} on {stream}: {figures['golden_mismatches']}"
-        for key, entry in data["macs"].items()
+        f"{key} {noun} on {stream}: {figures['golden_mismatches']}"
+        for noun, entries in groups.items()
+        for key, entry in entries.items()
         for stream, figures in entry["streams"].items()
         if figures.get("golden_mismatches")
     ]
     if wrong:
-        return f"Dot products whose gate-level result differs from the golden model: {wrong}."
+        return f"Results whose gate-level value differs from the golden model: {wrong}."
     return (
-        "Every dot product's gate-level accumulator equals the golden model's "
-        f"({data['lanes'] * data['dots_per_lane']:,} per MAC and stream)."
+        "Every gate-level accumulator (each MAC's dot products, each array's tiles) equals the "
+        "golden model's."
     )
 
 
-def render(data: dict) -> list[str]:
-    """Return the section's Markdown: a table per stream, the method, the published figures."""
+def _tables(entries: dict, noun: str) -> list[str]:
     lines = []
     for stream, title in STREAMS.items():
-        rows = [(k, m) for k, m in data["macs"].items() if stream in m["streams"]]
+        rows = [entry for entry in entries.values() if stream in entry["streams"]]
         if not rows:
             continue
-        count = rows[0][1]["streams"][stream]["macs"]
+        count = rows[0]["streams"][stream]["macs"]
         lines += [
-            f"Stream `{stream}`: {title}, {count:,} MACs per arithmetic.",
+            f"Stream `{stream}`: {title}, {count:,} MACs per unit.",
             "",
-            "| MAC | transistors | toggles/MAC | weighted toggles/MAC | ×INT8 | ×FP8 |",
+            f"| {noun} | transistors | toggles/MAC | weighted toggles/MAC | ×INT8 | ×FP8 |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-        for _, entry in rows:
+        for entry in rows:
             figures = entry["streams"][stream]
             cells = [
                 entry["title"],
@@ -340,6 +463,19 @@ def render(data: dict) -> list[str]:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    return lines
+
+
+def render(data: dict) -> list[str]:
+    """Return the section's Markdown: tables per stream, the method, the published figures."""
+    lines = _tables(data["macs"], "MAC")
+    if data.get("arrays"):
+        lines += [
+            "Small arrays (output-stationary systolic, operands entering skewed, results "
+            "drained through the shadow registers; ratios against the INT8 and FP8 arrays):",
+            "",
+            *_tables(data["arrays"], "array"),
+        ]
     lines += [f"Method: {data['method']}", "", _check_line(data), ""]
     if data["skipped"]:
         skipped = "; ".join(f"{key}: {reason}" for key, reason in data["skipped"].items())

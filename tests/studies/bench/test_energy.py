@@ -36,6 +36,8 @@ def test_render_hand_written_data():
             "int8": entry("INT8", 7186, 1200.0, 1.0, 1.5),
         },
         "relative": {"pal8": {"int8": 0.5, "fp8": 0.75}, "int8": {"int8": 1.0, "fp8": 1.5}},
+        "arrays": {"int8": entry("2x2 int8 array", 29620, 1100.0, 1.0, None)},
+        "arrays_relative": {"int8": {"int8": 1.0}},
         "citations": ["Someone (2020). A title."],
         "skipped": {"mxint8": "input fields ['a', 'b', 'last', 'offset'] are not a, b, last"},
     }
@@ -48,12 +50,12 @@ def test_render_hand_written_data():
     assert "| INT8 | 7,186 | 300.0 | 1,200.0 | 1.00x | 1.50x |" in lines
     assert "Method: Toggles weighted by transistors." in lines
     assert any(line.startswith("Not measured: mxint8: input fields") for line in lines)
-    assert "gate-level accumulator equals the golden model's (64 per MAC" in "\n".join(lines)
+    assert "equals the golden model's." in "\n".join(lines)
     assert lines[-1] == "- Someone (2020). A title."
     data["macs"]["int8"]["streams"]["gaussian"] = dict(
         data["macs"]["int8"]["streams"]["gaussian"], golden_mismatches=3
     )
-    assert "differs from the golden model: ['int8 on gaussian: 3']" in "\n".join(render(data))
+    assert "differs from the golden model: ['int8 MAC on gaussian: 3']" in "\n".join(render(data))
 
 
 @pytest.mark.slow
@@ -72,7 +74,13 @@ def test_quick_measure_schema_and_render():
         assert data["relative"][key]["int8"] > 0 and data["relative"][key]["fp8"] > 0
     assert data["relative"]["int8"]["int8"] == 1.0 and data["relative"]["fp8"]["fp8"] == 1.0
     assert "Johnson" in data["citations"][0] and "LNS-Madam" in data["citations"][1]
+    assert set(data["arrays"]) == {"pal8", "int8", "fp8"}
+    for array in data["arrays"].values():
+        for figures in array["streams"].values():
+            assert figures["golden_mismatches"] == 0
+            assert figures["weighted_toggles_per_mac"] > figures["toggles_per_mac"] > 0
+    assert data["arrays_relative"]["fp8"]["fp8"] == 1.0
     lines = render(data)
-    for mac in data["macs"].values():
+    for mac in [*data["macs"].values(), *data["arrays"].values()]:
         assert sum(line.startswith(f"| {mac['title']} |") for line in lines) == len(STREAMS)
     assert any("energy: int8" in message for message in messages)
