@@ -191,12 +191,13 @@ def _parse(module: dict) -> GateNetlist:
         types.append(kind)
         cell_inputs.append(ins)
         cell_outputs.append(out)
+    flops = {out for kind, out in zip(types, cell_outputs, strict=True) if kind == _FLIP_FLOP}
     init = {}
     for wire in module["netnames"].values():
         value = wire["attributes"].get("init")
         if isinstance(value, str) and len(value) == len(wire["bits"]):
             for bit, char in zip(wire["bits"], reversed(value), strict=True):
-                if char in "01" and bit in numbers:
+                if char in "01" and numbers.get(bit) in flops:
                     init[numbers[bit]] = int(char)
     return GateNetlist(
         len(numbers) - 2,

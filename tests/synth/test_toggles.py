@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,6 +61,30 @@ def test_counter_toggles_match_hand_count():
     assert result.cycles == cycles and result.lanes == len(stop)
     assert result.weighted_toggles == int((result.cell_toggles * netlist.weights).sum())
     assert result.weighted_toggles > 16 * result.cell_toggles[list(flops.values())].sum()
+
+
+class Preset(wiring.Component):
+    """A 4-bit counter without reset that starts at 5: its flip-flops' ``init`` values."""
+
+    en: In(1)
+    count: Out(4)
+
+    def elaborate(self, platform):
+        m = Module()
+        value = Signal(4, init=5, reset_less=True)
+        with m.If(self.en):
+            m.d.sync += value.eq(value + 1)
+        m.d.comb += self.count.eq(value)
+        return m
+
+
+@pytest.mark.parametrize("reset_cycles", [0, 2])
+def test_flip_flops_start_at_their_init_values(reset_cycles):
+    en = np.ones((20, 2), dtype=np.int64)
+    en[:, 1] = 0
+    result = simulate_toggles(gate_netlist(Preset()), {"en": en}, reset_cycles=reset_cycles)
+    np.testing.assert_array_equal(result.outputs["count"][:, 0], (5 + np.arange(20)) % 16)
+    np.testing.assert_array_equal(result.outputs["count"][:, 1], 5)
 
 
 def test_counter_weights_sum_to_yosys_transistors():
