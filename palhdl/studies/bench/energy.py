@@ -10,8 +10,13 @@ standard normal data (:func:`palhdl.studies.quantisation.sample`). Each operand 
 quantised to the MAC's format as the accuracy study does: one power-of-two scale per tensor for
 PAL (:func:`palhdl.sim.golden.quantize`) and FP8 (:func:`~palhdl.studies.quantisation.
 pow2_scales`), a symmetric scale for INT8 (:func:`~palhdl.studies.quantisation.int8_roundtrip`),
-none for BF16. Each output toggle is weighted by its cell's transistor count (Yosys' CMOS cost
-table); the sum per MAC is the proxy, reported also relative to INT8 and FP8.
+none for BF16; block-scaled operands (a record with an ``offset``: pal8 block, MXINT8, MXFP8)
+get one scale per 32 elements along each dot product (:func:`palhdl.sim.golden.quantize_blocks`
+and :func:`~palhdl.sim.golden.block_offsets`; :func:`palhdl.sim.golden.mx.mx_quantize`), each
+offset the octaves its block lies below the largest block of its row. Every simulated result is
+compared with the golden model of its format. Each output toggle is weighted by its cell's
+transistor count (Yosys' CMOS cost table); the sum per MAC is the proxy, reported also relative
+to INT8 and FP8.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from amaranth.lib import data
 
 from palhdl.boards.platforms import get_board
 from palhdl.demo import digits_mlp
+from palhdl.hdl.layout import WordLayout
 from palhdl.hdl.systolic import SystolicArray
 from palhdl.sim import golden
 from palhdl.sim.golden.baselines import FLOAT_FORMATS, float_mac, int_mac
+from palhdl.sim.golden.mx import MX_BLOCK_SIZE, MX_FORMATS, mx_quantize
+from palhdl.sim.golden.mxmac import mx_mac
 from palhdl.sim.pysim import pack_payloads, unpack_payloads
 from palhdl.studies.arrays import make_arithmetic
 from palhdl.studies.bench.macs import MACS, BenchMac
@@ -77,7 +85,9 @@ METHOD = (
     "Each MAC is synthesized to Yosys' generic CMOS gates (`synth -flatten; dffunmap; "
     "abc -g cmos2`: NAND, NOR, NOT and flip-flops) and simulated cycle by cycle at gate level "
     "on {lanes} independent streams of {dots} back-to-back {length}-term dot product(s), one "
-    "operand pair per cycle, after one reset cycle. Every transition of a cell's output is "
+    "operand pair per cycle, after one reset cycle; operands are scaled per tensor (PAL, FP8: "
+    "powers of two; INT8: symmetric), BF16 unscaled, block-scaled MACs per 32-element block. "
+    "Every transition of a cell's output is "
     "weighted by the cell's transistor count in Yosys' CMOS cost table (`stat -tech cmos`: "
     "NOT 2, NAND/NOR 4, flip-flop 16) as a stand-in for its switched capacitance; the sum over "
     "all cycles (the pipeline drained) divided by the MACs is the figure per MAC, and the "
@@ -152,6 +162,69 @@ def _float_golden(variant: str):
     return run
 
 
+def _pal_block_codes(x: np.ndarray, unit) -> dict:
+    fmt = unit.config.fmt
+    codes, scales = golden.quantize_blocks(x, fmt, per="row", block_size=MX_BLOCK_SIZE)
+    offsets, _ = golden.block_offsets(
+        scales, fmt, per="row", block_size=MX_BLOCK_SIZE, k=x.shape[1]
+    )
+    return {"word": codes, "offset": offsets, "scales": scales}
+
+
+def _pal_block_golden(a: dict, b: dict, unit) -> np.ndarray:
+    return np.array(
+        [
+            golden.matmul(
+                a["word"][i][None, :],
+                b["word"][i][:, None],
+                unit.config,
+                a_scales=a["scales"][i][None, :],
+                b_scales=b["scales"][i][:, None],
+                block_size=MX_BLOCK_SIZE,
+            ).acc[0, 0]
+            for i in range(len(a["word"]))
+        ]
+    )
+
+
+def _mx_codes(kind: str):
+    def run(x: np.ndarray, unit) -> dict:
+        elements, scales = mx_quantize(x, MX_FORMATS[kind], per="row", block_size=MX_BLOCK_SIZE)
+        octaves = scales.astype(np.int64)
+        below = octaves.max(axis=1, keepdims=True) - octaves  # under the row's largest block
+        offsets = np.repeat(below, MX_BLOCK_SIZE, axis=1)[:, : x.shape[1]]
+        return {"element": elements.astype(np.int64), "offset": offsets}
+
+    return run
+
+
+def _mx_golden(kind: str):
+    def run(a: dict, b: dict, unit) -> np.ndarray:
+        window = unit.accumulator
+        return mx_mac(
+            a["element"],
+            b["element"],
+            MX_FORMATS[kind],
+            a_offsets=a["offset"],
+            b_offsets=b["offset"],
+            acc_bits=window.acc_bits,
+            acc_frac_bits=window.acc_frac_bits,
+            term_bits=window.term_bits,
+            saturate=window.saturate,
+        ).acc
+
+    return run
+
+
+#: Block-scaled formats: ``(accuracy format, operand record fields)`` to the operand fields
+#: (plus any golden-model extras) of a float tensor's rows, and the golden accumulators.
+_BLOCK_FORMATS = {
+    ("pal8", ("offset", "word")): (_pal_block_codes, _pal_block_golden),
+    ("mxint8", ("element", "offset")): (_mx_codes("mxint8"), _mx_golden("mxint8")),
+    ("mxfp8_e4m3", ("element", "offset")): (_mx_codes("mxfp8_e4m3"), _mx_golden("mxfp8_e4m3")),
+}
+
+
 #: Per accuracy-study format (:attr:`BenchMac.accuracy`): the operand bit patterns of a float
 #: tensor, and the golden model's accumulator of each dot product (rows of bit patterns).
 _FORMATS = {
@@ -185,28 +258,47 @@ def _operand_codes(stream: str, encode, unit, count: int, seed: int):
     pairs = images.shape[0] * weights.shape[1]
     chosen = np.random.default_rng(seed).choice(pairs, size=count, replace=count > pairs)
     rows, columns = np.divmod(chosen, weights.shape[1])
-    return encode(images, unit)[rows], encode(weights, unit).T[columns]
+    return _take(encode(images, unit), rows), _take(encode(weights.T, unit), columns)
 
 
-def _unsupported(mac: BenchMac, unit) -> str | None:
-    """Return why the driver cannot feed ``mac``, or ``None`` if it can."""
-    if mac.accuracy not in _FORMATS:
-        return f"no operand encoding for format {mac.accuracy!r}"
+def _take(operands, rows):
+    """Select rows of encoded operands: an array, or a dict of arrays (block-scaled)."""
+    if isinstance(operands, dict):
+        return {name: value[rows] for name, value in operands.items()}
+    return operands[rows]
+
+
+def _record_fields(unit) -> tuple[str, ...]:
+    """Return the sorted fields of the MAC's operand record, ``()`` for a plain operand."""
+    shape = unit.i.payload.shape().members["a"]
+    if isinstance(shape, data.StructLayout) and not isinstance(shape, WordLayout):
+        return tuple(sorted(shape.members))
+    return ()
+
+
+def _format(mac: BenchMac, unit):
+    """Return ``(encode, golden)`` for ``mac``, or a string: why the driver cannot feed it."""
     if not hasattr(unit, "i") or not hasattr(unit, "o"):
         return "not a stream MAC with ports i and o"
     layout = unit.i.payload.shape()
     fields = set(layout.members) if isinstance(layout, data.StructLayout) else set()
     if _FIELDS - fields or fields - _FIELDS - _OPTIONAL_FIELDS:
         return f"input fields {sorted(fields)} are not a, b, last (and first)"
-    return None
+    record = _record_fields(unit)
+    if record:
+        found = _BLOCK_FORMATS.get((mac.accuracy, record))
+        return found or f"no encoding for {mac.accuracy!r} operands with fields {list(record)}"
+    return _FORMATS.get(mac.accuracy) or f"no operand encoding for format {mac.accuracy!r}"
 
 
 def _stimulus(unit, a_codes, b_codes, lanes: int, dots: int) -> dict:
     """Input ports: each lane runs ``dots`` dot products, then drains the pipeline."""
     pairs = dots * DOT_LENGTH
 
-    def per_lane(codes):  # rows (lanes * dots, DOT_LENGTH) -> (pairs, lanes)
-        return codes.reshape(lanes, pairs).T
+    def per_lane(operands):  # rows (lanes * dots, DOT_LENGTH) -> (pairs, lanes)
+        if isinstance(operands, dict):  # a record: its fields (not the golden model's extras)
+            return {name: per_lane(operands[name]) for name in _record_fields(unit)}
+        return operands.reshape(lanes, pairs).T
 
     position = np.arange(pairs)[:, None] % DOT_LENGTH
     fields = {"a": per_lane(a_codes), "b": per_lane(b_codes)}
@@ -220,7 +312,7 @@ def _stimulus(unit, a_codes, b_codes, lanes: int, dots: int) -> dict:
     return {"i__payload": payload, "i__valid": valid, "o__ready": np.ones_like(valid)}
 
 
-def _measure_mac(mac: BenchMac, unit, netlist, lanes: int, dots: int, seed: int, progress):
+def _measure_mac(mac: BenchMac, unit, netlist, coding, lanes: int, dots: int, seed, progress):
     entry = {
         "title": mac.title,
         "unit": mac.unit,
@@ -230,7 +322,7 @@ def _measure_mac(mac: BenchMac, unit, netlist, lanes: int, dots: int, seed: int,
     }
     for stream in STREAMS:
         progress(f"energy: {mac.key} on the {stream} stream ({lanes} lanes x {dots} dots)")
-        encode, reference = _FORMATS[mac.accuracy]
+        encode, reference = coding
         a, b = _operand_codes(stream, encode, unit, lanes * dots, seed)
         result = simulate_toggles(netlist, _stimulus(unit, a, b, lanes, dots))
         got = _accumulators(unit, result.outputs, lanes, dots)
@@ -376,8 +468,9 @@ def measure(options: BenchOptions) -> dict:
     macs, skipped = {}, {}
     for mac in chosen:
         unit = mac.build()
-        reason = _unsupported(mac, unit)
-        if reason is not None:
+        coding = _format(mac, unit)
+        if isinstance(coding, str):
+            reason = coding
             Fragment.get(unit, None)  # elaborated, so Amaranth does not warn it went unused
             skipped[mac.key] = reason
             options.progress(f"energy: {mac.key} not measured: {reason}")
@@ -388,7 +481,7 @@ def measure(options: BenchOptions) -> dict:
             skipped[mac.key] = f"input ports {sorted(netlist.inputs)} are not {sorted(_PORTS)}"
             continue
         macs[mac.key] = _measure_mac(
-            mac, unit, netlist, lanes, dots, options.seed, options.progress
+            mac, unit, netlist, coding, lanes, dots, options.seed, options.progress
         )
     lanes_a, tiles = ARRAY_SIZES[options.quick]
     arrays = {

@@ -4,7 +4,11 @@ import json
 
 import pytest
 
+from palhdl.format import MacConfig, pal8
+from palhdl.hdl.mac import PALMac
+from palhdl.studies.bench import energy
 from palhdl.studies.bench.energy import QUICK_MACS, STREAMS, measure, render
+from palhdl.studies.bench.macs import BenchMac
 from palhdl.studies.bench.options import BenchOptions
 
 
@@ -84,3 +88,27 @@ def test_quick_measure_schema_and_render():
     for mac in [*data["macs"].values(), *data["arrays"].values()]:
         assert sum(line.startswith(f"| {mac['title']} |") for line in lines) == len(STREAMS)
     assert any("energy: int8" in message for message in messages)
+
+
+def test_unsupported_operand_layout_is_skipped_not_measured(monkeypatch):
+    scaled = BenchMac(
+        "pal8-f32",
+        "pal8 with a float32 readout",
+        "PALMac pal8 float32",
+        lambda: PALMac(config=MacConfig(pal8), readout="float32"),
+        None,
+        "pal8",
+    )
+    unknown = BenchMac(
+        "int4", "INT4", "IntRestartMac int4", lambda: PALMac(config=MacConfig(pal8)), None, "int4"
+    )
+    monkeypatch.setattr(energy, "MACS", (scaled, unknown))
+    monkeypatch.setattr(energy, "ARRAY_ARITHMETICS", {})
+    data = measure(BenchOptions(quick=False, progress=lambda message: None))
+    assert data["macs"] == {} and data["arrays"] == {}
+    assert data["skipped"] == {
+        "pal8-f32": "input fields ['a', 'b', 'first', 'last', 'scale'] are not a, b, last "
+        "(and first)",
+        "int4": "no operand encoding for format 'int4'",
+    }
+    assert any(line.startswith("Not measured: pal8-f32: input fields") for line in render(data))
