@@ -77,24 +77,27 @@ def measure(options: BenchOptions) -> dict:
     }
 
 
-def headline_sqnr(data: dict, label: str) -> tuple[float | None, str | None]:
-    """Return a format's SQNR averaged over the distributions at its best-supported scaling.
+def headline_sqnr(
+    data: dict, label: str, scaling: str | None = None
+) -> tuple[float | None, str | None]:
+    """Return a format's SQNR averaged over the distributions, and the scaling's title.
 
-    The scaling is block 32 where the format has it, else row/column, else what it has (BF16:
-    none); returns ``(mean dB, scaling title)``, ``(None, None)`` for an unknown ``label``.
+    ``scaling`` is one of :data:`~palhdl.studies.accuracy_scaling.SCALING_COLUMNS`; default
+    the best-supported one: block 32 where the format has it, else row/column, else per tensor
+    (BF16: none). Returns ``(None, None)`` for an unknown ``label`` or a scaling it lacks.
     """
     scalings = data["scalings"]
     values: dict[str, list[float]] = {}
     for rows in data["distributions"].values():
         for row in rows:
             if row["label"] == label:
-                for scaling, value in zip(scalings, row["sqnr_db"], strict=True):
+                for name, value in zip(scalings, row["sqnr_db"], strict=True):
                     if value is not None:
-                        values.setdefault(scaling, []).append(value)
-    for scaling in ("block", "channel", "tensor"):
-        if scaling in values:
-            title = "none" if label == "BF16" else _SCALING_TITLES[scaling]
-            return sum(values[scaling]) / len(values[scaling]), title
+                        values.setdefault(name, []).append(value)
+    for name in (scaling,) if scaling else ("block", "channel", "tensor"):
+        if name in values:
+            title = "none" if label == "BF16" else _SCALING_TITLES[name]
+            return sum(values[name]) / len(values[name]), title
     return None, None
 
 

@@ -36,16 +36,20 @@ REPORT_VERSION = 1
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
-#: Rows of the headline table: (title, area row key, accuracy label, arrays variant or None).
+#: Rows of the headline table: (title, area row key, accuracy label, scaling, arrays variant).
+#: Each MAC is paired with the scaling its hardware applies: per row/column scales sit outside
+#: a plain MAC (the host applies them), block scales need the block-scaled PE or MX MAC; BF16
+#: is unscaled. The arrays variant is ``None`` where no array of that arithmetic is built.
 HEADLINE = (
-    ("pal8, block-RAM PE", "pal8", "pal8 adaptive", "pal8"),
-    ("pal16", "pal16", "pal16 (8.7)", None),
-    ("INT8, logic", "int8", "INT8", "int8-lut"),
-    ("INT8, DSP", "int8-dsp", "INT8", "int8"),
-    ("FP8 E4M3", "fp8", "FP8 E4M3", "fp8"),
-    ("MXINT8", "mxint8", "MXINT8", None),
-    ("MXFP8 E4M3", "mxfp8", "MXFP8 E4M3", None),
-    ("BF16", "bf16", "BF16", None),
+    ("pal8, block-RAM PE", "pal8", "pal8 adaptive", "channel", "pal8"),
+    ("pal8, block-scaled PE", "pal8-block", "pal8 adaptive", "block", None),
+    ("pal16", "pal16", "pal16 (8.7)", "channel", None),
+    ("INT8, logic", "int8", "INT8", "channel", "int8-lut"),
+    ("INT8, DSP", "int8-dsp", "INT8", "channel", "int8"),
+    ("FP8 E4M3", "fp8", "FP8 E4M3", "channel", "fp8"),
+    ("MXINT8", "mxint8", "MXINT8", "block", None),
+    ("MXFP8 E4M3", "mxfp8", "MXFP8 E4M3", "block", None),
+    ("BF16", "bf16", "BF16", None, None),
 )
 
 
@@ -151,22 +155,18 @@ def headline_rows(report: dict) -> list[dict]:
 
     Per row of :data:`HEADLINE`: the MAC's iCE40 LUT4s and EBRs, CMOS transistors and median
     ECP5 Fmax (section ``area``), the energy proxy relative to INT8 (``energy``), the SQNR
-    averaged over the four distributions at the format's best scaling and the digits top-1 at
-    that scaling (``accuracy``), and the GMAC/s of each board's array (``arrays``).
+    averaged over the four distributions at the scaling the MAC supports and the digits top-1
+    at that scaling (``accuracy``), and the GMAC/s of each board's array (``arrays``).
     """
     area = report.get("area")
     rows = []
-    for title, key, label, variant in HEADLINE:
+    accuracy = report.get("accuracy")
+    for title, key, label, column, variant in HEADLINE:
         mac = _row_by_key(area, key)
-        accuracy = report.get("accuracy")
-        sqnr, scaling = (
-            headline_sqnr(accuracy, label)
-            if accuracy and "mlp" in accuracy
-            else (
-                None,
-                None,
-            )
-        )
+        if accuracy and "mlp" in accuracy:
+            sqnr, scaling = headline_sqnr(accuracy, label, column)
+        else:
+            sqnr, scaling = None, None
         boards = {}
         for board in ("icebreaker", "ulx3s-85f"):
             build = _best_build(report, board, variant) if variant else None
@@ -236,7 +236,9 @@ def readme_section(report: dict, plot: str | None) -> str:
         "",
         "MAC: one multiply-accumulate unit with the same accumulator scheme for every format "
         "(the 8-bit ones a 32-bit window); SQNR: a matmul against float64, the mean over "
-        "Gaussian, Laplace, Student-t and Gaussian × log-normal operands; GMAC/s: the "
+        "Gaussian, Laplace, Student-t and Gaussian × log-normal operands, with the scaling "
+        "the MAC supports (row/col: scales applied outside the MAC; block 32: the block-scaled "
+        "PE and the MX MACs; pal8 with the adaptive split); GMAC/s: the "
         "largest array of that arithmetic on the board that fits and meets timing, at its "
         "clock; –: not applicable or not built.",
     ]

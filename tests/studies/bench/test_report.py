@@ -114,13 +114,17 @@ def test_headline_rows_read_each_figure_from_its_section():
     rows = {row["title"]: row for row in headline_rows(_report())}
     pal = rows["pal8, block-RAM PE"]
     assert (pal["lut4"], pal["ebr"], pal["transistors"], pal["fmax_ecp5"]) == (69, 1, 6000, 150.0)
-    assert pal["sqnr_db"] == 35.5 and pal["scaling"] == "block 32"  # mean of 36, 35, 35.5
-    assert pal["top1"] == 0.979
+    assert pal["sqnr_db"] == 34.0 and pal["scaling"] == "row/col"  # the plain PE's scaling
+    assert pal["top1"] == 0.98
+    block = rows["pal8, block-scaled PE"]
+    assert block["sqnr_db"] == 35.5 and block["scaling"] == "block 32"  # mean of 36, 35, 35.5
+    assert block["top1"] == 0.979 and block["gmacs"] == {"icebreaker": None, "ulx3s-85f": None}
     assert pal["gmacs"] == {"icebreaker": 1.19, "ulx3s-85f": None}
     assert rows["INT8, logic"]["gmacs"]["icebreaker"] == 0.358  # the logic-only array
     assert rows["INT8, DSP"]["gmacs"]["icebreaker"] == 0.318
     assert rows["INT8, DSP"]["dsp"] == 1
     assert rows["BF16"]["scaling"] == "none" and rows["BF16"]["sqnr_db"] == 52.0
+    assert rows["INT8, logic"]["sqnr_db"] == 36.0 and rows["INT8, logic"]["top1"] == 0.98
     assert rows["MXINT8"]["lut4"] is None  # no area row: not measured
     assert rows["pal8, block-RAM PE"]["energy_vs_int8"] is None
 
@@ -153,7 +157,7 @@ def test_the_readme_section_is_replaced_between_its_markers(tmp_path):
     assert "old" not in text
     assert readme_section(_report(), None) in text
     assert "2026-12-02, 2 cores (Test CPU, 24 GiB), Yosys 0.70 and nextpnr 0.11.1" in text
-    assert "| pal8, block-RAM PE | 69 + 1 EBR | 6000 | 150 | – | 35.5 (block 32) | 97.9 % " in text
+    assert "| pal8, block-RAM PE | 69 + 1 EBR | 6000 | 150 | – | 34.0 (row/col) | 98.0 % " in text
     readme.write_text("# no markers\n")
     with pytest.raises(ValueError, match="has no <!-- bench:begin -->"):
         write_readme_section(readme, _report(), tmp_path)
