@@ -45,8 +45,9 @@ def golden_shape(quick: bool) -> tuple[int, int, int]:
 def sim_runs(quick: bool) -> list[dict]:
     """Return the simulator runs: ``backend``, ``rows`` (= cols), the matmul's ``m``, ``k``, ``n``.
 
-    Amaranth's simulator runs a few hundred to a few thousand cycles per second, so it gets the
-    small arrays and short matmuls; the compiled backends get the larger ones.
+    Amaranth's simulator runs tens to a few hundred cycles per second (its wall time includes
+    building the simulation), so it gets the small arrays and short matmuls; the compiled
+    backends get 256 tiles of ``K = 256`` on every array size.
     """
     if quick:
         return [
@@ -54,12 +55,13 @@ def sim_runs(quick: bool) -> list[dict]:
             {"backend": "verilator", "rows": 2, "m": 16, "k": 64, "n": 16},
         ]
     runs = [
-        {"backend": "pysim", "rows": 4, "m": 16, "k": 64, "n": 8},
-        {"backend": "pysim", "rows": 8, "m": 8, "k": 64, "n": 8},
+        {"backend": "pysim", "rows": 4, "m": 32, "k": 64, "n": 16},
+        {"backend": "pysim", "rows": 8, "m": 16, "k": 64, "n": 16},
     ]
     for backend in ("icarus", "verilator"):
-        for size in (4, 8, 16):
-            runs.append({"backend": backend, "rows": size, "m": 64, "k": 256, "n": 64})
+        for size in (4, 8, 16):  # 256 tiles of K = 256 on every size
+            side = 16 * size
+            runs.append({"backend": backend, "rows": size, "m": side, "k": 256, "n": side})
     return runs
 
 
