@@ -22,7 +22,7 @@ from palhdl.synth.yosys import synth_stats
 __all__ = ["DEVICES", "DSP_ROWS", "QUICK_MACS", "SEEDS", "measure", "render", "row_key"]
 
 #: MACs measured a second time with DSP blocks allowed: their multipliers fit one.
-DSP_ROWS = ("int8", "bf16")
+DSP_ROWS = ("int8", "mxint8", "bf16")
 #: Placement seeds of the Fmax runs (a quick run uses the first).
 SEEDS = (1, 2, 3, 4)
 #: The MACs of a quick run.

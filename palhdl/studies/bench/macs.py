@@ -53,8 +53,10 @@ class BenchMac:
     build_pipelined : callable or None
         Returns its pipelined variant (Fmax); ``None``: the unit itself is measured.
     accuracy : str
-        The format of the accuracy study this MAC computes (a row name of
-        :func:`palhdl.studies.accuracy_scaling.scaling_rows`).
+        The format the MAC computes, named as the accuracy study's
+        :class:`~palhdl.studies.quantisation.Scheme` names it: its ``kind`` (``"int8"``,
+        ``"fp8_e4m3"``, ``"mxint8"``, ...), or the PAL format's name (``"pal8"``); the energy
+        section encodes each MAC's operands by it.
     """
 
     key: str
