@@ -30,6 +30,7 @@ __all__ = [
     "FLOAT_FORMATS",
     "FloatFormat",
     "FloatMacResult",
+    "accumulate_terms",
     "check_acc",
     "check_int_mac",
     "float_fields",
@@ -258,10 +259,22 @@ def float_mac(
         term_bits=term_bits,
         saturate=saturate,
     )
+    return accumulate_terms(geometry, term, nan, pos_inf, neg_inf, overflow)
+
+
+def accumulate_terms(geometry, term, nan, pos_inf, neg_inf, overflow) -> FloatMacResult:
+    """Add per-product window terms over the last axis, in order, as the float MACs do.
+
+    ``geometry`` is a :func:`float_geometry`; ``term`` (int64) and the flags (bool) have the
+    shape ``(..., K)`` of :func:`float_mac_terms`. Each sum saturates to ``[acc_min, acc_max]``
+    (``geometry.saturate``) or wraps modulo ``2**acc_bits`` into it; either, or a term's own
+    ``overflow``, sets ``overflow``. The flags are sticky; ``nan`` includes infinities of both
+    signs.
+    """
     low, high = geometry.acc_min, geometry.acc_max
-    acc = np.zeros(a.shape[:-1], dtype=np.int64)
+    acc = np.zeros(term.shape[:-1], dtype=np.int64)
     overflowed = overflow.any(axis=-1)
-    for k in range(a.shape[-1]):
+    for k in range(term.shape[-1]):
         total = acc + term[..., k]
         overflowed |= (total < low) | (total > high)
         if geometry.saturate:

@@ -48,6 +48,7 @@ import numpy as np
 from palhdl.sim.golden.baselines import (
     FLOAT_FORMATS,
     FloatMacResult,
+    accumulate_terms,
     float_geometry,
     float_mac_terms,
 )
@@ -190,16 +191,4 @@ def mx_mac(
         term_bits=term_bits,
         saturate=saturate,
     )
-    low, high = geometry.acc_min, geometry.acc_max
-    acc = np.zeros(a.shape[:-1], dtype=np.int64)
-    overflowed = overflow.any(axis=-1)
-    for k in range(a.shape[-1]):
-        total = acc + term[..., k]
-        overflowed |= (total < low) | (total > high)
-        if geometry.saturate:
-            acc = np.clip(total, low, high)
-        else:
-            acc = (total - low) % (1 << geometry.acc_bits) + low
-    pos_inf = pos_inf.any(axis=-1)
-    neg_inf = neg_inf.any(axis=-1)
-    return FloatMacResult(acc, nan.any(axis=-1) | (pos_inf & neg_inf), pos_inf, neg_inf, overflowed)
+    return accumulate_terms(geometry, term, nan, pos_inf, neg_inf, overflow)
