@@ -46,6 +46,12 @@ def _scatter(axis, points, xlabel: str, log: bool = False) -> None:
     axis.grid(alpha=0.3)
 
 
+def _save(figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def _area_vs_sqnr(report: dict, path: Path) -> bool:
     rows = [r for r in headline_rows(report) if r["sqnr_db"] is not None]
     lut = [(r["lut4"], r["sqnr_db"], r["title"]) for r in rows if r["lut4"] is not None]
@@ -56,9 +62,7 @@ def _area_vs_sqnr(report: dict, path: Path) -> bool:
     _scatter(axes[0], lut, "MAC area: iCE40 LUT4 (a block-RAM PE adds its EBR)")
     _scatter(axes[1], cmos, "MAC area: CMOS transistors (Yosys estimate)")
     figure.suptitle("Area against accuracy per format (up and to the left is better)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
     return True
 
 
@@ -74,9 +78,7 @@ def _energy_vs_sqnr(report: dict, path: Path) -> bool:
     figure, axis = plt.subplots(figsize=(7, 5))
     _scatter(axis, points, "energy proxy per MAC relative to INT8 (switched transistors)")
     axis.set_title("Energy proxy against accuracy")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
     return True
 
 
@@ -102,9 +104,7 @@ def _gmacs_per_board(report: dict, path: Path) -> bool:
         axis.set_title(title)
         axis.set_ylabel("peak GMAC/s at the clock met")
     figure.suptitle("Largest arrays per board and arithmetic")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
     return True
 
 
@@ -133,9 +133,7 @@ def _sqnr_by_distribution(report: dict, path: Path) -> bool:
     axes[0].set_ylabel("matmul SQNR against float64 (dB)")
     axes[-1].legend(fontsize=8)
     figure.suptitle("SQNR per distribution and scaling (0: the format has no such scaling)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
     return True
 
 
