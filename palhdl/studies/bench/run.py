@@ -1,6 +1,7 @@
 """``palhdl bench``: every measurement of the benchmark in one run, one report.
 
-The sections (:data:`SECTIONS`) run one after the other, the quick ones first; after each,
+The sections (:data:`SECTIONS`) run one after the other, the timed ones (simulation and
+golden-model speed) last, when the place-and-route runs no longer load the machine; after each,
 ``report.json`` is rewritten, so an interrupted or failing run keeps what it measured. At the
 end the output directory holds ``report.json`` (every number, with the date, the machine and
 the tool versions), ``report.md`` (the same as tables, :mod:`~palhdl.studies.bench.report`) and
@@ -33,14 +34,15 @@ from palhdl.validate import check_output_dir
 
 __all__ = ["SECTIONS", "add_arguments", "main", "run", "run_bench"]
 
-#: Section name -> (module with ``measure``/``render``, title), in the order they run.
+#: Section name -> (module with ``measure``/``render``, title), in the order they run and are
+#: reported.
 SECTIONS: dict[str, tuple[str, str]] = {
     "accuracy": ("palhdl.studies.bench.accuracy", "Accuracy"),
-    "rtl": ("palhdl.studies.bench.tiles", "RTL checks and array utilisation"),
-    "speed": ("palhdl.studies.bench.speed", "Speed of the tools"),
     "energy": ("palhdl.studies.bench.energy", "Energy per MAC (a proxy)"),
     "area": ("palhdl.studies.bench.area", "MAC cost"),
     "arrays": ("palhdl.studies.bench.boards", "Arrays on the boards"),
+    "rtl": ("palhdl.studies.bench.tiles", "RTL checks and array utilisation"),
+    "speed": ("palhdl.studies.bench.speed", "Speed of the tools"),
 }
 
 _BOARDS = ("icebreaker", "ulx3s-85f")

@@ -20,7 +20,7 @@ def _error_line(capsys) -> str:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--only", "area,nope"], "--only must be a comma-separated list of accuracy, rtl,"),
+        (["--only", "area,nope"], "--only must be a comma-separated list of accuracy, energy,"),
         (["--only", ","], "--only must be a comma-separated list"),
         (["--boards", "icebreaker,de10"], "--boards must be a comma-separated list of icebreaker"),
         (["--readme", "README.md", "--quick"], "--readme needs a full run of every section"),
