@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -67,6 +68,10 @@ from palhdl.validate import (
     check_int,
     check_output_dir,
 )
+
+#: RTLIL source-location attributes: they name the checkout's path and line numbers, not the
+#: design, so the cache key leaves them out (a clone elsewhere reuses the same results).
+_SOURCE_LOCATION = re.compile(rb'^ *attribute \\src "[^"\n]*"\n', re.MULTILINE)
 
 #: Part of every build's cache key (:mod:`palhdl.synth.cache`): raise it when a change to this
 #: flow (its nextpnr options, what the report parses) changes the result of the same netlist.
@@ -448,7 +453,8 @@ def build_top(
 def _cache_key(out: Path, board: Board, report, *, dsp: bool, seed: int) -> str:
     """Return the :class:`ResultCache` key of a build of the files :func:`_elaborate` wrote."""
     flow = _FLOWS[board.family]
-    files = [(out / name).read_bytes() for name in (f"{_NAME}.il", f"{_NAME}.{flow.constraints}")]
+    netlist = _SOURCE_LOCATION.sub(b"", (out / f"{_NAME}.il").read_bytes())
+    files = [netlist, (out / f"{_NAME}.{flow.constraints}").read_bytes()]
     options = {
         "flow": CACHE_FLOW_VERSION,
         "synth": synth_command(board.family, dsp=dsp, top=_NAME, abc9=board.abc9),
