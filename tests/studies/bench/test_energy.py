@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from palhdl.format import MacConfig, pal8
 from palhdl.hdl.mac import PALMac
 from palhdl.studies.bench import energy
@@ -62,10 +60,8 @@ def test_render_hand_written_data():
     assert "differs from the golden model: ['int8 MAC on gaussian: 3']" in "\n".join(render(data))
 
 
-@pytest.mark.slow
-def test_quick_measure_schema_and_render():
-    messages = []
-    data = measure(BenchOptions(quick=True, progress=messages.append))
+def check_quick_energy(data: dict, messages: list[str]) -> None:
+    """The energy section of a quick run (``test_run.py`` runs one): schema and rendering."""
     assert json.loads(json.dumps(data)) == data
     assert set(data["macs"]) == set(QUICK_MACS) and data["skipped"] == {}
     for key, mac in data["macs"].items():

@@ -9,6 +9,9 @@ import pytest
 from palhdl.cli import main
 from palhdl.studies.bench import accuracy, boards
 from palhdl.studies.bench.run import SECTIONS
+from tests.studies.bench.test_energy import check_quick_energy
+from tests.studies.bench.test_speed import check_quick_speed
+from tests.studies.bench.test_tiles import check_quick_tiles
 
 
 def _error_line(capsys) -> str:
@@ -98,4 +101,11 @@ def test_a_quick_run_measures_every_section_and_writes_the_report(tmp_path, caps
     builds = report["arrays"]["boards"]["icebreaker"]["builds"]
     assert {b["variant"] for b in builds} == {"pal8", "int8", "fp8"}
     assert all(b["ok"] and b["pes"] == 4 for b in builds)
-    assert "wrote" in capsys.readouterr().err
+    messages = capsys.readouterr().err.splitlines()
+    assert "wrote" in messages[-1]
+    for name, check in (
+        ("energy", check_quick_energy),
+        ("rtl", check_quick_tiles),
+        ("speed", check_quick_speed),
+    ):
+        check(report[name], [m.split("]: ", 1)[-1] for m in messages])

@@ -2,16 +2,11 @@
 
 import json
 
-import pytest
-
 from palhdl.studies.bench import speed
-from palhdl.studies.bench.options import BenchOptions
 
 
-@pytest.mark.slow
-def test_quick_measurement_is_complete_and_exact(tmp_path):
-    messages = []
-    data = speed.measure(BenchOptions(quick=True, work_dir=tmp_path, progress=messages.append))
+def check_quick_speed(data: dict, messages: list[str]) -> None:
+    """The speed section of a quick run (``test_run.py`` runs one): complete and exact."""
     assert json.loads(json.dumps(data)) == data  # plain JSON
     assert len(messages) >= 3
     gold = data["golden"]

@@ -5,7 +5,6 @@ import json
 import pytest
 
 from palhdl.studies.bench import tiles
-from palhdl.studies.bench.options import BenchOptions
 
 
 def documented_cycles(rows: int, cols: int, k: int, product_latency: int) -> int:
@@ -15,10 +14,8 @@ def documented_cycles(rows: int, cols: int, k: int, product_latency: int) -> int
     return k + capture_delay + 2 * rows - 1
 
 
-@pytest.mark.slow
-def test_quick_measurement(tmp_path):
-    messages = []
-    data = tiles.measure(BenchOptions(quick=True, work_dir=tmp_path, progress=messages.append))
+def check_quick_tiles(data: dict, messages: list[str]) -> None:
+    """The rtl section of a quick run (``test_run.py`` runs one)."""
     assert json.loads(json.dumps(data)) == data  # plain JSON
     assert len(messages) >= 4
     entries = data["utilisation"]
