@@ -36,6 +36,7 @@ __all__ = [
     "accumulate_float",
     "float_accumulator_layout",
     "int_accumulator_layout",
+    "place_term",
 ]
 
 
@@ -246,6 +247,70 @@ def accumulate_float(m: Module, config: AccumulatorConfig, acc, term, infinite):
     return result
 
 
+def place_term(
+    m: Module,
+    config: AccumulatorConfig,
+    product,
+    shift,
+    *,
+    shift_min: int,
+    shift_max: int,
+    overflow_from: int,
+):
+    """Place ``product * 2**shift`` in the window; return ``(magnitude, overflow)`` (comb).
+
+    The rule of :class:`FloatProductTerm`: bits below the LSB round half
+    away from zero; a nonzero term above ``config.term_max`` sets ``overflow`` and is clamped
+    to ``acc_max`` (``config.saturate``) or 0. The shifter spans only the shifts that can
+    change a term: from the one below which every product rounds to 0 up to the one at and
+    above which every nonzero product overflows.
+
+    Parameters
+    ----------
+    m : Module
+        Receives the logic.
+    config : AccumulatorConfig
+        The window.
+    product : Value
+        The unsigned product magnitude, in units of the window's LSB times ``2**-shift``.
+    shift : Value (signed)
+        Its place, in ``[shift_min, shift_max]``.
+    shift_min, shift_max : int
+        The range of ``shift``.
+    overflow_from : int
+        Every nonzero product whose shift exceeds ``overflow_from`` overflows, and does so
+        still when placed at any shift from ``overflow_from`` up (the caller's argument).
+    """
+    width = len(product)
+    # Shifts at or below -(width + 1) round every product to 0.
+    low = max(shift_min, -(width + 1))
+    high = max(low, min(shift_max, overflow_from))
+    index = shift - low
+    if shift_max > high:
+        index = Mux(shift > high, high - low, index)
+    if shift_min < low:
+        index = Mux(shift < low, 0, index)
+    amount = Signal(range(high - low + 1))
+    m.d.comb += amount.eq(index)
+    shifted = (product << amount)[: width + high - low]
+    if low < 0:
+        # Only right shifts (amount < -low) round, and they leave `shifted` below
+        # 2**(width - low - 1): the rounding adder needs only the low width - low bits.
+        span = width - low
+        rounded = (shifted[:span] + (1 << (-low - 1)))[-low:span]
+        magnitude = Cat(rounded, shifted[span:])
+    else:
+        magnitude = shifted << low
+    top = magnitude[config.term_bits :]
+    overflow = top.any() if len(top) else Const(0, 1)
+    kept = magnitude[: config.term_bits]
+    if config.saturate:
+        kept = Mux(overflow, config.acc_max, kept)
+    elif len(top):
+        kept = Mux(overflow, 0, kept)
+    return kept, overflow
+
+
 class FloatProductTerm(Unit):
     """The accumulator term of the exact product of two small floats (combinational).
 
@@ -330,45 +395,22 @@ class FloatProductTerm(Unit):
         """Return the clamped, rounded magnitude of the placed product, and its overflow."""
         fmt = self._fmt
         geometry = self._config
-        product_bits = 2 * fmt.man_bits + 2
         # The product is product * 2**(exp_a + exp_b + offset) in accumulator LSBs.
         offset = geometry.acc_frac_bits - 2 * fmt.bias - 2 * fmt.man_bits
         shift_min, shift_max = 2 + offset, 2 * ((1 << fmt.exp_bits) - 1) + offset
-        # Shifts below `low` round every product to 0. A shift above `high` exceeds shift_min,
-        # so an operand is normal and the product is at least 2**man_bits, and then `high` is
-        # at least term_bits - man_bits: the product overflows at either shift. So clamping
-        # the shift to [low, high] keeps every term and overflow exact; only clamps that some
-        # shift needs are built.
-        low = max(shift_min, -(product_bits + 1))
-        high = max(low, min(shift_max, geometry.term_bits - fmt.man_bits))
         shift = Signal(signed(max(abs(shift_min), abs(shift_max)).bit_length() + 1))
         m.d.comb += shift.eq(exponents + offset)
-        index = shift - low
-        if shift_max > high:
-            index = Mux(shift > high, high - low, index)
-        if shift_min < low:
-            index = Mux(shift < low, 0, index)
-        amount = Signal(range(high - low + 1))
-        m.d.comb += amount.eq(index)
-        shifted = (product << amount)[: product_bits + high - low]
-        if low < 0:
-            # Round half away from zero where the window's LSB is above the product's. Only
-            # right shifts (amount < -low) round, and they leave `shifted` below
-            # 2**(product_bits - low - 1); left shifts leave its low -low bits zero. So the
-            # rounding adder needs only the low product_bits - low bits: no carry leaves them.
-            width = product_bits - low
-            rounded = (shifted[:width] + (1 << (-low - 1)))[-low:width]
-            magnitude = Cat(rounded, shifted[width:])
-        else:
-            magnitude = shifted << low
-        top = magnitude[geometry.term_bits :]
-        overflow = top.any() if len(top) else Const(0, 1)
-        kept = magnitude[: geometry.term_bits]
-        if geometry.saturate:
-            kept = Mux(overflow, geometry.acc_max, kept)
-        elif len(top):
-            kept = Mux(overflow, 0, kept)
-        return kept, overflow
+        # A shift above term_bits - man_bits exceeds shift_min, so an operand is normal and the
+        # product is at least 2**man_bits: it overflows at that shift and any above.
+        return place_term(
+            m,
+            geometry,
+            product,
+            shift,
+            shift_min=shift_min,
+            shift_max=shift_max,
+            overflow_from=geometry.term_bits - fmt.man_bits,
+        )
 
     def elaborate(self, platform):
         """Decode both operands, multiply the significands, place the product in the window."""

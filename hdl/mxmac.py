@@ -17,7 +17,7 @@ model: :mod:`palhdl.sim.golden.mxmac`, which the units match bit for bit.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
@@ -26,7 +26,7 @@ from palhdl.hdl.accumulator import SegmentedAccumulator
 from palhdl.hdl.baselines import (
     FloatProductTerm,
     IntProductTerm,
-    float_accumulator_layout,
+    place_term,
 )
 from palhdl.hdl.mac import accumulator_layout, term_layout
 from palhdl.hdl.restart import FP8RestartMac, RestartMac
@@ -42,7 +42,6 @@ __all__ = [
     "MXIntProductTerm",
     "MXIntRestartMac",
     "mx_operand_layout",
-    "place_term",
 ]
 
 #: MXINT8 elements: two's-complement bytes with 6 fraction bits, so products have 12.
@@ -66,70 +65,6 @@ def mx_operand_layout(fmt: MXFormat) -> data.StructLayout:
     fmt = check_instance("fmt", fmt, MXFormat, "MX_FORMATS['mxint8']")
     element = signed(8) if fmt.element is None else unsigned(8)
     return data.StructLayout({"element": element, "offset": unsigned(MX_OFFSET_BITS)})
-
-
-def place_term(
-    m: Module,
-    config: AccumulatorConfig,
-    product,
-    shift,
-    *,
-    shift_min: int,
-    shift_max: int,
-    overflow_from: int,
-):
-    """Place ``product * 2**shift`` in the window; return ``(magnitude, overflow)`` (comb).
-
-    The rule of :class:`~palhdl.hdl.baselines.FloatProductTerm`: bits below the LSB round half
-    away from zero; a nonzero term above ``config.term_max`` sets ``overflow`` and is clamped
-    to ``acc_max`` (``config.saturate``) or 0. The shifter spans only the shifts that can
-    change a term: from the one below which every product rounds to 0 up to the one at and
-    above which every nonzero product overflows.
-
-    Parameters
-    ----------
-    m : Module
-        Receives the logic.
-    config : AccumulatorConfig
-        The window.
-    product : Value
-        The unsigned product magnitude, in units of the window's LSB times ``2**-shift``.
-    shift : Value (signed)
-        Its place, in ``[shift_min, shift_max]``.
-    shift_min, shift_max : int
-        The range of ``shift``.
-    overflow_from : int
-        Every nonzero product whose shift exceeds ``overflow_from`` overflows, and does so
-        still when placed at any shift from ``overflow_from`` up (the caller's argument).
-    """
-    width = len(product)
-    # Shifts at or below -(width + 1) round every product to 0.
-    low = max(shift_min, -(width + 1))
-    high = max(low, min(shift_max, overflow_from))
-    index = shift - low
-    if shift_max > high:
-        index = Mux(shift > high, high - low, index)
-    if shift_min < low:
-        index = Mux(shift < low, 0, index)
-    amount = Signal(range(high - low + 1))
-    m.d.comb += amount.eq(index)
-    shifted = (product << amount)[: width + high - low]
-    if low < 0:
-        # Only right shifts (amount < -low) round, and they leave `shifted` below
-        # 2**(width - low - 1): the rounding adder needs only the low width - low bits.
-        span = width - low
-        rounded = (shifted[:span] + (1 << (-low - 1)))[-low:span]
-        magnitude = Cat(rounded, shifted[span:])
-    else:
-        magnitude = shifted << low
-    top = magnitude[config.term_bits :]
-    overflow = top.any() if len(top) else Const(0, 1)
-    kept = magnitude[: config.term_bits]
-    if config.saturate:
-        kept = Mux(overflow, config.acc_max, kept)
-    elif len(top):
-        kept = Mux(overflow, 0, kept)
-    return kept, overflow
 
 
 def _check_window(config) -> AccumulatorConfig:
@@ -378,29 +313,9 @@ class MXFP8RestartMac(FP8RestartMac):
         As :class:`~palhdl.hdl.restart.FP8RestartMac`.
     """
 
-    def __init__(
-        self,
-        *,
-        variant: str = "e4m3",
-        acc_bits: int,
-        acc_frac_bits: int,
-        term_bits: int | None = None,
-        saturate: bool = True,
-        segments: int = 1,
-    ):
-        self._fmt, self._window, self._segments = self.check_parameters(
-            variant=variant,
-            acc_bits=acc_bits,
-            acc_frac_bits=acc_frac_bits,
-            term_bits=term_bits,
-            saturate=saturate,
-            segments=segments,
-        )
-        RestartMac.__init__(
-            self,
-            mx_operand_layout(MX_FORMATS[f"mxfp8_{self._fmt.name}"]),
-            float_accumulator_layout(self._window),
-        )
+    def operand_shape(self):
+        """Return the shape of each operand: :func:`mx_operand_layout` of the MXFP8 format."""
+        return mx_operand_layout(self.fmt)
 
     @property
     def fmt(self) -> MXFormat:

@@ -235,7 +235,11 @@ class FP8RestartMac(RestartMac):
             saturate=saturate,
             segments=segments,
         )
-        super().__init__(unsigned(self._fmt.width), float_accumulator_layout(self._window))
+        super().__init__(self.operand_shape(), float_accumulator_layout(self._window))
+
+    def operand_shape(self):
+        """Return the shape of each operand: the FP8 pattern."""
+        return unsigned(self._fmt.width)
 
     def product_term(self, m: Module):
         """Add a :class:`~palhdl.hdl.baselines.FloatProductTerm`; return its ``term_sm``."""
