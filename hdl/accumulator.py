@@ -9,11 +9,14 @@ partial sum is still computed exactly, only skewed, so the sums and the flags ar
 appears ``segments`` cycles later, registered, with the overflow flag computed from registered
 top bits. Saturation needs the whole sum before the next addition,
 so more than one segment requires a wrapping accumulator.
+
+:func:`place_term` places a product in the window: the rounding and term-overflow rule of the
+float baselines' product terms.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, EnableInserter, Module, Signal
+from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import AccumulatorConfig
@@ -21,7 +24,7 @@ from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
 from palhdl.hdl.unit import Unit
 from palhdl.validate import check_bool, check_instance, check_int
 
-__all__ = ["MAX_SEGMENTS", "SegmentedAccumulator", "segment_bounds"]
+__all__ = ["MAX_SEGMENTS", "SegmentedAccumulator", "place_term", "segment_bounds"]
 
 #: Most segments an accumulator may be split into.
 MAX_SEGMENTS = 4
@@ -224,3 +227,67 @@ class SegmentedAccumulator(Unit):
             m.d.sync += reg.eq(value)
             value = reg
         return value
+
+
+def place_term(
+    m: Module,
+    config: AccumulatorConfig,
+    product,
+    shift,
+    *,
+    shift_min: int,
+    shift_max: int,
+    overflow_from: int,
+):
+    """Place ``product * 2**shift`` in the window; return ``(magnitude, overflow)`` (comb).
+
+    The rule of :class:`~palhdl.hdl.baselines.FloatProductTerm`: bits below the LSB round half
+    away from zero; a nonzero term above ``config.term_max`` sets ``overflow`` and is clamped
+    to ``acc_max`` (``config.saturate``) or 0. The shifter spans only the shifts that can
+    change a term: from the one below which every product rounds to 0 up to the one at and
+    above which every nonzero product overflows.
+
+    Parameters
+    ----------
+    m : Module
+        Receives the logic.
+    config : AccumulatorConfig
+        The window.
+    product : Value
+        The unsigned product magnitude, in units of the window's LSB times ``2**-shift``.
+    shift : Value (signed)
+        Its place, in ``[shift_min, shift_max]``.
+    shift_min, shift_max : int
+        The range of ``shift``.
+    overflow_from : int
+        Every nonzero product whose shift exceeds ``overflow_from`` overflows, and does so
+        still when placed at any shift from ``overflow_from`` up (the caller's argument).
+    """
+    width = len(product)
+    # Shifts at or below -(width + 1) round every product to 0.
+    low = max(shift_min, -(width + 1))
+    high = max(low, min(shift_max, overflow_from))
+    index = shift - low
+    if shift_max > high:
+        index = Mux(shift > high, high - low, index)
+    if shift_min < low:
+        index = Mux(shift < low, 0, index)
+    amount = Signal(range(high - low + 1))
+    m.d.comb += amount.eq(index)
+    shifted = (product << amount)[: width + high - low]
+    if low < 0:
+        # Only right shifts (amount < -low) round, and they leave `shifted` below
+        # 2**(width - low - 1): the rounding adder needs only the low width - low bits.
+        span = width - low
+        rounded = (shifted[:span] + (1 << (-low - 1)))[-low:span]
+        magnitude = Cat(rounded, shifted[span:])
+    else:
+        magnitude = shifted << low
+    top = magnitude[config.term_bits :]
+    overflow = top.any() if len(top) else Const(0, 1)
+    kept = magnitude[: config.term_bits]
+    if config.saturate:
+        kept = Mux(overflow, config.acc_max, kept)
+    elif len(top):
+        kept = Mux(overflow, 0, kept)
+    return kept, overflow

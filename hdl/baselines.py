@@ -21,6 +21,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import AccumulatorConfig
+from palhdl.hdl.accumulator import place_term
 from palhdl.hdl.mac import accumulate, accumulator_layout, term_layout
 from palhdl.hdl.unit import Unit
 from palhdl.sim.golden.baselines import FLOAT_FORMATS, FloatFormat, check_int_mac, float_geometry
@@ -36,7 +37,6 @@ __all__ = [
     "accumulate_float",
     "float_accumulator_layout",
     "int_accumulator_layout",
-    "place_term",
 ]
 
 
@@ -245,70 +245,6 @@ def accumulate_float(m: Module, config: AccumulatorConfig, acc, term, infinite):
         result.overflow.eq(total.overflow),
     ]
     return result
-
-
-def place_term(
-    m: Module,
-    config: AccumulatorConfig,
-    product,
-    shift,
-    *,
-    shift_min: int,
-    shift_max: int,
-    overflow_from: int,
-):
-    """Place ``product * 2**shift`` in the window; return ``(magnitude, overflow)`` (comb).
-
-    The rule of :class:`FloatProductTerm`: bits below the LSB round half
-    away from zero; a nonzero term above ``config.term_max`` sets ``overflow`` and is clamped
-    to ``acc_max`` (``config.saturate``) or 0. The shifter spans only the shifts that can
-    change a term: from the one below which every product rounds to 0 up to the one at and
-    above which every nonzero product overflows.
-
-    Parameters
-    ----------
-    m : Module
-        Receives the logic.
-    config : AccumulatorConfig
-        The window.
-    product : Value
-        The unsigned product magnitude, in units of the window's LSB times ``2**-shift``.
-    shift : Value (signed)
-        Its place, in ``[shift_min, shift_max]``.
-    shift_min, shift_max : int
-        The range of ``shift``.
-    overflow_from : int
-        Every nonzero product whose shift exceeds ``overflow_from`` overflows, and does so
-        still when placed at any shift from ``overflow_from`` up (the caller's argument).
-    """
-    width = len(product)
-    # Shifts at or below -(width + 1) round every product to 0.
-    low = max(shift_min, -(width + 1))
-    high = max(low, min(shift_max, overflow_from))
-    index = shift - low
-    if shift_max > high:
-        index = Mux(shift > high, high - low, index)
-    if shift_min < low:
-        index = Mux(shift < low, 0, index)
-    amount = Signal(range(high - low + 1))
-    m.d.comb += amount.eq(index)
-    shifted = (product << amount)[: width + high - low]
-    if low < 0:
-        # Only right shifts (amount < -low) round, and they leave `shifted` below
-        # 2**(width - low - 1): the rounding adder needs only the low width - low bits.
-        span = width - low
-        rounded = (shifted[:span] + (1 << (-low - 1)))[-low:span]
-        magnitude = Cat(rounded, shifted[span:])
-    else:
-        magnitude = shifted << low
-    top = magnitude[config.term_bits :]
-    overflow = top.any() if len(top) else Const(0, 1)
-    kept = magnitude[: config.term_bits]
-    if config.saturate:
-        kept = Mux(overflow, config.acc_max, kept)
-    elif len(top):
-        kept = Mux(overflow, 0, kept)
-    return kept, overflow
 
 
 class FloatProductTerm(Unit):

@@ -22,11 +22,10 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from palhdl.format import AccumulatorConfig
-from palhdl.hdl.accumulator import SegmentedAccumulator
+from palhdl.hdl.accumulator import SegmentedAccumulator, place_term
 from palhdl.hdl.baselines import (
     FloatProductTerm,
     IntProductTerm,
-    place_term,
 )
 from palhdl.hdl.mac import accumulator_layout, term_layout
 from palhdl.hdl.restart import FP8RestartMac, RestartMac

@@ -7,6 +7,8 @@ to IEEE formats to nearest even (section 4). The gateware counterparts are in
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from palhdl.format import PALFormat
@@ -56,13 +58,31 @@ def log_round(mag, exp2, fmt: PALFormat) -> np.ndarray:
 
 def _log_steps(normalised: np.ndarray, fmt: PALFormat) -> np.ndarray:
     """Count the ``2**-F`` steps above the octave of ``normalised`` (top bit at ``TABLE_PREC``)."""
-    thresholds = log_threshold_table(fmt.frac_bits)
+    return _count_above(normalised, log_threshold_table(fmt.frac_bits))
+
+
+@functools.cache
+def _significand_thresholds(frac_bits: int) -> np.ndarray:
+    """Return the log thresholds on ``np.frexp`` significands in ``[1/2, 1)`` (exact floats).
+
+    A significand ``m`` has 53 bits: ``2 * m`` has 52 fraction bits, so the thresholds floored
+    to 52 fraction bits decide as the full ones do (:func:`~palhdl.tables.log_threshold_table`);
+    halved, they are multiples of ``2**-53`` below 1.
+    """
+    table = log_threshold_table(frac_bits) >> (TABLE_PREC - 52)
+    halved = np.ldexp(table.astype(np.float64), -53)
+    halved.flags.writeable = False
+    return halved
+
+
+def _count_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``count(values > thresholds)`` per element, for sorted ``thresholds``."""
     if len(thresholds) > 16:
-        return np.searchsorted(thresholds, normalised, side="left")
+        return np.searchsorted(thresholds, values, side="left")
     # A few thresholds: counting them is faster than a binary search per element.
-    steps = np.zeros(normalised.shape, dtype=np.int64)
+    steps = np.zeros(values.shape, dtype=np.int64)
     for threshold in thresholds:
-        steps += normalised > threshold
+        steps += values > threshold
     return steps
 
 
@@ -128,10 +148,9 @@ def _pal_to_ieee(codes, fmt: PALFormat, ieee) -> np.ndarray:
 
 def float_log(x, fmt: PALFormat, offset) -> np.ndarray:
     """Nearest log (units of 2**-F) of ``|x| * 2**offset`` for finite nonzero float64 ``x``."""
-    mantissa, exponent = np.frexp(np.abs(x))
-    # The significand as a 53-bit integer: its top bit is bit 52 for every finite nonzero x.
-    normalised = (mantissa * 2.0**53).astype(np.int64) << (TABLE_PREC - 52)
-    return (exponent.astype(np.int64) - 1 + offset) * fmt.units + _log_steps(normalised, fmt)
+    significand, exponent = np.frexp(np.abs(x))
+    steps = _count_above(significand, _significand_thresholds(fmt.frac_bits))
+    return (exponent.astype(np.int64) - 1 + offset) * fmt.units + steps
 
 
 def encode_scaled(x, fmt: PALFormat, offset) -> np.ndarray:

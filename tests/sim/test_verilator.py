@@ -12,6 +12,7 @@ from palhdl.format import MacConfig, PALFormat, pal8
 from palhdl.hdl.providers import PALArithmetic
 from palhdl.hdl.systolic import SystolicArray
 from palhdl.sim import golden
+from palhdl.sim.compiled import OPT_ENV, cxx_optimisation
 from palhdl.sim.driver import PysimTransport, matmul, split_tiles
 from palhdl.sim.simulators import SimulatorNotFound
 from palhdl.sim.verilator import VerilatorTransport, words
@@ -123,6 +124,27 @@ def test_compile_cache_is_reused(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("verilator/*"))) == 1  # no build directory left behind
     assert_raw_equal(first, expected)
     assert_raw_equal(second, expected)
+
+
+def test_the_cxx_optimisation_level_is_chosen_checked_and_keyed(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(OPT_ENV)
+    assert cxx_optimisation() == "-O2"
+    monkeypatch.setenv("PALHDL_CACHE", str(tmp_path))
+    codes = np.arange(4).reshape(2, 2)
+    for level in ("-O2", "-O1"):
+        monkeypatch.setenv(OPT_ENV, level)
+        result, stats = matmul(codes, codes, config=CHEAP, rows=1, cols=1, output="raw",
+                               backend="verilator")  # fmt: skip
+        assert stats.extra["compiled"]  # a new level is a new cache entry
+        assert_raw_equal(result, golden.matmul(codes, codes, CHEAP))
+    assert len(list(tmp_path.glob("verilator/*/Vstream"))) == 2
+    monkeypatch.setenv(OPT_ENV, "-O3")
+    with pytest.raises(ValueError, match="PALHDL_VERILATOR_OPT must be one of '-O0', '-O1', '-O2'"):
+        matmul(codes, codes, config=CHEAP, rows=1, cols=1, backend="verilator")
+    assert main(["sim", "--backend", "verilator", "-m", "1", "-k", "1", "-n", "1"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("palhdl sim: error: PALHDL_VERILATOR_OPT must be one of")
+    assert err.count("\n") == 1
 
 
 def test_waveform_on_request(tmp_path):
