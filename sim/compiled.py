@@ -9,8 +9,8 @@ through ``harness/stream_main.cpp``, specialised by a generated header listing t
 It is the ``backend="verilator"`` of :func:`palhdl.sim.pysim.simulate_streams`.
 
 The C++ of a model is compiled with ``-O2`` (:func:`cxx_optimisation`); ``PALHDL_VERILATOR_OPT=-O0``
-compiles a large model two to three times faster into one that runs about three times slower, the
-better trade for a test suite whose models each run once. The level is part of the cache key.
+compiles a large model two to three times faster into one that runs about three times slower.
+The level is part of the cache key.
 """
 
 from __future__ import annotations

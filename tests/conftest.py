@@ -4,17 +4,11 @@
 the odd format I = 5, F = 6 through the operators, converters and MAC) run; unset, they run the
 full count, as CI does. A smaller count (for example 2000) makes a quick local check of those
 suites; it never raises the count above the full one.
-
-Compiled Verilator models are built with C++ ``-O0`` here unless ``PALHDL_VERILATOR_OPT`` says
-otherwise (``palhdl.sim.compiled.cxx_optimisation``): each model of the suite compiles once and
-runs briefly, so the faster build wins. Production runs default to ``-O2``.
 """
 
 import os
 
 import pytest
-
-os.environ.setdefault("PALHDL_VERILATOR_OPT", "-O0")
 
 RANDOM_VECTORS_ENV = "PALHDL_RANDOM_VECTORS"
 
